@@ -1,0 +1,52 @@
+"""Argument checking shared by every op: dtype policy and clear error messages.
+
+The rule: float32 and float64 arrays (and anything ``np.asarray`` turns into one) are
+accepted; mixing them promotes to float64 as NumPy does; every other dtype raises a
+``TypeError`` that names the op, the argument and the dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_float_array(x, name: str, op: str) -> np.ndarray:
+    """``x`` as a float32/float64 ndarray (no copy when it already is one)."""
+    arr = np.asarray(x)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{op}: '{name}' must be a float32 or float64 array, got dtype {arr.dtype} "
+            f"with shape {arr.shape}"
+        )
+    return arr
+
+
+def result_dtype(*arrays: np.ndarray) -> np.dtype:
+    """float64 if any argument is float64, else float32."""
+    if any(a.dtype == np.float64 for a in arrays):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
+
+
+def check_out(out, shape: tuple, dtype: np.dtype, op: str, *inputs: np.ndarray) -> np.ndarray:
+    """Validate a user-supplied ``out`` array: exact shape and dtype, writeable, and not
+    overlapping any input (a kernel reads its inputs while it writes ``out``)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: 'out' must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{op}: 'out' has shape {out.shape}, expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{op}: 'out' has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{op}: 'out' is read-only")
+    for x in inputs:
+        if np.shares_memory(out, x):
+            raise ValueError(f"{op}: 'out' overlaps an input array; pass a separate array")
+    return out
+
+
+def kernel_for(dtype: np.dtype, f32, f64):
+    """Pick the float32 or float64 variant of a Rust kernel."""
+    return f32 if dtype == np.float32 else f64

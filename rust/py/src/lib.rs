@@ -1,0 +1,19 @@
+//! `oxinet._core`: the Python extension module.
+//!
+//! One thin file per kernel family. Each binding extracts NumPy arrays, releases the
+//! GIL, runs the kernel on oxinet's pool and turns a `KernelError` into `ValueError`.
+//! Dtype, rank and contiguity policy lives in the Python layer (`oxinet.ops`).
+
+use pyo3::prelude::*;
+
+mod guard;
+mod linalg;
+mod runtime;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    runtime::register(m)?;
+    linalg::register(m)?;
+    Ok(())
+}
