@@ -6,6 +6,8 @@ beta * c``). Both accept any strides (transposed views, slices) without copying.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from oxinet import _core
@@ -21,7 +23,7 @@ def _as_batch3(x: np.ndarray, batch: tuple, rows: int, cols: int) -> np.ndarray:
     """Broadcast ``x`` to ``batch + (rows, cols)`` and view it as 3-D; broadcasting over a
     single batch axis stays a zero-stride view, several may need a copy."""
     full = np.broadcast_to(x, batch + (rows, cols))
-    return full.reshape((-1, rows, cols))
+    return full.reshape((math.prod(batch), rows, cols))
 
 
 def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -66,27 +68,23 @@ def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
         final_shape = final_shape[:-1]
     if out is not None:
         check_out(out, final_shape, dtype, op, a, b)
-        result = out.reshape(full_shape)
-        if not np.shares_memory(result, out):
-            raise ValueError(f"{op}: 'out' must be reshapeable to {full_shape} without a copy")
-    else:
-        result = np.empty(full_shape, dtype)
-    if result.size == 0:
-        return out if out is not None else result.reshape(final_shape)
-    if b2.ndim == 2 and a2.ndim > 2 and result.flags.c_contiguous:
-        # (..., M, K) @ (K, N): fold the batch into M and run one large product.
-        _gemm3(a2.reshape(1, -1, k), b2[np.newaxis], result.reshape(1, -1, n), 1.0, 0.0)
-    else:
-        c3 = result.reshape((-1, m, n))
-        if not np.shares_memory(c3, result) and c3.size:
-            c3 = np.empty(c3.shape, dtype)
-            _gemm3(_as_batch3(a2, batch, m, k), _as_batch3(b2, batch, k, n), c3, 1.0, 0.0)
-            result[...] = c3.reshape(full_shape)
+    direct = out is not None and out.flags.c_contiguous
+    result = out.reshape(full_shape) if direct else np.empty(full_shape, dtype)
+    if result.size:
+        nb = math.prod(batch)
+        if b2.ndim == 2 and a2.ndim > 2:
+            # (..., M, K) @ (K, N): fold the batch into M and run one large product.
+            a3 = a2.reshape((1, nb * m, k))
+            c3 = result.reshape((1, nb * m, n))
+            _gemm3(a3, b2[np.newaxis], c3, 1.0, 0.0)
         else:
+            c3 = result.reshape((nb, m, n))
             _gemm3(_as_batch3(a2, batch, m, k), _as_batch3(b2, batch, k, n), c3, 1.0, 0.0)
-    if out is not None:
-        return out
-    return result.reshape(final_shape)
+    if out is None:
+        return result.reshape(final_shape)
+    if not direct:
+        out[...] = result.reshape(final_shape)
+    return out
 
 
 def gemm(
