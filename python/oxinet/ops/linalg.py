@@ -19,6 +19,9 @@ def _gemm3(a3: np.ndarray, b3: np.ndarray, c3: np.ndarray, alpha: float, beta: f
     kernel_for(c3.dtype, _core.gemm_f32, _core.gemm_f64)(a3, b3, c3, alpha, beta)
 
 
+_FAST_DTYPES = {np.dtype(np.float32): _core.gemm_f32, np.dtype(np.float64): _core.gemm_f64}
+
+
 def _as_batch3(x: np.ndarray, batch: tuple, rows: int, cols: int) -> np.ndarray:
     """Broadcast ``x`` to ``batch + (rows, cols)`` and view it as 3-D; broadcasting over a
     single batch axis stays a zero-stride view, several may need a copy."""
@@ -35,6 +38,21 @@ def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
 
     Returns an array of shape ``broadcast(a.batch, b.batch) + (M, N)`` minus vector dims.
     """
+    if (
+        out is None
+        and type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and a.ndim == 2
+        and b.ndim == 2
+        and a.dtype == b.dtype
+        and a.dtype in _FAST_DTYPES
+        and a.shape[1] == b.shape[0]
+    ):
+        # The common 2-D case without the general path's broadcasting bookkeeping.
+        c = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        if c.size:
+            _FAST_DTYPES[a.dtype](a[np.newaxis], b[np.newaxis], c[np.newaxis], 1.0, 0.0)
+        return c
     op = "matmul"
     a = as_float_array(a, "a", op)
     b = as_float_array(b, "b", op)
