@@ -6,7 +6,8 @@ Python process, builds the inputs there, warms up, times the callable, and print
 JSON line. Contenders alternate (A B A B ...) over several rounds, and the table
 reports the median of the per-round times. Every process gets the same thread count
 (``OXINET_NUM_THREADS``, ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``)
-and NumPy's OpenBLAS is told to use its AVX-512 kernels (``OPENBLAS_CORETYPE=SkylakeX``),
+and NumPy's OpenBLAS is told to use its AVX-512 kernels (``OPENBLAS_CORETYPE=SkylakeX``,
+whatever the caller's environment says; ``OXINET_BENCH_OPENBLAS_CORETYPE`` overrides it),
 so no library is timed next to another's spinning thread pool.
 """
 
@@ -111,8 +112,10 @@ def _env(threads: int) -> dict:
         OMP_NUM_THREADS=t,
         OPENBLAS_NUM_THREADS=t,
         MKL_NUM_THREADS=t,
-        OPENBLAS_CORETYPE=env.get("OPENBLAS_CORETYPE", "SkylakeX"),
     )
+    # OpenBLAS's Zen 5 detection may pick its AVX2 kernels (and machines here may export
+    # OPENBLAS_CORETYPE=Haswell); the peer figure we compare with is its AVX-512 one.
+    env["OPENBLAS_CORETYPE"] = os.environ.get("OXINET_BENCH_OPENBLAS_CORETYPE", "SkylakeX")
     return env
 
 
