@@ -249,7 +249,8 @@ class _UnaryB(Node):
     __slots__ = ("fn",)
 
     def backward(self, g):
-        return (self.fn(g, *self.saved),)
+        s = self.saved
+        return (self.fn(g, *s) if s is not None else self.fn(g),)
 
     def name(self):
         return self.fn.__name__
