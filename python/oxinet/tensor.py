@@ -262,6 +262,8 @@ class _MatmulB(Node):
     def backward(self, g):
         ea, eb = self.inputs
         a, b = self.saved
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if ea is not None else None, g * a if eb is not None else None)
         a2 = a[np.newaxis, :] if a.ndim == 1 else a
         b2 = b[:, np.newaxis] if b.ndim == 1 else b
         if a.ndim == 1:
