@@ -1454,8 +1454,11 @@ class Tensor:
 
     def movedim(self, source, destination):
         nd = self._data.ndim
-        perm = list(np.moveaxis(np.arange(nd), source, destination))
-        return self.permute([int(p) for p in perm])
+        src = _one_dim(source, nd, "movedim")
+        dst = _one_dim(destination, nd, "movedim")
+        perm = [i for i in range(nd) if i != src]
+        perm.insert(dst, src)
+        return self.permute(perm)
 
     def unsqueeze(self, dim):
         shape = self._data.shape

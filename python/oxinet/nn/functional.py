@@ -532,7 +532,8 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     xd = x._data
     if xd.size and (np.nanmin(xd) < 0 or np.nanmax(xd) > 1):
         raise ValueError("binary_cross_entropy: all elements of 'input' should be between 0 and 1")
-    loss = -(y * x.log().clamp(min=-100) + (1 - y) * (1 - x).log().clamp(min=-100))
+    with np.errstate(divide="ignore"):
+        loss = -(y * x.log().clamp(min=-100) + (1 - y) * (1 - x).log().clamp(min=-100))
     if weight is not None:
         loss = loss * _t(weight, "weight")
     return _reduce(loss, reduction, "binary_cross_entropy")
