@@ -36,8 +36,9 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
         )
     coef = float(max_norm) / (total + 1e-6)
     if coef < 1.0:
-        for g in grads:
-            g *= coef
+        with np.errstate(invalid="ignore"):
+            for g in grads:
+                g *= coef
     return Tensor(np.asarray(total, np.float32))
 
 
