@@ -267,3 +267,29 @@ def test_cast_backward_returns_gradient_in_input_dtype():
     y.sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.numpy(), w)
+
+
+@pytest.mark.parametrize("sa,sb", [((128, 64), (64, 128)), ((4, 64, 64), (64, 64)), ((4, 64, 64), (4, 64, 64)),
+                                   ((2, 96, 96), (96,))])
+def test_large_matmul_runs_on_the_rust_gemm_with_correct_gradients(sa, sb, monkeypatch):
+    import oxinet.tensor as tmod
+
+    calls = []
+    real = tmod._ox_matmul
+    monkeypatch.setattr(tmod, "_ox_matmul", lambda a, b: calls.append(1) or real(a, b))
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(sa), rng.standard_normal(sb)
+    ta, tb = ox.tensor(a, dtype=ox.float64, requires_grad=True), ox.tensor(b, dtype=ox.float64, requires_grad=True)
+    out = ta @ tb
+    g = rng.standard_normal(out.shape)
+    out.backward(g)
+    np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-12)
+    b2 = b[:, None] if b.ndim == 1 else b
+    g2 = g[..., None] if b.ndim == 1 else g
+    ga = g2 @ np.swapaxes(b2, -1, -2)
+    gb = np.swapaxes(a, -1, -2) @ g2
+    if gb.ndim > b2.ndim:
+        gb = gb.sum(0)
+    np.testing.assert_allclose(ta.grad.numpy(), ga.reshape(a.shape), rtol=1e-10)
+    np.testing.assert_allclose(tb.grad.numpy(), gb.reshape(b.shape), rtol=1e-10)
+    assert calls, "the large product did not use oxinet.ops.matmul"

@@ -284,8 +284,16 @@ class _MatmulB(Node):
         return ga, gb
 
 
+# Below about this many multiply-adds the fixed cost of a kernel call (argument policy,
+# GIL release, thread dispatch: ~8-15 us) exceeds the product itself, and NumPy's matmul
+# is faster; measured crossover on the 2-core Zen 5 machine: ~96^3.
+_SMALL_GEMM = 1 << 19
+
+
 def _mm(a, b):
-    if a.dtype.kind == "f" and b.dtype.kind == "f":
+    """Matrix product for the autograd rules: oxinet's Rust GEMM, except tiny products."""
+    if (a.dtype.kind == "f" and b.dtype.kind == "f"
+            and a.size * (b.shape[-1] if b.ndim > 1 else 1) >= _SMALL_GEMM):
         return _ox_matmul(a, b)
     return np.matmul(a, b)
 
