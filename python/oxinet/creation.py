@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from oxinet import tensor as _t
 from oxinet.random import generator
-from oxinet.tensor import Tensor, _resolve_dtype, _to_array
+from oxinet.tensor import Tensor, _resolve_dtype, _to_array, get_default_dtype
 
 
 def _shape(size, op):
@@ -29,7 +28,7 @@ def _shape(size, op):
 
 def _float_dtype(dtype, op):
     d = _resolve_dtype(dtype, op=op)
-    return _t._default_dtype if d is None else d
+    return get_default_dtype() if d is None else d
 
 
 def _finish(arr, requires_grad):
@@ -148,7 +147,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     d = _resolve_dtype(dtype, op="arange")
     if d is None:
         ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
-        d = np.dtype(np.int64) if ints else _t._default_dtype
+        d = np.dtype(np.int64) if ints else get_default_dtype()
     return _finish(np.arange(start, end, step).astype(d), requires_grad)
 
 

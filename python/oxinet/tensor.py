@@ -1748,6 +1748,11 @@ _graph._Tensor = Tensor
 def _matmul(a, b, ta, tb):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    ka = a.shape[-1]
+    kb = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if ka != kb:
+        raise ValueError(f"matmul: inner dimensions differ: a has shape {a.shape} (K={ka}), "
+                         f"b has shape {b.shape} (K={kb})")
     out = _mm(a, b)
     if _gm.enabled and ((ta is not None and ta._rg) or (tb is not None and tb._rg)):
         return _result(out, _node(_MatmulB, (_edge(ta) if ta is not None else None,
