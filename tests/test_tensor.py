@@ -20,6 +20,10 @@ def test_dtype_policy_like_torch_with_float32_default():
     assert ox.tensor([True, False]).dtype == np.bool_
     assert ox.tensor(np.zeros(3, np.float32)).dtype == np.float32
     assert ox.tensor(np.zeros(3, np.int32)).dtype == np.int32
+    assert ox.tensor(ox.zeros(2, dtype=ox.float64)).dtype == np.float64  # Tensors keep their dtype
+    a64 = np.zeros(3)
+    assert ox.as_tensor(a64).numpy() is a64  # as_tensor shares NumPy data, dtype kept
+    assert ox.as_tensor([1.0]).dtype == np.float32
 
 
 def test_float64_is_kept_through_ops():

@@ -45,10 +45,15 @@ def tensor(data, dtype=None, requires_grad=False, device=None):
 
 
 def as_tensor(data, dtype=None, device=None):
-    """Like :func:`tensor` but without a copy when ``data`` already has the right dtype."""
-    if isinstance(data, Tensor) and dtype is None:
+    """A Tensor over ``data`` without a copy when possible: Tensors are returned as they are
+    and NumPy arrays are shared with their dtype kept (as ``torch.as_tensor``); other data
+    and dtype changes follow :func:`tensor`."""
+    d = _resolve_dtype(dtype)
+    if isinstance(data, Tensor) and (d is None or d == data.dtype):
         return data
-    return Tensor(_to_array(data, _resolve_dtype(dtype)))
+    if isinstance(data, np.ndarray) and (d is None or d == data.dtype):
+        return Tensor(data)
+    return Tensor(_to_array(data, d))
 
 
 def from_numpy(array: np.ndarray):

@@ -72,8 +72,10 @@ def _to_array(data, dtype=None, copy=False) -> np.ndarray:
     if dtype is not None:
         return np.array(arr, dtype=dtype, copy=True) if copy else arr.astype(dtype, copy=False)
     kind = arr.dtype.kind
+    if isinstance(data, Tensor):
+        return arr.copy() if copy else arr
     if kind == "f":
-        if arr.dtype != _default_dtype and not (isinstance(data, (_ndarray, Tensor)) and arr.dtype == np.float32):
+        if arr.dtype != _default_dtype and not (isinstance(data, _ndarray) and arr.dtype == np.float32):
             # float64 (NumPy's and Python's float) and float16 follow the default dtype
             arr = arr.astype(_default_dtype)
     elif kind in "iu":

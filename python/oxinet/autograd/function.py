@@ -125,7 +125,7 @@ class Function:
         non_diff = ctx._non_diff
         if single:
             o = outs[0]
-            if id(o) in non_diff:
+            if id(o) in non_diff or o.dtype.kind != "f":
                 return Tensor._make(o)
             return Tensor._make(o, ctx)
         wrapped = []
