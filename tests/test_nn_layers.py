@@ -247,3 +247,24 @@ def test_float32_layers_keep_float32():
     x = ox.randn(4, 3)
     for layer in (nn.Linear(3, 2), nn.BatchNorm1d(3), nn.LayerNorm(3), nn.GELU(), nn.Dropout(0.5), nn.PReLU()):
         assert layer(x).dtype == np.float32, type(layer).__name__
+
+
+@pytest.mark.parametrize("mode,np_mode", [("reflect", "reflect"), ("replicate", "edge"), ("circular", "wrap")])
+def test_pad_modes_match_numpy_and_gradcheck(mode, np_mode):
+    a = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    got = F.pad(ox.tensor(a, dtype=ox.float64), (2, 1, 3, 0), mode=mode).numpy()
+    np.testing.assert_array_equal(got, np.pad(a, ((0, 0), (0, 0), (3, 0), (2, 1)), mode=np_mode))
+    x = _x(1, 2, 4, 3)
+    assert ox.gradcheck(lambda t: F.pad(t, (2, 2, 1, 3), mode=mode), [x])
+
+
+def test_padding_modules():
+    x = ox.tensor(np.arange(12.0).reshape(1, 1, 3, 4))
+    assert nn.ZeroPad2d(1)(x).shape == (1, 1, 5, 6)
+    assert nn.ZeroPad2d((1, 0, 2, 0))(x).numpy()[0, 0, 0, 0] == 0
+    assert nn.ConstantPad2d(1, 7.0)(x).numpy()[0, 0, 0, 0] == 7
+    np.testing.assert_array_equal(nn.ReflectionPad2d(1)(x).numpy()[0, 0, 0], [5, 4, 5, 6, 7, 6])
+    np.testing.assert_array_equal(nn.ReplicationPad2d(1)(x).numpy()[0, 0, 0], [0, 0, 1, 2, 3, 3])
+    assert nn.ReflectionPad1d(2)(ox.zeros(1, 2, 5)).shape == (1, 2, 9)
+    with pytest.raises(ValueError, match="'padding'"):
+        nn.ZeroPad2d((1, 2, 3))

@@ -222,3 +222,33 @@ def test_parameter_behaviour():
     assert not q.requires_grad and q.dtype == np.float64
     r = p * 2
     assert type(r) is ox.Tensor
+
+
+def test_deepcopy_and_pickle_of_a_model():
+    import pickle
+
+    m = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    for m2 in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        w2 = m2[0].weight
+        assert w2 is not m[0].weight and isinstance(w2, nn.Parameter) and w2.requires_grad
+        assert m2[0]._parameters["weight"] is w2  # registry and attribute stay the same object
+        np.testing.assert_array_equal(w2.numpy(), m[0].weight.numpy())
+        m2(ox.randn(4, 2)).sum().backward()
+        assert w2.grad is not None and m[0].weight.grad is None
+
+
+def test_layer_constructor_errors():
+    with pytest.raises(ValueError, match="in_features"):
+        nn.Linear(-1, 2)
+    with pytest.raises(ValueError, match="divisible"):
+        nn.GroupNorm(3, 4)
+    with pytest.raises(ValueError, match="'approximate'"):
+        nn.GELU("fast")
+    with pytest.raises(ValueError, match="'pool_size'"):
+        nn.Maxout(0)
+    with pytest.raises(ValueError, match="channels"):
+        nn.GroupNorm(2, 4)(ox.randn(2, 6, 3))
+    with pytest.raises(ValueError, match="normalized_shape"):
+        nn.LayerNorm(5)(ox.randn(2, 4))
+    with pytest.raises(TypeError, match="floating"):
+        nn.LayerNorm(2)(ox.tensor([[1, 2]]))

@@ -163,8 +163,10 @@ def test_shape_errors():
         t.expand(4, 4)
     with pytest.raises(IndexError):
         t[5]
-    with pytest.raises(ValueError, match="only mode 'constant'"):
-        ox.pad(t, (1, 1), mode="reflect")
+    with pytest.raises(ValueError, match="'mode'"):
+        ox.pad(t, (1, 1), mode="mirror")
+    with pytest.raises(ValueError, match="smaller than the dim size"):
+        ox.pad(t, (3, 0), mode="reflect")
 
 
 def test_repr_like_torch():

@@ -1849,17 +1849,41 @@ def chunk(tensor, chunks, dim=0):
     return split(tensor, step, d)
 
 
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
 def pad(input, pad, mode="constant", value=0.0):
-    """Pad with a constant: ``pad`` lists (before, after) pairs starting from the LAST
-    dimension, as ``torch.nn.functional.pad``. Negative amounts crop."""
+    """Pad ``input``: ``pad`` lists (before, after) pairs starting from the LAST dimension,
+    as ``torch.nn.functional.pad``. Modes: ``'constant'`` (``value``; negative amounts
+    crop), ``'reflect'`` (mirror without repeating the edge; amounts < the dim size),
+    ``'replicate'`` (repeat the edge) and ``'circular'`` (wrap around)."""
     x = input if isinstance(input, Tensor) else _plain(_asarray(input))
-    if mode != "constant":
-        raise ValueError(f"pad: only mode 'constant' is supported here, got {mode!r}")
+    if mode != "constant" and mode not in _PAD_MODES:
+        raise ValueError(f"pad: 'mode' must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise ValueError(f"pad: 'pad' must have an even length of at most 2*{x.ndim}, got {tuple(pad)}")
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    if mode != "constant":
+        # gather along each padded axis with an index map; the backward scatter-adds
+        for axis, (b, a) in enumerate(widths):
+            if not (b or a):
+                continue
+            n = x.shape[axis]
+            if b < 0 or a < 0:
+                raise ValueError(f"pad: negative padding is only supported in 'constant' mode, got {tuple(pad)}")
+            if mode == "reflect" and (b >= n or a >= n):
+                raise ValueError(f"pad: reflect padding ({b}, {a}) must be smaller than the dim size {n} "
+                                 f"(input shape {x.shape})")
+            if mode == "circular" and (b > n or a > n):
+                raise ValueError(f"pad: circular padding ({b}, {a}) must be at most the dim size {n} "
+                                 f"(input shape {x.shape})")
+            if n == 0:
+                raise ValueError(f"pad: cannot pad an empty dim in {mode!r} mode (input shape {x.shape})")
+            idx = np.pad(np.arange(n), (b, a), mode=_PAD_MODES[mode])
+            x = x.index_select(axis, idx)
+        return x
     data = x._data
     # crop negative amounts first
     crop = tuple(slice(max(-b, 0), data.shape[k] - max(-a, 0)) for k, (b, a) in enumerate(widths))

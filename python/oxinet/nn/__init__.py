@@ -13,6 +13,8 @@ from oxinet.nn.layers import (
     Dropout1d, Dropout2d, Flatten, GroupNorm, Hardtanh, Identity, InstanceNorm1d, InstanceNorm2d,
     LayerNorm, LeakyReLU, Linear, LogSigmoid, LogSoftmax, Maxout, Mish, PReLU, ReLU, ReLU6, Sigmoid,
     SiLU, Softmax, Softmin, Softplus, Softsign, Swish, Tanh, Unflatten,
+    CircularPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
+    ReplicationPad2d, ZeroPad1d, ZeroPad2d,
 )
 from oxinet.nn.loss import (
     BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, DiceLoss, FocalLoss,
@@ -30,6 +32,8 @@ __all__ = [
     "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm",
     "GroupNorm",
+    "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d", "ReflectionPad2d",
+    "ReplicationPad1d", "ReplicationPad2d", "CircularPad2d",
     "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
     "CrossEntropyLoss", "MultiMarginLoss", "TripletMarginLoss", "CosineEmbeddingLoss",
     "MarginRankingLoss", "HingeEmbeddingLoss", "KLDivLoss", "FocalLoss", "DiceLoss",

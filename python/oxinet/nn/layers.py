@@ -510,3 +510,69 @@ class GroupNorm(Module):
 
     def extra_repr(self):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+# ----------------------------------------------------------------------------- padding
+
+
+class _PadNd(Module):
+    _mode = "constant"
+    _dims = 2
+
+    def __init__(self, padding, value: float = 0.0):
+        super().__init__()
+        if isinstance(padding, int):
+            padding = (padding,) * (2 * self._dims)
+        padding = tuple(int(p) for p in padding)
+        if len(padding) != 2 * self._dims:
+            raise ValueError(f"{type(self).__name__}: 'padding' must be an int or {2 * self._dims} ints, got {padding}")
+        self.padding = padding
+        self.value = value
+
+    def forward(self, input):
+        return F.pad(input, self.padding, self._mode, self.value)
+
+    def extra_repr(self):
+        return f"{self.padding}" + (f", value={self.value}" if self._mode == "constant" and self.value else "")
+
+
+class ZeroPad1d(_PadNd):
+    _dims = 1
+
+
+class ZeroPad2d(_PadNd):
+    """Pad the last two dims with zeros; padding (left, right, top, bottom) or one int."""
+
+
+class ConstantPad1d(_PadNd):
+    _dims = 1
+
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class ConstantPad2d(_PadNd):
+    def __init__(self, padding, value):
+        super().__init__(padding, value)
+
+
+class ReflectionPad1d(_PadNd):
+    _mode, _dims = "reflect", 1
+
+
+class ReflectionPad2d(_PadNd):
+    """Mirror padding of the last two dims (style transfer nets use it before convolutions)."""
+
+    _mode = "reflect"
+
+
+class ReplicationPad1d(_PadNd):
+    _mode, _dims = "replicate", 1
+
+
+class ReplicationPad2d(_PadNd):
+    _mode = "replicate"
+
+
+class CircularPad2d(_PadNd):
+    _mode = "circular"
