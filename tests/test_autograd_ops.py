@@ -153,6 +153,13 @@ CASES = [
     ("batch_norm_train_fn", lambda x, w, b: ox.nn.functional.batch_norm(x, None, None, w, b, training=True),
      [(5, 3), (3,), (3,)], {}),
     ("instance_norm_fn", lambda x: ox.nn.functional.instance_norm(x), [(2, 3, 2, 3)], {}),
+    ("cumsum", lambda a: a.cumsum(1), [(3, 4)], {}),
+    ("prod", lambda a: a.prod(1), [(3, 4)], {}),
+    ("prod_all_keepdim", lambda a: a.prod(), [(2, 3)], {}),
+    ("tril", lambda a: a.tril(), [(2, 3, 3)], {}),
+    ("triu_offset", lambda a: a.triu(1), [(3, 4)], {}),
+    ("sort_values", lambda a: a.sort(1, descending=True).values, [(3, 4)], {}),
+    ("topk_values", lambda a: a.topk(2, dim=0).values, [(4, 3)], {}),
     ("graph_reuse", lambda a, b: (a * b + a).sum(0) * (a - b).mean(0), [(3, 4), (3, 4)], {}),
 ]
 
@@ -295,3 +302,21 @@ def test_large_matmul_runs_on_the_rust_gemm_with_correct_gradients(sa, sb, monke
     np.testing.assert_allclose(ta.grad.numpy(), ga.reshape(a.shape), rtol=1e-10)
     np.testing.assert_allclose(tb.grad.numpy(), gb.reshape(b.shape), rtol=1e-10)
     assert calls, "the large product did not use oxinet.ops.matmul"
+
+
+def test_sort_topk_cumsum_prod_values():
+    a = np.random.default_rng(0).standard_normal((3, 5))
+    t = ox.tensor(a, dtype=ox.float64)
+    v, i = t.sort(1)
+    np.testing.assert_array_equal(v.numpy(), np.sort(a, 1))
+    np.testing.assert_array_equal(i.numpy(), np.argsort(a, 1))
+    v, i = t.topk(2)
+    np.testing.assert_array_equal(v.numpy(), -np.sort(-a, 1)[:, :2])
+    np.testing.assert_allclose(t.cumsum(0).numpy(), np.cumsum(a, 0))
+    np.testing.assert_allclose(t.prod(1).numpy(), np.prod(a, 1))
+    np.testing.assert_allclose(ox.tensor([2.0, 0.0, 3.0]).prod().item(), 0.0)
+    x = ox.tensor([2.0, 0.0, 3.0], requires_grad=True)
+    x.prod().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0.0, 6.0, 0.0])
+    with pytest.raises(ValueError, match="'k'"):
+        t.topk(6)

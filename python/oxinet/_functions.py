@@ -23,7 +23,7 @@ _NAMES = (
     "clamp clip sum mean amax amin max min var std logsumexp norm softmax log_softmax argmax argmin "
     "reshape flatten permute transpose unsqueeze squeeze expand flip unbind index_select gather "
     "masked_fill isnan isinf isfinite allclose equal eq ne lt le gt ge mul add sub div pow t movedim "
-    "any all"
+    "any all cumsum prod tril triu sort topk"
 ).split()
 
 for _n in _NAMES:

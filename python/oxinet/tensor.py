@@ -547,6 +547,10 @@ def PowScalarBackward(g, x, p):
     return g * p * np.power(x, p - 1)
 
 
+def CumsumBackward(g, d):
+    return np.flip(np.cumsum(np.flip(g, d), axis=d), d)
+
+
 def ClampBackward(g, mask):
     return g * mask
 
@@ -1387,6 +1391,53 @@ class Tensor:
             n.dim = d
             return _result(out, n)
         return _plain(out)
+
+    def cumsum(self, dim):
+        x = self._data
+        d = _one_dim(dim, x.ndim, "cumsum")
+        out = np.cumsum(x, axis=d)
+        return _unary(self, out, CumsumBackward, (d,)) if x.dtype.kind == "f" else _plain(out)
+
+    def prod(self, dim=None, keepdim=False):
+        """Product of elements (gradient: product of the others; exact also with zeros)."""
+        x = self
+        if dim is None:
+            x = x.reshape(-1)
+            dim = 0
+        d = _one_dim(dim, x.ndim, "prod")
+        n = x.shape[d]
+        parts = x.unbind(d)
+        if not parts:
+            return _plain(np.ones(x.shape[:d] + x.shape[d + 1:], x.dtype))
+        out = parts[0]
+        for p in parts[1:]:
+            out = out * p
+        return out.unsqueeze(d) if keepdim else out
+
+    def tril(self, diagonal=0):
+        mask = np.tril(np.ones(self._data.shape[-2:], bool), diagonal)
+        return where(mask, self, 0.0)
+
+    def triu(self, diagonal=0):
+        mask = np.triu(np.ones(self._data.shape[-2:], bool), diagonal)
+        return where(mask, self, 0.0)
+
+    def sort(self, dim=-1, descending=False):
+        """(values, indices) sorted along ``dim`` (stable); values carry the gradient."""
+        x = self._data
+        d = _one_dim(dim, x.ndim, "sort")
+        idx = np.argsort(-x if descending else x, axis=d, kind="stable")
+        return MinMax(self.gather(d, idx), _plain(idx.astype(np.int64)))
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """The ``k`` largest (or smallest) entries along ``dim`` as (values, indices)."""
+        x = self._data
+        d = _one_dim(dim, x.ndim, "topk")
+        if not 0 <= k <= x.shape[d]:
+            raise ValueError(f"topk: 'k' = {k} is out of range for dim {d} of size {x.shape[d]}")
+        idx = np.argsort(-x if largest else x, axis=d, kind="stable")
+        idx = np.take(idx, np.arange(k), axis=d)
+        return MinMax(self.gather(d, idx), _plain(idx.astype(np.int64)))
 
     # ---------------------------------------------------------------- shape
 
