@@ -211,3 +211,12 @@ def test_truth_value_of_multi_element_tensor_is_an_error():
     with pytest.raises(RuntimeError, match="ambiguous"):
         bool(ox.zeros(2))
     assert bool(ox.ones(1))
+
+
+def test_new_factories_and_format():
+    x = ox.zeros(2, dtype=ox.float64)
+    assert x.new_zeros(3, 4).dtype == np.float64 and x.new_ones((2,)).shape == (2,)
+    assert x.new_full((2, 2), 3.0).numpy().sum() == 12
+    assert x.new_tensor([1, 2]).dtype == np.float64
+    assert ox.ones(2).type_as(x).dtype == np.float64
+    assert f"{ox.tensor(1.23456):.2f}" == "1.23"

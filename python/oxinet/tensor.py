@@ -819,6 +819,26 @@ class Tensor:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
 
+    def __format__(self, spec):
+        if self._data.size == 1 and spec:
+            return format(self._data.item(), spec)
+        return repr(self) if not spec else format(str(self), spec)
+
+    def new_zeros(self, *size, dtype=None):
+        return _plain(np.zeros(_size_arg(size), dtype or self._data.dtype))
+
+    def new_ones(self, *size, dtype=None):
+        return _plain(np.ones(_size_arg(size), dtype or self._data.dtype))
+
+    def new_full(self, size, fill_value, dtype=None):
+        return _plain(np.full(_size_arg((size,)), fill_value, dtype or self._data.dtype))
+
+    def new_tensor(self, data, dtype=None):
+        return _plain(np.array(data._data if isinstance(data, Tensor) else data, dtype=dtype or self._data.dtype))
+
+    def type_as(self, other):
+        return self._cast(other.dtype)
+
     def __reduce_ex__(self, protocol):
         return (_rebuild, (self._data, self._rg if self.grad_fn is None else False))
 
@@ -1773,6 +1793,12 @@ class Tensor:
         from oxinet.random import generator
 
         return self._inplace("uniform_", generator().uniform(a, b, self._data.shape))
+
+
+def _size_arg(size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        return tuple(size[0])
+    return tuple(size)
 
 
 def _rebuild(data, requires_grad):
