@@ -447,7 +447,6 @@ class _StackB(Node):
     __slots__ = ("dim",)
 
     def backward(self, g):
-        n = len(self.inputs)
         return tuple(
             np.take(g, i, axis=self.dim) if e is not None else None for i, e in enumerate(self.inputs)
         )
@@ -1425,7 +1424,6 @@ class Tensor:
             x = x.reshape(-1)
             dim = 0
         d = _one_dim(dim, x.ndim, "prod")
-        n = x.shape[d]
         parts = x.unbind(d)
         if not parts:
             return _plain(np.ones(x.shape[:d] + x.shape[d + 1:], x.dtype))

@@ -8,7 +8,6 @@ as small fused graph nodes with a hand-written backward (normalisation, linear).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -16,7 +15,7 @@ from oxinet import grad_mode as _gm
 from oxinet.autograd.graph import Node
 from oxinet.random import generator
 from oxinet.tensor import (
-    Tensor, _edge, _mm, _node, _plain, _result, _unbroadcast, elu as _elu, gelu as _gelu,
+    Tensor, _edge, _mm, _node, _plain, _result, elu as _elu, gelu as _gelu,
     leaky_relu as _leaky_relu, logsigmoid as _logsigmoid, pad as _pad, scale_by_mask, silu as _silu,
     softplus as _softplus, where,
 )

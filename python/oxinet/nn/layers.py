@@ -11,7 +11,7 @@ from oxinet.nn import functional as F
 from oxinet.nn import init
 from oxinet.nn.module import Module
 from oxinet.nn.parameter import Parameter
-from oxinet.tensor import Tensor, _resolve_dtype, get_default_dtype
+from oxinet.tensor import _resolve_dtype, get_default_dtype
 
 
 def _dtype(dtype):
