@@ -324,3 +324,24 @@ def test_grad_fn_names():
     assert (x * x).grad_fn.name() == "MulBackward"
     assert x.exp().grad_fn.name() == "ExpBackward"
     assert "grad_fn=<MulBackward>" in repr(x * x)
+
+
+def test_function_needs_input_grad():
+    seen = []
+
+    class Probe(Function):
+        @staticmethod
+        def forward(ctx, x, y):
+            seen.append(ctx.needs_input_grad)
+            return x + y
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    a = ox.randn(2, requires_grad=True)
+    b = ox.randn(2)
+    Probe.apply(a, b)
+    with ox.no_grad():
+        Probe.apply(a, b)
+    assert seen == [(True, False), (False, False)]

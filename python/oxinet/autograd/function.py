@@ -107,7 +107,7 @@ class Function:
         ctx = FunctionCtx()
         ctx.fn_cls = cls
         ctx._non_diff = ()
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._rg for a in args)
+        ctx.needs_input_grad = tuple(record and isinstance(a, Tensor) and a._rg for a in args)
         prev = _gm.enabled
         _gm.enabled = False
         try:
