@@ -268,3 +268,13 @@ def test_padding_modules():
     assert nn.ReflectionPad1d(2)(ox.zeros(1, 2, 5)).shape == (1, 2, 9)
     with pytest.raises(ValueError, match="'padding'"):
         nn.ZeroPad2d((1, 2, 3))
+
+
+def test_alpha_dropout_keeps_selu_statistics_and_dropout1d_channels():
+    ox.manual_seed(0)
+    x = ox.randn(200000, dtype=ox.float64)
+    y = nn.AlphaDropout(0.2).train()(x).numpy()
+    assert abs(y.mean()) < 0.01 and abs(y.std() - 1) < 0.01
+    assert nn.AlphaDropout(0.2).eval()(x) is x
+    z = nn.Dropout1d(0.5)(ox.ones(4, 8, 5)).numpy()
+    assert np.all((z == 0).all(-1) | (z == 2).all(-1))
