@@ -345,3 +345,41 @@ def test_function_needs_input_grad():
     with ox.no_grad():
         Probe.apply(a, b)
     assert seen == [(True, False), (False, False)]
+
+
+def test_in_place_accumulation_does_not_corrupt_shared_gradients():
+    # s's node hands one (engine-owned) array to both a and b; a later contribution to a
+    # must not be added into b's gradient. Every term order is tried (the processing order
+    # of ready nodes depends on it).
+    import itertools
+
+    for perm in itertools.permutations(["ss", "aa", "bb"]):
+        x = ox.tensor([1.0, 2.0], requires_grad=True)
+        w = ox.tensor([3.0, 5.0], requires_grad=True)
+        a = x * 1.0
+        b = w * 1.0
+        s = a + b
+        terms = {"ss": s * 1.0 + s * 1.0, "aa": a * a, "bb": b * 1.0}
+        t = terms[perm[0]] + terms[perm[1]] + terms[perm[2]]
+        t.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), 2 + 2 * x.numpy(), err_msg=str(perm))
+        np.testing.assert_allclose(w.grad.numpy(), [3.0, 3.0], err_msg=str(perm))
+
+
+def test_many_slices_accumulate_into_one_buffer():
+    x = ox.randn(50, 3, dtype=ox.float64, requires_grad=True)
+    h = x * 2.0
+    total = None
+    for t in range(50):
+        term = h[t] * (t + 1)
+        total = term if total is None else total + term
+    parts = h.unbind(1)
+    total = total.sum() + parts[0].sum() + h[np.array([0, 0, 1])].sum()
+    total.backward()
+    expected = np.repeat((2.0 * np.arange(1, 51))[:, None], 3, 1)
+    expected[:, 0] += 2.0
+    expected[0] += 4.0
+    expected[1] += 2.0
+    np.testing.assert_allclose(x.grad.numpy(), expected)
+    assert ox.gradcheck(lambda v: sum(r.sum() * (i + 1) for i, r in enumerate(v.unbind(0))) + v[0].prod(),
+                        [ox.randn(4, 2, dtype=ox.float64, requires_grad=True)])

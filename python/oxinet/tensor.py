@@ -20,7 +20,7 @@ import numpy as np
 
 from oxinet import grad_mode as _gm
 from oxinet.autograd import graph as _graph
-from oxinet.autograd.graph import Node, run_backward
+from oxinet.autograd.graph import IndexGrad, Node, run_backward
 from oxinet.ops.linalg import matmul as _ox_matmul
 
 _ndarray = np.ndarray
@@ -427,12 +427,8 @@ class _IndexB(Node):
     __slots__ = ("key", "shape", "dtype", "advanced")
 
     def backward(self, g):
-        gx = np.zeros(self.shape, self.dtype)
-        if self.advanced:
-            np.add.at(gx, self.key, g)
-        else:
-            gx[self.key] = g
-        return (gx,)
+        # scattered lazily: the engine adds it in place into the input's gradient buffer
+        return (IndexGrad(self.key, g, self.shape, self.dtype, self.advanced),)
 
 
 class _CatB(Node):

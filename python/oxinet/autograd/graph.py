@@ -82,6 +82,63 @@ class MultiGrad:
         return MultiGrad(out)
 
 
+class IndexGrad:
+    """The gradient of an indexing op: ``values`` scattered at ``key`` into zeros of ``shape``.
+
+    Kept unmaterialised so that many slices of one tensor (``x[:, t]`` in a loop, ``unbind``,
+    ``split``) accumulate into one buffer in place instead of each allocating a full array.
+    """
+
+    __slots__ = ("key", "values", "shape", "dtype", "advanced")
+
+    def __init__(self, key, values, shape, dtype, advanced):
+        self.key = key
+        self.values = values
+        self.shape = shape
+        self.dtype = dtype
+        self.advanced = advanced
+
+    def scatter_into(self, arr):
+        if self.advanced:
+            np.add.at(arr, self.key, self.values)
+        else:
+            arr[self.key] += self.values
+        return arr
+
+    def materialize(self):
+        out = np.zeros(self.shape, self.dtype)
+        if self.advanced:
+            np.add.at(out, self.key, self.values)
+        else:
+            out[self.key] = self.values
+        return out
+
+
+def _accumulate(prev, g, owned):
+    """prev + g, in place when ``prev`` is a buffer the engine created (id in ``owned``)."""
+    if type(prev) is MultiGrad:
+        return prev + g
+    if type(prev) is IndexGrad:
+        prev = prev.materialize()
+        owned.add(id(prev))
+    elif id(prev) not in owned or prev.shape != getattr(g, "shape", None) or not prev.flags.writeable:
+        if type(g) is IndexGrad:
+            prev = np.array(prev, dtype=np.result_type(prev.dtype, g.dtype), copy=True)
+            owned.add(id(prev))
+        else:
+            out = prev + g
+            owned.add(id(out))
+            return out
+    if type(g) is IndexGrad:
+        return g.scatter_into(prev)
+    if np.result_type(prev.dtype, g.dtype) != prev.dtype:
+        out = prev + g
+        owned.add(id(out))
+        return out
+    prev += g
+    return prev
+
+
 class SelectBackward(Node):
     """Output ``index`` of a node with ``n`` outputs."""
 
@@ -129,9 +186,16 @@ def _call_hooks(hooks, g):
 
 def accumulate_leaf(t, g):
     """Add ``g`` into the leaf tensor ``t``'s ``.grad`` (created on first use)."""
+    data = t._data
+    if type(g) is IndexGrad:
+        if not t._hooks:
+            if t.grad is None:
+                t.grad = _Tensor._make(np.zeros(data.shape, data.dtype))
+            g.scatter_into(t.grad._data)
+            return
+        g = g.materialize()
     if t._hooks:
         g = _call_hooks(t._hooks, g)
-    data = t._data
     if g.shape != data.shape:
         try:
             g = np.broadcast_to(g, data.shape)
@@ -154,6 +218,7 @@ def run_backward(roots, grads, retain_graph: bool, capture=None):
     ``.grad`` changes (``oxinet.autograd.grad``).
     """
     pending = {}
+    owned = set()
     nodes = []
     for t, g in zip(roots, grads):
         fn = t.grad_fn
@@ -165,7 +230,7 @@ def run_backward(roots, grads, retain_graph: bool, capture=None):
             _deliver_leaf(t, g, capture)
             continue
         if fn in pending:
-            pending[fn] = pending[fn] + g
+            pending[fn] = _accumulate(pending[fn], g, owned)
         else:
             pending[fn] = g
             nodes.append(fn)
@@ -185,6 +250,10 @@ def run_backward(roots, grads, retain_graph: bool, capture=None):
                     if d == 0:
                         ready.append(e)
             continue
+        if type(g) is IndexGrad:
+            g = g.materialize()
+        elif owned:
+            owned.discard(id(g))  # backward may hand g itself to several inputs: no longer ours
         if node.saved is FREED:
             raise RuntimeError(
                 f"backward: trying to backward through the graph a second time ({node.name()}), "
@@ -202,7 +271,7 @@ def run_backward(roots, grads, retain_graph: bool, capture=None):
             if e._is_node:
                 if ig is not None:
                     prev = pending.get(e)
-                    pending[e] = ig if prev is None else prev + ig
+                    pending[e] = ig if prev is None else _accumulate(prev, ig, owned)
                 d = deps[e] - 1
                 deps[e] = d
                 if d == 0:
@@ -215,5 +284,7 @@ def _deliver_leaf(t, g, capture):
     if capture is None:
         accumulate_leaf(t, g)
     elif id(t) in capture:
+        if type(g) is IndexGrad:
+            g = g.materialize()
         prev = capture[id(t)]
         capture[id(t)] = g if prev is None else prev + g
