@@ -383,3 +383,25 @@ def test_many_slices_accumulate_into_one_buffer():
     np.testing.assert_allclose(x.grad.numpy(), expected)
     assert ox.gradcheck(lambda v: sum(r.sum() * (i + 1) for i, r in enumerate(v.unbind(0))) + v[0].prod(),
                         [ox.randn(4, 2, dtype=ox.float64, requires_grad=True)])
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+
+    x = ox.randn(2, requires_grad=True)
+    started, release = threading.Event(), threading.Event()
+
+    def worker():
+        with ox.no_grad():
+            started.set()
+            release.wait(5)
+
+    th = threading.Thread(target=worker)
+    th.start()
+    started.wait(5)
+    try:
+        assert ox.is_grad_enabled()
+        assert (x * 2).requires_grad  # the other thread's no_grad does not leak here
+    finally:
+        release.set()
+        th.join()

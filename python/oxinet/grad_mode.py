@@ -1,21 +1,28 @@
 """Switching gradient recording on and off: ``no_grad``, ``enable_grad``, ``set_grad_enabled``.
 
-The switch is process-wide (one flag, read by every op), which keeps the per-op cost to a
-single attribute load. Each of the three objects works as a context manager and as a
-function decorator, like their PyTorch namesakes.
+The switch is per thread, like PyTorch's (a data-loading thread that runs under
+``no_grad`` does not stop the training thread from recording), and costs every op one
+attribute load. Each of the three objects works as a context manager and as a function
+decorator, like their PyTorch namesakes.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 
-# Read by every Tensor op: ``grad_mode.enabled``. Change it only through the helpers below.
-enabled = True
+
+class _State(threading.local):
+    enabled = True  # the class attribute is every new thread's starting value
+
+
+# Read by every Tensor op as ``state.enabled``. Change it only through the helpers below.
+state = _State()
 
 
 def is_grad_enabled() -> bool:
-    """True when operations on tensors that require grad are being recorded."""
-    return enabled
+    """True when operations on tensors that require grad are being recorded (this thread)."""
+    return state.enabled
 
 
 class _GradModeSwitch:
@@ -24,14 +31,12 @@ class _GradModeSwitch:
     _mode = True
 
     def __enter__(self):
-        global enabled
-        self._prev = enabled
-        enabled = self._mode
+        self._prev = state.enabled
+        state.enabled = self._mode
         return self
 
     def __exit__(self, *exc):
-        global enabled
-        enabled = self._prev
+        state.enabled = self._prev
         return False
 
     def __call__(self, fn):
@@ -70,23 +75,20 @@ class set_grad_enabled(_GradModeSwitch):
     once, as a context manager it is undone on exit."""
 
     def __init__(self, mode: bool):
-        global enabled
-        self._prev = enabled
+        self._prev = state.enabled
         self._mode = bool(mode)
-        enabled = self._mode
+        state.enabled = self._mode
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        global enabled
-        enabled = self._prev
+        state.enabled = self._prev
         return False
 
     def __call__(self, fn):
         mode = self._mode
-        global enabled
-        enabled = self._prev  # used as a decorator: do not leave the flag changed
+        state.enabled = self._prev  # used as a decorator: do not leave the flag changed
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):

@@ -18,7 +18,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from oxinet import grad_mode as _gm
+from oxinet.grad_mode import state as _GM
 from oxinet.autograd import graph as _graph
 from oxinet.autograd.graph import IndexGrad, Node, run_backward
 from oxinet.ops.linalg import matmul as _ox_matmul
@@ -596,7 +596,7 @@ def _erf(x):
 
 def _unary(x, out, fn, saved):
     """Attach a unary node to ``out`` when ``x`` is being recorded."""
-    if _gm.enabled and x._rg:
+    if _GM.enabled and x._rg:
         node = _UnaryB.__new__(_UnaryB)
         node.inputs = (_edge(x),)
         node.saved = saved
@@ -941,7 +941,7 @@ class Tensor:
     def __add__(self, other):
         od, ot = _operand(other)
         out = self._data + od
-        if _gm.enabled and (self._rg or (ot is not None and ot._rg)):
+        if _GM.enabled and (self._rg or (ot is not None and ot._rg)):
             n = _node(_AddB, (_edge(self), _edge(ot) if ot is not None else None))
             n.sa = self._data.shape
             n.sb = od.shape if ot is not None else np.shape(od)
@@ -953,7 +953,7 @@ class Tensor:
     def __sub__(self, other):
         od, ot = _operand(other)
         out = self._data - od
-        if _gm.enabled and (self._rg or (ot is not None and ot._rg)):
+        if _GM.enabled and (self._rg or (ot is not None and ot._rg)):
             n = _node(_SubB, (_edge(self), _edge(ot) if ot is not None else None))
             n.sa = self._data.shape
             n.sb = od.shape if ot is not None else np.shape(od)
@@ -963,7 +963,7 @@ class Tensor:
     def __rsub__(self, other):
         od, ot = _operand(other)
         out = od - self._data
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_SubB, (None, _edge(self)))
             n.sa = np.shape(od)
             n.sb = self._data.shape
@@ -973,7 +973,7 @@ class Tensor:
     def __mul__(self, other):
         od, ot = _operand(other)
         out = self._data * od
-        if _gm.enabled and (self._rg or (ot is not None and ot._rg)):
+        if _GM.enabled and (self._rg or (ot is not None and ot._rg)):
             return _result(out, _node(_MulB, (_edge(self), _edge(ot) if ot is not None else None),
                                       (self._data, od)))
         return _plain(out)
@@ -983,7 +983,7 @@ class Tensor:
     def __truediv__(self, other):
         od, ot = _operand(other)
         out = self._data / od
-        if _gm.enabled and (self._rg or (ot is not None and ot._rg)):
+        if _GM.enabled and (self._rg or (ot is not None and ot._rg)):
             return _result(out, _node(_DivB, (_edge(self), _edge(ot) if ot is not None else None),
                                       (self._data, od)))
         return _plain(out)
@@ -991,7 +991,7 @@ class Tensor:
     def __rtruediv__(self, other):
         od, ot = _operand(other)
         out = od / self._data
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             return _result(out, _node(_DivB, (None, _edge(self)), (od, self._data)))
         return _plain(out)
 
@@ -1004,7 +1004,7 @@ class Tensor:
             return _unary(self, out, PowScalarBackward, (self._data, od))
         od = _asarray(od)
         out = self._data ** od
-        if _gm.enabled and (self._rg or (ot is not None and ot._rg)):
+        if _GM.enabled and (self._rg or (ot is not None and ot._rg)):
             return _result(out, _node(_PowB, (_edge(self), _edge(ot) if ot is not None else None),
                                       (self._data, od, out)))
         return _plain(out)
@@ -1013,7 +1013,7 @@ class Tensor:
         od, _ = _operand(other)
         od = _asarray(od, dtype=self._data.dtype if self._data.dtype.kind == "f" else None)
         out = od ** self._data
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             return _result(out, _node(_PowB, (None, _edge(self)), (od, self._data, out)))
         return _plain(out)
 
@@ -1206,7 +1206,7 @@ class Tensor:
         out = np.clip(x, lo, hi)
         if out.dtype != x.dtype and x.dtype.kind == "f":
             out = out.astype(x.dtype)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             mask = np.ones(x.shape, bool)
             if lo is not None:
                 mask &= x >= lo
@@ -1235,7 +1235,7 @@ class Tensor:
         out = x.sum(axis=dims, keepdims=keepdim, dtype=dtype)
         if x.dtype == np.bool_ and dtype is None:
             out = _asarray(out).astype(np.int64)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_SumB, (_edge(self),))
             n.shape = x.shape
             n.dims = dims
@@ -1251,7 +1251,7 @@ class Tensor:
         x = self._data
         dims = _dims(dim, x.ndim, "mean")
         out = x.mean(axis=dims, keepdims=keepdim, dtype=dtype)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_MeanB, (_edge(self),))
             n.shape = x.shape
             n.dims = dims
@@ -1266,7 +1266,7 @@ class Tensor:
         if x.size == 0:
             raise RuntimeError(f"{op}: the tensor is empty (shape {x.shape})")
         out = (np.amax if is_max else np.amin)(x, axis=dims, keepdims=keepdim)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_AmaxB, (_edge(self),), (x, _asarray(out)))
             n.dims = dims
             n.keep = keepdim
@@ -1298,7 +1298,7 @@ class Tensor:
             idx = idx.squeeze(d)
             vals = vals.squeeze(d)
         indices = _plain(idx.astype(np.int64, copy=False))
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_IndexReduceB, (_edge(self),), (idx,))
             n.shape = x.shape
             n.dim = d
@@ -1328,7 +1328,7 @@ class Tensor:
             if std:
                 out = np.sqrt(out)
         out = _asarray(out).astype(x.dtype, copy=False)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_VarB, (_edge(self),), (x, mean, out))
             n.dims = dims
             n.keep = keepdim
@@ -1368,7 +1368,7 @@ class Tensor:
         out = np.log(np.exp(x - m).sum(axis=dims, keepdims=True)) + m
         if not keepdim:
             out = out.squeeze(dims)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_LogsumexpB, (_edge(self),), (x, out))
             n.dims = dims
             n.keep = keepdim
@@ -1390,7 +1390,7 @@ class Tensor:
         d = _one_dim(dim, x.ndim, "softmax")
         e = np.exp(x - np.amax(x, axis=d, keepdims=True))
         out = e / e.sum(axis=d, keepdims=True)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_SoftmaxB, (_edge(self),), (out,))
             n.dim = d
             return _result(out, n)
@@ -1401,7 +1401,7 @@ class Tensor:
         d = _one_dim(dim, x.ndim, "log_softmax")
         z = x - np.amax(x, axis=d, keepdims=True)
         out = z - np.log(np.exp(z).sum(axis=d, keepdims=True))
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_LogSoftmaxB, (_edge(self),), (out,))
             n.dim = d
             return _result(out, n)
@@ -1464,7 +1464,7 @@ class Tensor:
         except ValueError:
             raise ValueError(f"reshape: shape {tuple(shape)} is invalid for a tensor of shape {x.shape} "
                              f"({x.size} elements)") from None
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_ReshapeB, (_edge(self),))
             n.shape = x.shape
             return _result(out, n)
@@ -1504,7 +1504,7 @@ class Tensor:
         if sorted(dims) != list(range(x.ndim)):
             raise ValueError(f"permute: 'dims' {dims} is not a permutation of the axes")
         out = x.transpose(dims)
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_PermuteB, (_edge(self),))
             n.inv = tuple(np.argsort(dims))
             return _result(out, n)
@@ -1564,7 +1564,7 @@ class Tensor:
             out = np.broadcast_to(x, target)
         except ValueError:
             raise ValueError(f"expand: cannot expand shape {x.shape} to {tuple(sizes)}") from None
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_ExpandB, (_edge(self),))
             n.shape = x.shape
             return _result(out, n)
@@ -1600,7 +1600,7 @@ class Tensor:
 
     def clone(self):
         out = np.array(self._data, copy=True, order="C")
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_ReshapeB, (_edge(self),))
             n.shape = self._data.shape
             return _result(out, n)
@@ -1620,7 +1620,7 @@ class Tensor:
             out = x[key]
         except IndexError as e:
             raise IndexError(f"index {key!r} is invalid for a tensor of shape {x.shape}: {e}") from None
-        if _gm.enabled and self._rg:
+        if _GM.enabled and self._rg:
             n = _node(_IndexB, (_edge(self),))
             n.key = key
             n.shape = x.shape
@@ -1688,7 +1688,7 @@ class Tensor:
         if x.dtype == dtype and not copy:
             return self
         out = x.astype(dtype)
-        if _gm.enabled and self._rg and dtype.kind == "f":
+        if _GM.enabled and self._rg and dtype.kind == "f":
             n = _node(_CastB, (_edge(self),))
             n.dtype = x.dtype
             return _result(out, n)
@@ -1722,7 +1722,7 @@ class Tensor:
     # ---------------------------------------------------------------- in-place
 
     def _check_inplace(self, op):
-        if _gm.enabled and (self._rg or self.grad_fn is not None):
+        if _GM.enabled and (self._rg or self.grad_fn is not None):
             what = "a leaf tensor that requires grad" if self.grad_fn is None else "a tensor in the autograd graph"
             raise RuntimeError(
                 f"{op}: in-place operation on {what}; wrap it in 'with oxinet.no_grad():' "
@@ -1827,7 +1827,7 @@ def _matmul(a, b, ta, tb):
         raise ValueError(f"matmul: inner dimensions differ: a has shape {a.shape} (K={ka}), "
                          f"b has shape {b.shape} (K={kb})")
     out = _mm(a, b)
-    if _gm.enabled and ((ta is not None and ta._rg) or (tb is not None and tb._rg)):
+    if _GM.enabled and ((ta is not None and ta._rg) or (tb is not None and tb._rg)):
         return _result(out, _node(_MatmulB, (_edge(ta) if ta is not None else None,
                                              _edge(tb) if tb is not None else None), (a, b)))
     return _plain(out)
@@ -1860,7 +1860,7 @@ def cat(tensors, dim=0):
                 f"{arrays[0].shape} outside dim {d}"
             )
     out = np.concatenate(arrays, axis=d)
-    if _gm.enabled and any(t._rg for t in tensors):
+    if _GM.enabled and any(t._rg for t in tensors):
         n = _node(_CatB, tuple(_edge(t) for t in tensors))
         n.dim = d
         n.bounds = list(np.cumsum([a.shape[d] for a in arrays])[:-1])
@@ -1882,7 +1882,7 @@ def stack(tensors, dim=0):
             raise ValueError(f"stack: tensor {i} has shape {t.shape} but tensor 0 has shape {shape0}")
     d = _one_dim(dim, len(shape0) + 1, "stack")
     out = np.stack([t._data for t in tensors], axis=d)
-    if _gm.enabled and any(t._rg for t in tensors):
+    if _GM.enabled and any(t._rg for t in tensors):
         n = _node(_StackB, tuple(_edge(t) for t in tensors))
         n.dim = d
         return _result(out, n)
@@ -1963,7 +1963,7 @@ def pad(input, pad, mode="constant", value=0.0):
         data = x._data
     pos = [(max(b, 0), max(a, 0)) for b, a in widths]
     out = np.pad(data, pos, mode="constant", constant_values=value)
-    if _gm.enabled and x._rg:
+    if _GM.enabled and x._rg:
         n = _node(_PadB, (_edge(x),))
         n.key = tuple(slice(b, b + s) for (b, _), s in zip(pos, data.shape))
         return _result(out, n)
@@ -1979,7 +1979,7 @@ def where(condition, input, other):
     a = _as_tensor_operand(input, like)
     b = _as_tensor_operand(other, like)
     out = np.where(cond, a._data, b._data)
-    if _gm.enabled and (a._rg or b._rg):
+    if _GM.enabled and (a._rg or b._rg):
         n = _node(_WhereB, (_edge(a), _edge(b)), (cond,))
         n.sa = a.shape
         n.sb = b.shape
@@ -1992,7 +1992,7 @@ def _maxmin2(a, b, is_max):
     ta = _as_tensor_operand(a, like)
     tb = _as_tensor_operand(b, like)
     out = (np.maximum if is_max else np.minimum)(ta._data, tb._data)
-    if _gm.enabled and (ta._rg or tb._rg):
+    if _GM.enabled and (ta._rg or tb._rg):
         n = _node(_MaxMinB, (_edge(ta), _edge(tb)), (ta._data, tb._data))
         n.is_max = is_max
         return _result(out, n)
@@ -2068,6 +2068,6 @@ def logsigmoid(x):
 def scale_by_mask(x, mask):
     """``x * mask`` for a constant array ``mask`` (dropout)."""
     out = x._data * mask
-    if _gm.enabled and x._rg:
+    if _GM.enabled and x._rg:
         return _result(out, _node(_FixedB, (_edge(x),), (mask,)))
     return _plain(out)

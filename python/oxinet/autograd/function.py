@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oxinet import grad_mode as _gm
+from oxinet.grad_mode import state as _GM
 from oxinet.autograd.graph import FREED, Node, SelectBackward, MultiGrad
 
 
@@ -102,18 +102,18 @@ class Function:
     def apply(cls, *args):
         from oxinet.tensor import Tensor, _edge
 
-        record = _gm.enabled and any(isinstance(a, Tensor) and a._rg for a in args)
+        record = _GM.enabled and any(isinstance(a, Tensor) and a._rg for a in args)
         raw = tuple(a._data if isinstance(a, Tensor) else a for a in args)
         ctx = FunctionCtx()
         ctx.fn_cls = cls
         ctx._non_diff = ()
         ctx.needs_input_grad = tuple(record and isinstance(a, Tensor) and a._rg for a in args)
-        prev = _gm.enabled
-        _gm.enabled = False
+        prev = _GM.enabled
+        _GM.enabled = False
         try:
             result = cls.forward(ctx, *raw)
         finally:
-            _gm.enabled = prev
+            _GM.enabled = prev
         single = not isinstance(result, tuple)
         outs = (result,) if single else result
         outs = tuple(np.asarray(o) if not isinstance(o, np.ndarray) else o for o in outs)

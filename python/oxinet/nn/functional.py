@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oxinet import grad_mode as _gm
+from oxinet.grad_mode import state as _GM
 from oxinet.autograd.graph import Node
 from oxinet.random import generator
 from oxinet.tensor import (
@@ -100,7 +100,7 @@ def linear(input, weight, bias=None):
         if b.shape != (wd.shape[0],):
             raise ValueError(f"linear: 'bias' has shape {tuple(b.shape)}, expected ({wd.shape[0]},)")
         out += b._data
-    if _gm.enabled and (x._rg or w._rg or (b is not None and b._rg)):
+    if _GM.enabled and (x._rg or w._rg or (b is not None and b._rg)):
         return _result(out, _node(_LinearB, (_edge(x), _edge(w), _edge(b) if b is not None else None), (xd, wd)))
     return _plain(out)
 
@@ -320,7 +320,7 @@ def _normalize(x, axes, eps):
     var = (c * c).mean(axis=axes, keepdims=True)
     rstd = (1.0 / np.sqrt(var + eps)).astype(d.dtype, copy=False)
     xhat = c * rstd
-    if _gm.enabled and x._rg:
+    if _GM.enabled and x._rg:
         n = _node(_NormalizeB, (_edge(x),), (xhat, rstd))
         n.axes = axes
         return _result(xhat, n), mean, var
