@@ -87,6 +87,7 @@ CASES = [
     ("std_correction", lambda a: a.std((0, 1), correction=0), [(3, 4, 2)], {}),
     ("logsumexp", lambda a: a.logsumexp(1), [(3, 4)], {}),
     ("norm", lambda a: a.norm(), [(3, 4)], {}),
+    ("norm_dim_keepdim", lambda a: a.norm(dim=(0, 2), keepdim=True), [(3, 4, 2)], {}),
     ("norm_p1_dim", lambda a: a.norm(1, dim=1), [(3, 4)], {"away_from_zero": True}),
     ("softmax", lambda a: a.softmax(1), [(3, 4)], {}),
     ("softmax_dim0", lambda a: a.softmax(0), [(3, 4, 2)], {}),
@@ -320,3 +321,12 @@ def test_sort_topk_cumsum_prod_values():
     np.testing.assert_allclose(x.grad.numpy(), [0.0, 6.0, 0.0])
     with pytest.raises(ValueError, match="'k'"):
         t.topk(6)
+
+
+def test_norm_gradient_at_zero_is_zero_like_torch():
+    x = ox.zeros(2, 3, requires_grad=True)
+    ox.nn.functional.normalize(x, dim=1).sum().backward()
+    assert np.all(x.grad.numpy() == 0)
+    y = ox.zeros(3, requires_grad=True)
+    y.norm().backward()
+    assert np.all(y.grad.numpy() == 0)

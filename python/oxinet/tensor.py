@@ -368,6 +368,21 @@ class _VarB(Node):
         return (g * (2.0 / self.denom) * centered,)
 
 
+class _Norm2B(Node):
+    """Euclidean norm: d||x||/dx = x / ||x||, taken as 0 where the norm is 0 (as PyTorch)."""
+
+    __slots__ = ("dims", "keep")
+
+    def backward(self, g):
+        x, out = self.saved
+        if self.dims is not None and not self.keep:
+            g = np.expand_dims(g, self.dims)
+            out = np.expand_dims(out, self.dims)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(out > 0, g / np.where(out > 0, out, 1), 0)
+        return (x * scale,)
+
+
 class _LogsumexpB(Node):
     __slots__ = ("dims", "keep")
 
@@ -1378,7 +1393,15 @@ class Tensor:
     def norm(self, p=2, dim=None, keepdim=False):
         """The p-norm over ``dim`` (all elements by default); p = 1, 2, inf or any float."""
         if p == 2 or p == "fro":
-            return (self * self).sum(dim, keepdim).sqrt()
+            x = self._data
+            dims = _dims(dim, x.ndim, "norm")
+            out = np.sqrt((x * x).sum(axis=dims, keepdims=keepdim))
+            if _GM.enabled and self._rg:
+                n = _node(_Norm2B, (_edge(self),), (x, _asarray(out)))
+                n.dims = dims
+                n.keep = keepdim
+                return _result(out, n)
+            return _plain(out)
         if p == 1:
             return self.abs().sum(dim, keepdim)
         if p == float("inf"):
