@@ -405,3 +405,31 @@ def test_grad_mode_is_per_thread():
     finally:
         release.set()
         th.join()
+
+
+def test_layer_over_a_kernel_pair_is_one_small_class():
+    """The pattern kernel layers follow: a Function over ops.f / its backward, and a Module."""
+    from oxinet import ops
+
+    class GemmLinearFn(Function):
+        @staticmethod
+        def forward(ctx, x, w, b):
+            ctx.save_for_backward(x, w)
+            return ops.gemm(x, w, b, beta=1.0, trans_b=True)  # x @ w.T + b on the Rust GEMM
+
+        @staticmethod
+        def backward(ctx, dy):
+            x, w = ctx.saved_tensors
+            dx = ops.matmul(dy, w) if ctx.needs_input_grad[0] else None
+            dw = ops.gemm(dy, x, trans_a=True) if ctx.needs_input_grad[1] else None
+            return dx, dw, dy.sum(0)
+
+    class GemmLinear(ox.nn.Linear):
+        def forward(self, x):
+            return GemmLinearFn.apply(x, self.weight, self.bias)
+
+    ox.manual_seed(0)
+    layer = GemmLinear(4, 3).double()
+    x = ox.randn(5, 4, dtype=ox.float64, requires_grad=True)
+    np.testing.assert_allclose(layer(x).numpy(), ox.nn.Linear.forward(layer, x).numpy(), rtol=1e-12)
+    assert ox.gradcheck(layer, [x], params=layer.parameters())
