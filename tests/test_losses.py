@@ -49,10 +49,10 @@ def test_regression_losses_against_numpy(reduction):
         "smooth_l1": np.where(a < 0.5, 0.5 * d**2 / 0.5, a - 0.25),
     }
     got = {
-        "mse": F.mse_loss(T(x), T(y), reduction),
-        "l1": F.l1_loss(T(x), T(y), reduction),
-        "huber": F.huber_loss(T(x), T(y), reduction, delta=0.7),
-        "smooth_l1": F.smooth_l1_loss(T(x), T(y), reduction, beta=0.5),
+        "mse": F.mse_loss(T(x), T(y), reduction=reduction),
+        "l1": F.l1_loss(T(x), T(y), reduction=reduction),
+        "huber": F.huber_loss(T(x), T(y), reduction=reduction, delta=0.7),
+        "smooth_l1": F.smooth_l1_loss(T(x), T(y), reduction=reduction, beta=0.5),
     }
     for k in refs:
         np.testing.assert_allclose(got[k].numpy(), red(refs[k], reduction), rtol=1e-12, err_msg=k)
@@ -272,3 +272,13 @@ def test_cross_entropy_all_ignored_gives_nan_like_torch():
     with np.errstate(invalid="ignore"):
         v = F.cross_entropy(ox.zeros(2, 3), np.array([-100, -100])).item()
     assert np.isnan(v)
+
+
+def test_torch_positional_order_and_legacy_flags():
+    # torch order: (input, target, weight, size_average, ignore_index, reduce, reduction, ...)
+    t = np.array([0, 1, 2, 3, 0, 1])
+    a = F.cross_entropy(T(x), t, None, None, 1, None, "sum").item()
+    b = F.cross_entropy(T(x), t, ignore_index=1, reduction="sum").item()
+    assert a == b
+    assert F.mse_loss(T(x), T(y), size_average=False).item() == pytest.approx(((x - y) ** 2).sum())
+    assert F.l1_loss(T(x), T(y), reduce=False).shape == (6, 4)

@@ -44,6 +44,17 @@ def _check_reduction(reduction, op):
         raise ValueError(f"{op}: 'reduction' must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
+def _legacy_reduction(size_average, reduce, reduction):
+    """PyTorch's deprecated ``size_average``/``reduce`` flags, mapped onto ``reduction``."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
+
+
 def _reduce(loss, reduction, op):
     _check_reduction(reduction, op)
     if reduction == "mean":
@@ -482,16 +493,18 @@ def _same_shape(x, y, op, name="target"):
         )
 
 
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean squared error (x - y)^2."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target, "target")
     _same_shape(x, y, "mse_loss")
     d = x - y
     return _reduce(d * d, reduction, "mse_loss")
 
 
-def l1_loss(input, target, reduction="mean"):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Mean absolute error |x - y|."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target, "target")
     _same_shape(x, y, "l1_loss")
     return _reduce((x - y).abs(), reduction, "l1_loss")
@@ -509,8 +522,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return _reduce(loss, reduction, "huber_loss")
 
 
-def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta (L1 when beta = 0)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: 'beta' must be non-negative, got {beta}")
     x, y = _t(input), _t(target, "target")
@@ -523,9 +537,10 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(loss, reduction, "smooth_l1_loss")
 
 
-def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """-w [y log x + (1 - y) log(1 - x)] for probabilities x in [0, 1] (logs clamped at -100
     like PyTorch)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target, "target")
     _same_shape(x, y, "binary_cross_entropy")
     xd = x._data
@@ -538,9 +553,11 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
     """BCE on logits, computed stably:
     (1 - y) x + (1 + (pos_weight - 1) y) (log(1 + exp(-|x|)) + max(-x, 0))."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target, "target")
     _same_shape(x, y, "binary_cross_entropy_with_logits")
     sp = softplus(-x)  # log(1 + exp(-x)), stable
@@ -575,10 +592,11 @@ def _class_targets(x, target, op):
     return x, t.reshape(-1), expected
 
 
-def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """Negative log-likelihood of the target classes given log-probabilities ``input``
     (C,), (N, C) or (N, C, d1, ...). Mean reduction divides by the summed weights of the
     non-ignored targets."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction, "nll_loss")
     x = _t(input, "input", "nll_loss")
     logp, t, tshape = _class_targets(x, target, "nll_loss")
@@ -601,10 +619,12 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     return loss.sum() / wt.sum()
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
     """Cross-entropy of logits ``input`` (C,), (N, C) or (N, C, d1, ...) against class
     indices, or against class probabilities of the input's shape. ``label_smoothing`` mixes
     the target with the uniform distribution as PyTorch does."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: 'label_smoothing' must be in [0, 1], got {label_smoothing}")
@@ -628,7 +648,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         if reduction == "mean":
             return loss.sum() / (x.numel() // c if c else 1)
         return _reduce(loss, reduction, "cross_entropy")
-    nll = nll_loss(logp, t_arr, weight, ignore_index, reduction)
+    nll = nll_loss(logp, t_arr, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing <= 0:
         return nll
     lp, t, tshape = _class_targets(logp, t_arr, "cross_entropy")
@@ -652,9 +672,11 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / c)
 
 
-def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
+                      reduction="mean"):
     """Multiclass hinge (SVM) loss: per sample sum over i != y of
     max(0, margin - x[y] + x[i])^p / C (times weight[y])."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: 'p' must be 1 or 2, got {p}")
     x = _t(input, "input", "multi_margin_loss")
@@ -681,8 +703,9 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="me
 
 
 def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False,
-                        reduction="mean"):
+                        size_average=None, reduce=None, reduction="mean"):
     """max(d(a, p) - d(a, n) + margin, 0) with d the pairwise p-norm distance."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     a, pos, neg = _t(anchor, "anchor"), _t(positive, "positive"), _t(negative, "negative")
     _same_shape(a, pos, "triplet_margin_loss", "positive")
     _same_shape(a, neg, "triplet_margin_loss", "negative")
@@ -695,8 +718,9 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
     return _reduce(loss, reduction, "triplet_margin_loss")
 
 
-def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
     """1 - cos(x1, x2) for y = 1; max(0, cos(x1, x2) - margin) for y = -1."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x1, x2 = _t(input1, "input1"), _t(input2, "input2")
     _same_shape(x1, x2, "cosine_embedding_loss", "input2")
     y = _arr(target)
@@ -712,22 +736,25 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean"):
     return _reduce(loss, reduction, "cosine_embedding_loss")
 
 
-def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean"):
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     loss = (-_t(target) * (_t(input1) - _t(input2)) + margin).clamp(min=0)
     return _reduce(loss, reduction, "margin_ranking_loss")
 
 
-def hinge_embedding_loss(input, target, margin=1.0, reduction="mean"):
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x = _t(input)
     y = _arr(target)
     loss = where(y == 1, x, 0.0) + where(y == -1, (margin - x).clamp(min=0), 0.0)
     return _reduce(loss, reduction, "hinge_embedding_loss")
 
 
-def kl_div(input, target, reduction="mean", log_target=False):
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """KL divergence with ``input`` given as log-probabilities: target (log target - input),
     0 where target = 0. ``reduction='batchmean'`` divides the sum by the batch size (the
     mathematically correct KL); ``'mean'`` averages over all elements like PyTorch."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ValueError(f"kl_div: 'reduction' must be one of {_REDUCTIONS + ('batchmean',)}, got {reduction!r}")
     x, y = _t(input), _t(target, "target")
@@ -749,7 +776,9 @@ def kl_div(input, target, reduction="mean", log_target=False):
     return _reduce(loss, reduction, "kl_div")
 
 
-def poisson_nll_loss(input, target, log_input=True, full=False, eps=1e-8, reduction="mean"):
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
+                     reduction="mean"):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target, "target")
     loss = x.exp() - y * x if log_input else x - y * (x + eps).log()
     return _reduce(loss, reduction, "poisson_nll_loss")
