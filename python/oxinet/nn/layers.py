@@ -36,7 +36,7 @@ class Linear(Module):
     """y = x W^T + b. weight (out_features, in_features) and bias (out_features,) start as
     U(-1/sqrt(in_features), 1/sqrt(in_features)) like PyTorch (kaiming_uniform with a=sqrt(5))."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, dtype=None, device=None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
         super().__init__()
         if in_features < 0 or out_features < 0:
             raise ValueError(f"Linear: in_features and out_features must be >= 0, got {in_features}, {out_features}")
@@ -66,7 +66,7 @@ class Linear(Module):
 class Bilinear(Module):
     """y_k = x1^T A_k x2 + b_k with weight (out, in1, in2), PyTorch's initialisation."""
 
-    def __init__(self, in1_features, in2_features, out_features, bias=True, dtype=None, device=None):
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
         super().__init__()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
         d = _dtype(dtype)
@@ -159,7 +159,7 @@ class LeakyReLU(Module):
 class PReLU(Module):
     """Leaky ReLU with a learned slope: one shared (num_parameters=1) or one per channel."""
 
-    def __init__(self, num_parameters: int = 1, init: float = 0.25, dtype=None, device=None):
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
         super().__init__()
         self.num_parameters = num_parameters
         self.weight = Parameter(np.full((num_parameters,), init, _dtype(dtype)))
@@ -340,7 +340,7 @@ class _NormBase(Module):
     _expected_dims: tuple = ()
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 dtype=None, device=None):
+                 device=None, dtype=None):
         super().__init__()
         self.num_features = num_features
         self.eps = eps
@@ -432,8 +432,8 @@ class BatchNorm3d(_BatchNorm):
 
 class _InstanceNorm(_NormBase):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False,
-                 dtype=None, device=None):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+                 device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype=dtype)
 
     def forward(self, input):
         self._check_input(input)
@@ -461,7 +461,7 @@ class LayerNorm(Module):
     """Normalise over the trailing ``normalized_shape`` dims; elementwise affine parameters
     of that shape (ones and zeros)."""
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, dtype=None, device=None):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
         super().__init__()
         if isinstance(normalized_shape, int):
             normalized_shape = (normalized_shape,)
@@ -489,7 +489,7 @@ class LayerNorm(Module):
 class GroupNorm(Module):
     """Normalise groups of channels of each sample; per-channel affine (ones and zeros)."""
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=None, device=None):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
         super().__init__()
         if num_groups <= 0 or num_channels % num_groups:
             raise ValueError(f"GroupNorm: num_channels {num_channels} must be divisible by num_groups {num_groups}")
