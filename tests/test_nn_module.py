@@ -252,3 +252,16 @@ def test_layer_constructor_errors():
         nn.LayerNorm(5)(ox.randn(2, 4))
     with pytest.raises(TypeError, match="floating"):
         nn.LayerNorm(2)(ox.tensor([[1, 2]]))
+
+
+def test_parameters_to_vector_round_trip():
+    from oxinet.nn.utils import parameters_to_vector, vector_to_parameters
+
+    lin = nn.Linear(3, 2)
+    v = parameters_to_vector(lin.parameters())
+    assert v.shape == (8,)
+    np.testing.assert_array_equal(v.numpy()[:6], lin.weight.numpy().reshape(-1))
+    vector_to_parameters(np.arange(8.0), lin.parameters())
+    np.testing.assert_array_equal(lin.bias.numpy(), [6.0, 7.0])
+    with pytest.raises(ValueError, match="8"):
+        vector_to_parameters(np.arange(7.0), lin.parameters())
