@@ -234,6 +234,10 @@ LOSS_CASES = [
     ("KLDivLoss_log_target", lambda: nn.KLDivLoss(reduction="sum", log_target=True),
      lambda: (T(log_softmax(x), True), T(log_softmax(y), True))),
     ("FocalLoss", lambda: nn.FocalLoss(), lambda: (T(x, True), T(yb))),
+    ("poisson_nll_loss", lambda: (lambda a, b: F.poisson_nll_loss(a, b, full=True)),
+     lambda: (T(x, True), T(np.abs(y) * 3))),
+    ("poisson_nll_loss_rate", lambda: (lambda a, b: F.poisson_nll_loss(a, b, log_input=False)),
+     lambda: (T(p, True), T(np.abs(y)))),
     ("DiceLoss", lambda: nn.DiceLoss(), lambda: (T(p, True), T(yb))),
 ]
 
@@ -282,3 +286,10 @@ def test_torch_positional_order_and_legacy_flags():
     assert a == b
     assert F.mse_loss(T(x), T(y), size_average=False).item() == pytest.approx(((x - y) ** 2).sum())
     assert F.l1_loss(T(x), T(y), reduce=False).shape == (6, 4)
+
+
+def test_poisson_nll_against_numpy():
+    yy = np.abs(y) * 3
+    st = np.where(yy > 1, yy * np.log(np.maximum(yy, 1)) - yy + 0.5 * np.log(2 * np.pi * np.maximum(yy, 1)), 0)
+    ref = (np.exp(x) - yy * x + st).mean()
+    np.testing.assert_allclose(F.poisson_nll_loss(T(x), T(yy), full=True).numpy(), ref, rtol=1e-12)

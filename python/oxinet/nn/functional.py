@@ -778,9 +778,17 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
                      reduction="mean"):
+    """Poisson negative log-likelihood: exp(x) - y x (``log_input``) or x - y log(x + eps);
+    ``full`` adds the Stirling term y log y - y + 0.5 log(2 pi y) where y > 1."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target, "target")
+    _same_shape(x, y, "poisson_nll_loss")
     loss = x.exp() - y * x if log_input else x - y * (x + eps).log()
+    if full:
+        yd = y._data
+        safe = np.where(yd > 1, yd, 1.0)
+        stirling = np.where(yd > 1, safe * np.log(safe) - safe + 0.5 * np.log(2 * np.pi * safe), 0.0)
+        loss = loss + stirling.astype(x.dtype, copy=False)
     return _reduce(loss, reduction, "poisson_nll_loss")
 
 
