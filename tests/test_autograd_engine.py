@@ -296,7 +296,7 @@ def test_gradcheck_reports_worst_input():
 
     x = ox.tensor(np.full(3, 1.0), dtype=ox.float64, requires_grad=True)
     y = ox.tensor(np.full(3, 5.0), dtype=ox.float64, requires_grad=True)
-    with pytest.raises(ox.GradcheckError, match="checked tensor"):
+    with pytest.raises(ox.GradcheckError, match="input 0"):
         ox.gradcheck(Wrong.apply, [x, y])
     res = ox.gradcheck(Wrong.apply, [x, y], raise_exception=False, return_result=True)
     assert not res.passed
@@ -433,3 +433,15 @@ def test_layer_over_a_kernel_pair_is_one_small_class():
     x = ox.randn(5, 4, dtype=ox.float64, requires_grad=True)
     np.testing.assert_allclose(layer(x).numpy(), ox.nn.Linear.forward(layer, x).numpy(), rtol=1e-12)
     assert ox.gradcheck(layer, [x], params=layer.parameters())
+
+
+def test_gradcheck_names_the_worst_parameter():
+    class BadBias(ox.nn.Linear):
+        def forward(self, x):
+            out = ox.nn.functional.linear(x, self.weight) + self.bias.detach()
+            return out + (self.bias * 0.0)  # bias gradient wrongly zero
+
+    layer = BadBias(3, 2).double()
+    x = ox.randn(4, 3, dtype=ox.float64)
+    with pytest.raises(ox.GradcheckError, match="param 'bias'"):
+        ox.gradcheck(layer, [x], params=layer.named_parameters())

@@ -26,6 +26,7 @@ class GradcheckResult:
     """Per-input relative differences and the worst offender."""
 
     passed: bool
+    labels: list
     relative_differences: list
     max_abs_errors: list
     worst_input: int
@@ -43,22 +44,27 @@ def _collect(inputs, params):
     if isinstance(inputs, Tensor):
         inputs = (inputs,)
     inputs = tuple(inputs)
-    params = tuple(params) if params is not None else ()
-    checked = []
-    for pos, t in enumerate(inputs + params):
+    labelled = [(f"input {i}", t) for i, t in enumerate(inputs)]
+    for i, p in enumerate(params if params is not None else ()):
+        if isinstance(p, tuple):  # named_parameters()
+            labelled.append((f"param '{p[0]}'", p[1]))
+        else:
+            labelled.append((f"param {i}", p))
+    checked, labels = [], []
+    for what, t in labelled:
         if isinstance(t, Tensor) and t.requires_grad:
             if t.dtype != np.float64:
-                what = f"input {pos}" if pos < len(inputs) else f"param {pos - len(inputs)}"
                 raise TypeError(
                     f"gradcheck: {what} has dtype {t.dtype}; gradient checks run in float64 "
                     "(use .double(), or module.double())"
                 )
             if not t._data.flags.writeable:
-                raise ValueError(f"gradcheck: input {pos} is read-only")
+                raise ValueError(f"gradcheck: {what} is read-only")
             checked.append(t)
+            labels.append(what)
     if not checked:
         raise ValueError("gradcheck: no input or param has requires_grad=True")
-    return inputs, checked
+    return inputs, checked, labels
 
 
 def gradcheck(fn, inputs, *, params=None, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-5,
@@ -67,7 +73,8 @@ def gradcheck(fn, inputs, *, params=None, eps: float = 1e-6, atol: float = 1e-5,
 
     inputs: Tensors (and other arguments passed through); every float64 Tensor with
     ``requires_grad=True`` is checked. params: extra tensors ``fn`` reads without receiving
-    them as arguments (e.g. ``module.parameters()``). Each checked tensor passes when the
+    them as arguments (``module.parameters()``, or ``module.named_parameters()`` to have
+    the worst one reported by name). Each checked tensor passes when the
     relative difference is ``<= rtol`` or every element is within ``atol + rtol*|numeric|``.
 
     Returns True (or the :class:`GradcheckResult` with ``return_result=True``); on failure
@@ -76,7 +83,7 @@ def gradcheck(fn, inputs, *, params=None, eps: float = 1e-6, atol: float = 1e-5,
     """
     from oxinet.tensor import Tensor
 
-    inputs, checked = _collect(inputs, params)
+    inputs, checked, labels = _collect(inputs, params)
     rng = np.random.default_rng(seed)
 
     def evaluate():
@@ -139,10 +146,10 @@ def gradcheck(fn, inputs, *, params=None, eps: float = 1e-6, atol: float = 1e-5,
         worst = max((i for i in range(len(ok)) if not ok[i]), key=lambda i: rds[i])
     err_w = np.abs(analytic[worst] - numeric[worst])
     widx = tuple(int(i) for i in np.unravel_index(int(np.argmax(err_w)), err_w.shape)) if err_w.size else ()
-    result = GradcheckResult(all(ok), rds, maxerrs, worst, widx, analytic, numeric)
+    result = GradcheckResult(all(ok), labels, rds, maxerrs, worst, widx, analytic, numeric)
     if not result.passed:
         msg = (
-            f"gradcheck: gradients disagree for checked tensor {worst} (shape {checked[worst].shape}): "
+            f"gradcheck: gradients disagree for {labels[worst]} (shape {checked[worst].shape}): "
             f"relative difference {rds[worst]:.2e} > rtol {rtol:.0e}; worst element {widx}: "
             f"analytic {analytic[worst][widx] if widx else analytic[worst]!r} vs numeric "
             f"{numeric[worst][widx] if widx else numeric[worst]!r}"
