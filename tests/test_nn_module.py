@@ -57,6 +57,7 @@ def test_setattr_errors_and_reassignment():
     assert "scale" not in dict(net.named_parameters())
     net.fc1 = nn.Linear(4, 8)  # replacing a module keeps it registered
     assert net._modules["fc1"] is net.fc1
+    assert next(iter(net.named_children()))[0] == "fc1"  # keeps its place, like PyTorch
     del net.fc2
     assert "fc2" not in net._modules
     with pytest.raises(AttributeError, match="before Module.__init__"):
@@ -265,3 +266,46 @@ def test_parameters_to_vector_round_trip():
     np.testing.assert_array_equal(lin.bias.numpy(), [6.0, 7.0])
     with pytest.raises(ValueError, match="8"):
         vector_to_parameters(np.arange(7.0), lin.parameters())
+
+
+def test_buffer_and_module_assignment_rules():
+    bn = nn.BatchNorm1d(2)
+    bn.running_mean = np.ones(2, np.float32)  # arrays become Tensors
+    assert isinstance(bn.running_mean, ox.Tensor) and bn._buffers["running_mean"] is bn.running_mean
+    with pytest.raises(TypeError, match="as buffer 'running_var'"):
+        bn.running_var = [1, 2]
+    net = Net()
+    net.fc1 = None
+    assert net._modules["fc1"] is None and "fc1.weight" not in net.state_dict()
+    with pytest.raises(TypeError, match="child module 'fc1'"):
+        net.fc1 = 3
+    net.extra = nn.Buffer(np.zeros(3))
+    assert "extra" in dict(net.named_buffers())
+    with pytest.raises(KeyError, match="can't contain"):
+        net.register_buffer("a.b", None)
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        net.missing
+
+
+def test_container_editing():
+    seq = nn.Sequential(nn.ReLU(), nn.Tanh())
+    seq.insert(1, nn.Sigmoid()).extend([nn.Identity()])
+    assert [type(m).__name__ for m in seq] == ["ReLU", "Sigmoid", "Tanh", "Identity"]
+    seq[0] = nn.ELU()
+    del seq[1:3]
+    assert [type(m).__name__ for m in seq] == ["ELU", "Identity"]
+    ml = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+    ml.insert(0, nn.Sigmoid())
+    del ml[1]
+    ml += [nn.Identity()]
+    assert [type(m).__name__ for m in ml] == ["Sigmoid", "Tanh", "Identity"]
+    assert len(ml[1:]) == 2 and len(ml + nn.ModuleList([nn.ReLU()])) == 4
+    with pytest.raises(NotImplementedError):
+        ml(ox.zeros(1))
+    md = nn.ModuleDict()
+    md.update([("a", nn.ReLU()), ("b", nn.Tanh())])
+    assert isinstance(md.pop("a"), nn.ReLU) and list(md) == ["b"]
+    del md["b"]
+    md["c"] = nn.Identity()
+    md.clear()
+    assert len(md) == 0

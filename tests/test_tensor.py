@@ -220,3 +220,25 @@ def test_new_factories_and_format():
     assert x.new_tensor([1, 2]).dtype == np.float64
     assert ox.ones(2).type_as(x).dtype == np.float64
     assert f"{ox.tensor(1.23456):.2f}" == "1.23"
+
+
+def test_non_differentiable_helpers():
+    a = ox.tensor([[-1.5, 2.5], [0.5, np.nan]])
+    np.testing.assert_array_equal((a // 1).numpy()[0], [-2.0, 2.0])
+    np.testing.assert_array_equal(ox.tensor([5, 7]) % 3, [2, 1])
+    np.testing.assert_array_equal(a.isnan().numpy(), [[False, False], [False, True]])
+    assert not a.isfinite().all().item() and a.isinf().any().item() is False
+    b = ox.tensor([[1.0, 3.0], [2.0, 0.0]])
+    assert b.argmin().item() == 3 and b.argmax(dim=1).tolist() == [1, 0]
+    np.testing.assert_array_equal(b.sign().numpy(), [[1, 1], [1, 0]])
+    np.testing.assert_array_equal(ox.tensor([1.4, -1.6]).floor().numpy(), [1, -2])
+    np.testing.assert_array_equal(ox.tensor([1.4, -1.6]).ceil().numpy(), [2, -1])
+    np.testing.assert_array_equal(ox.tensor([1.4, -1.6]).round().numpy(), [1, -2])
+    m = b > 0.5
+    assert (m & ~m).any().item() is False and (m | ~m).all().item() and (m ^ m).sum().item() == 0
+    assert b.equal(b.clone()) and b.allclose(b + 1e-9)
+    x = ox.ones(2, requires_grad=True)
+    y = x.add(ox.ones(2), alpha=3).sub(ox.ones(2), alpha=2)
+    y.sum().backward()
+    np.testing.assert_allclose(y.numpy(), [2.0, 2.0])
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])

@@ -53,7 +53,7 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, "_parameters")
             params[name] = value
         elif params is not None and name in params:
             if value is not None:
@@ -65,7 +65,7 @@ class Module:
         elif isinstance(value, Module):
             if params is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, "_modules")
             d["_modules"][name] = value
         elif params is not None and name in d["_modules"]:
             if value is not None:
@@ -77,7 +77,7 @@ class Module:
         elif isinstance(value, Buffer):
             if params is None:
                 raise AttributeError("cannot assign buffers before Module.__init__() call")
-            self._forget(name)
+            self._forget(name, "_buffers")
             value = Tensor(value._data)
             d["_buffers"][name] = value
         elif params is not None and name in d["_buffers"]:
@@ -92,10 +92,13 @@ class Module:
             d["_buffers"][name] = value
         d[name] = value
 
-    def _forget(self, name):
+    def _forget(self, name, keep=None):
+        """Unregister ``name`` everywhere except the store ``keep`` (so that re-assigning a
+        name keeps its position in that store, as PyTorch's dict assignment does)."""
         d = self.__dict__
         for key in ("_parameters", "_modules", "_buffers"):
-            d[key].pop(name, None)
+            if key != keep:
+                d[key].pop(name, None)
         d["_non_persistent_buffers"].discard(name)
 
     def __delattr__(self, name):
@@ -121,7 +124,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: cannot assign '{type(param).__name__}' object to "
                             f"parameter '{name}' (oxinet.nn.Parameter or None required)")
-        self._forget(name)
+        self._forget(name, "_parameters")
         self._parameters[name] = param
         self.__dict__[name] = param
 
@@ -136,7 +139,7 @@ class Module:
             else:
                 raise TypeError(f"register_buffer: cannot assign '{type(tensor).__name__}' object to buffer "
                                 f"'{name}' (oxinet.Tensor, numpy.ndarray or None required)")
-        self._forget(name)
+        self._forget(name, "_buffers")
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent_buffers.add(name)
@@ -147,7 +150,7 @@ class Module:
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {type(module).__name__} is not a Module subclass")
         self._check_name(name, "module")
-        self._forget(name)
+        self._forget(name, "_modules")
         self._modules[name] = module
         self.__dict__[name] = module
 
