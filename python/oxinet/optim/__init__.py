@@ -1,0 +1,9 @@
+"""``oxinet.optim``: optimizers and learning-rate schedules (``torch.optim``-shaped)."""
+
+from oxinet.optim.optimizer import Optimizer
+from oxinet.optim.sgd import SGD
+from oxinet.optim.adaptive import Adagrad, Adam, AdamW, RMSprop
+from oxinet.optim.lbfgs import LBFGS
+from oxinet.optim import lr_scheduler
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "LBFGS", "lr_scheduler"]
