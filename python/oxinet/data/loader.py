@@ -19,7 +19,7 @@ from oxinet.data._rng import SeedSource, make_generator
 
 
 def _shape_list(names: Sequence[str], arrays: Sequence[np.ndarray]) -> str:
-    return ", ".join(f"{n} has {len(a)} (shape {a.shape})" for n, a in zip(names, arrays))
+    return ", ".join(f"'{n}' has {len(a)} (shape {a.shape})" for n, a in zip(names, arrays))
 
 
 def _as_arrays(arrays: Sequence[Any], who: str, names: Sequence[str] | None = None) -> tuple:

@@ -48,31 +48,74 @@ def _counts(n: int, sizes: Sequence[float | int], names: Sequence[str], who: str
 
 
 def _apportion(class_counts: np.ndarray, split_totals: Sequence[int]) -> np.ndarray:
-    """Integer table T[c, s] with row sums = class_counts, column sums = split_totals and
-    T close to the proportional share class_counts[c] * split_totals[s] / n."""
-    n = int(class_counts.sum())
-    totals = np.asarray(split_totals, dtype=np.int64)
-    ideal = class_counts[:, None] * totals[None, :] / max(n, 1)
-    table = np.floor(ideal).astype(np.int64)
-    row_need = class_counts - table.sum(1)
-    col_need = totals - table.sum(0)
-    # Largest fractional parts first, at most one extra sample per cell...
-    frac = ideal - table
-    for flat in np.argsort(-frac, axis=None, kind="stable"):
-        c, s = divmod(int(flat), len(totals))
-        if row_need[c] > 0 and col_need[s] > 0:
+    """Integer table T[c, s] with row sums = class_counts, column sums = split_totals, and
+    every entry the floor or the ceiling of the proportional share
+    class_counts[c] * split_totals[s] / n (such a rounding always exists).
+
+    Floors first; the leftover samples (one per cell at most) go to the largest fractional
+    parts greedily, then augmenting paths (bipartite matching, rows = classes, columns =
+    splits) place whatever the greedy pass could not."""
+    counts = [int(c) for c in class_counts]
+    totals = [int(t) for t in split_totals]
+    n = sum(counts)
+    nc, ns = len(counts), len(totals)
+    table = np.zeros((nc, ns), np.int64)
+    rem = np.zeros((nc, ns), np.int64)  # fractional part * n, exact
+    for c in range(nc):
+        for s in range(ns):
+            table[c, s], rem[c, s] = divmod(counts[c] * totals[s], max(n, 1))
+    row_need = np.asarray(counts) - table.sum(1)
+    col_need = np.asarray(totals) - table.sum(0)
+    extra = np.zeros((nc, ns), bool)
+    for flat in np.argsort(-rem, axis=None, kind="stable"):
+        c, s = divmod(int(flat), ns)
+        if rem[c, s] > 0 and row_need[c] > 0 and col_need[s] > 0:
+            extra[c, s] = True
+            row_need[c] -= 1
+            col_need[s] -= 1
+    eligible = rem > 0
+    while row_need.sum() > 0:
+        # BFS from every row still short: row -> (eligible, unused cell) -> column;
+        # column -> (used cell) -> row; stop at a column that still needs samples.
+        start = [c for c in range(nc) if row_need[c] > 0]
+        parent_col: dict[int, int] = {}  # column -> row it was reached from
+        parent_row: dict[int, int] = {c: -1 for c in start}  # row -> column it was reached from
+        frontier, found = list(start), None
+        while frontier and found is None:
+            nxt = []
+            for c in frontier:
+                for s in range(ns):
+                    if eligible[c, s] and not extra[c, s] and s not in parent_col:
+                        parent_col[s] = c
+                        if col_need[s] > 0:
+                            found = s
+                            break
+                        for c2 in range(nc):
+                            if extra[c2, s] and c2 not in parent_row:
+                                parent_row[c2] = s
+                                nxt.append(c2)
+                if found is not None:
+                    break
+            frontier = nxt
+        if found is None:  # cannot happen for consistent totals; fall back to any cell
+            c = start[0]
+            s = int(np.argmax(col_need))
             table[c, s] += 1
             row_need[c] -= 1
             col_need[s] -= 1
-    # ...then whatever is left (rare), north-west corner rule: always feasible.
-    for c in range(len(class_counts)):
-        for s in range(len(totals)):
-            k = min(row_need[c], col_need[s])
-            if k > 0:
-                table[c, s] += k
-                row_need[c] -= k
-                col_need[s] -= k
-    return table
+            continue
+        s = found
+        col_need[s] -= 1
+        while True:
+            c = parent_col[s]
+            extra[c, s] = True
+            prev = parent_row[c]
+            if prev == -1:
+                row_need[c] -= 1
+                break
+            extra[c, prev] = False
+            s = prev
+    return table + extra
 
 
 def split_indices(
