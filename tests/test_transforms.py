@@ -235,3 +235,14 @@ def test_normalize_and_bad_inputs():
         Normalize([0.0], [0.0])
     with pytest.raises(ValueError, match="'scale'"):
         RandomErasing(scale=(0.5, 2.0))
+
+
+@pytest.mark.parametrize("interp", ["nearest", "bilinear"])
+def test_rotation_in_chunks_equals_one_image_at_a_time(interp):
+    from oxinet.data.transforms import rotate
+
+    x = _imgs(n=37, c=3, h=32, w=32)  # more than one chunk of images
+    theta = np.deg2rad(np.random.default_rng(2).uniform(-30, 30, size=37))
+    out = rotate(x, theta, interp, 0.5)
+    for i in range(37):
+        np.testing.assert_array_equal(out[i : i + 1], rotate(x[i : i + 1], theta[i : i + 1], interp, 0.5))

@@ -235,8 +235,8 @@ def _read_safetensors(buf: bytes | bytearray | memoryview, who: str, source: str
         a = np.frombuffer(buf, dtype=dt, count=count, offset=data_start + b).reshape(shape)
         if code == "BF16":  # bfloat16 is the top half of a float32
             a = (a.astype(np.uint32) << 16).view(np.float32)
-        else:
-            a = a.astype(dt.newbyteorder("="), copy=True)  # own, native-order, writable
+        elif not (a.dtype.isnative and a.flags.aligned and a.flags.writeable):
+            a = a.astype(dt.newbyteorder("="))  # own, native-order, aligned, writable copy
         out[name] = a
     spans.sort()
     pos = 0
@@ -253,8 +253,14 @@ def load_safetensors(path: str | os.PathLike, return_metadata: bool = False):
     """Read a ``.safetensors`` file (written by oxinet, the ``safetensors`` package or
     anyone else) into ``{name: ndarray}`` in the header's order. BF16 tensors are widened to
     float32. With ``return_metadata`` also returns the ``__metadata__`` dict."""
+    # One read into a mutable buffer; aligned native-order tensors are views of it (writable,
+    # no second copy). oxinet's writer aligns every tensor to its item size.
     with open(path, "rb") as f:
-        buf = f.read()
+        size = os.fstat(f.fileno()).st_size
+        buf = np.empty(size, np.uint8)
+        got = f.readinto(memoryview(buf))
+    if got != size:
+        raise ValueError(f"load_safetensors: read {got} of {size} bytes from {os.fspath(path)!r}")
     state, meta = _read_safetensors(buf, "load_safetensors", repr(os.fspath(path)))
     return (state, meta) if return_metadata else state
 

@@ -230,12 +230,6 @@ class RandomCrop(Transform):
         return {"size": self.size, "padding": self.padding, "padding_mode": self.padding_mode}
 
 
-def _gather_nhwc(xt: np.ndarray, yi: np.ndarray, xi: np.ndarray) -> np.ndarray:
-    """xt (N, H, W, C); yi, xi (N, h, w) int -> (N, h, w, C)."""
-    n = xt.shape[0]
-    return xt[np.arange(n)[:, None, None], yi, xi]
-
-
 class RandomRotation(Transform):
     """Rotate each image by an angle drawn uniformly from ``degrees`` (counter-clockwise
     for positive angles, as torchvision) about its centre.
@@ -274,35 +268,72 @@ class RandomRotation(Transform):
 
 
 def rotate(x: np.ndarray, theta: np.ndarray, interpolation: str = "bilinear", fill: float = 0.0) -> np.ndarray:
-    """Rotate each image of the NCHW batch ``x`` by ``theta[i]`` radians (counter-clockwise)."""
+    """Rotate each image of the NCHW float batch ``x`` by ``theta[i]`` radians
+    (counter-clockwise) about its centre; pixels from outside the image get ``fill``.
+
+    Each output pixel (y, x) samples the source at the inverse-rotated position; the
+    image is padded by one ``fill`` pixel and the sample positions are clipped onto that
+    border, so out-of-range samples read ``fill`` (bilinear blends towards it at the edge).
+    Coordinates are computed in the image dtype; the gathers are flat ``np.take`` calls,
+    done on chunks of images whose temporaries stay in the L2 cache (about 2x faster than
+    one pass over a large batch, and than a loop over single images).
+    """
+    n, c, h, w = x.shape
+    per_chunk = max(1, _ROTATE_CHUNK_ELEMENTS // max(1, c * h * w))
+    if n > per_chunk:
+        out = np.empty(x.shape, x.dtype)
+        for i in range(0, n, per_chunk):
+            out[i : i + per_chunk] = _rotate(x[i : i + per_chunk], theta[i : i + per_chunk], interpolation, fill)
+        return out
+    return _rotate(x, theta, interpolation, fill)
+
+
+_ROTATE_CHUNK_ELEMENTS = 1 << 15
+
+
+def _rotate(x: np.ndarray, theta: np.ndarray, interpolation: str, fill: float) -> np.ndarray:
     n, c, h, w = x.shape
     dt = x.dtype
+    hp, wp = h + 2, w + 2
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-    gy, gx = np.meshgrid(np.arange(h) - cy, np.arange(w) - cx, indexing="ij")
-    cos = np.cos(theta)[:, None, None]
-    sin = np.sin(theta)[:, None, None]
-    # output pixel (dy, dx) comes from the source at R(-theta) (image axes: y down)
-    sx = cx + cos * gx - sin * gy
-    sy = cy + sin * gx + cos * gy
-    # pad one fill pixel on every side: out-of-range samples are clipped onto it
-    xt = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=fill).transpose(0, 2, 3, 1)
-    sy = sy + 1.0
-    sx = sx + 1.0
+    gy = (np.arange(h, dtype=dt) - dt.type(cy))[:, None]
+    gx = (np.arange(w, dtype=dt) - dt.type(cx))[None, :]
+    cos = np.cos(theta).astype(dt)[:, None, None]
+    sin = np.sin(theta).astype(dt)[:, None, None]
+    # source position of output pixel (dy, dx): R(-theta) in image axes (y down), +1 for the pad
+    sx = dt.type(cx + 1.0) + cos * gx - sin * gy  # (N, H, W)
+    sy = dt.type(cy + 1.0) + sin * gx + cos * gy
+    xp = np.empty((n, c, hp, wp), dt)
+    xp[...] = fill
+    xp[:, :, 1:-1, 1:-1] = x
+    xp = xp.reshape(-1)
+    base = (np.arange(n * c, dtype=np.intp) * (hp * wp)).reshape(n, c, 1, 1)
     if interpolation == "nearest":
-        yi = np.clip(np.floor(sy + 0.5), 0, h + 1).astype(np.intp)
-        xi = np.clip(np.floor(sx + 0.5), 0, w + 1).astype(np.intp)
-        out = _gather_nhwc(xt, yi, xi)
-    else:
-        sy = np.clip(sy, 0.0, h + 1.0)
-        sx = np.clip(sx, 0.0, w + 1.0)
-        y0 = np.minimum(np.floor(sy), h).astype(np.intp)
-        x0 = np.minimum(np.floor(sx), w).astype(np.intp)
-        fy = (sy - y0).astype(dt)[..., None]
-        fx = (sx - x0).astype(dt)[..., None]
-        top = _gather_nhwc(xt, y0, x0) * (1 - fx) + _gather_nhwc(xt, y0, x0 + 1) * fx
-        bot = _gather_nhwc(xt, y0 + 1, x0) * (1 - fx) + _gather_nhwc(xt, y0 + 1, x0 + 1) * fx
-        out = top * (1 - fy) + bot * fy
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2), dtype=dt)
+        yi = np.clip(np.floor(sy + dt.type(0.5)), 0, h + 1).astype(np.intp)
+        xi = np.clip(np.floor(sx + dt.type(0.5)), 0, w + 1).astype(np.intp)
+        return np.take(xp, base + (yi * wp + xi)[:, None])
+    np.clip(sy, 0, h + 1, out=sy)
+    np.clip(sx, 0, w + 1, out=sx)
+    y0 = np.minimum(np.floor(sy), h)
+    x0 = np.minimum(np.floor(sx), w)
+    fy = (sy - y0)[:, None]  # (N, 1, H, W) weights, shared by the channels
+    fx = (sx - x0)[:, None]
+    i00 = base + (y0 * wp + x0).astype(np.intp)[:, None]
+    top = np.take(xp, i00)
+    d = np.take(xp, i00 + 1)
+    d -= top
+    d *= fx
+    top += d
+    i00 += wp
+    bot = np.take(xp, i00)
+    d = np.take(xp, i00 + 1)
+    d -= bot
+    d *= fx
+    bot += d
+    bot -= top
+    bot *= fy
+    top += bot
+    return top
 
 
 def _clip(out: np.ndarray, clip) -> np.ndarray:
