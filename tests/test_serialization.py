@@ -295,3 +295,49 @@ def test_load_into_copies_in_place():
         S.load_into({"w": np.zeros((2, 3), complex)}, {"w": w})
     assert S.check_state_dict({"a": np.zeros(2)}, {"a": np.zeros(2)}) == {
         "missing": [], "unexpected": [], "shape_mismatches": []}
+
+
+class FakeTensor:
+    """Mimics oxinet.Tensor: numpy() gives the array itself, data gives another Tensor."""
+
+    def __init__(self, a):
+        self._data = a
+
+    def numpy(self):
+        return self._data
+
+    @property
+    def data(self):
+        return FakeTensor(self._data)
+
+    @property
+    def shape(self):
+        return self._data.shape
+
+    def __array__(self, dtype=None, copy=None):
+        return self._data
+
+
+class FakeModule:
+    def __init__(self):
+        self.w = FakeTensor(np.zeros((2, 3), np.float32))
+        self.b = FakeTensor(np.zeros(3, np.float32))
+
+    def state_dict(self):
+        return {"w": self.w, "b": self.b}
+
+
+def test_tensor_like_values_save_checkpoint_and_load_into(tmp_path):
+    m = FakeModule()
+    m.w._data[...] = np.arange(6).reshape(2, 3)
+    oxinet.save(m, tmp_path / "m.safetensors")
+    got = oxinet.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(got["w"], np.arange(6).reshape(2, 3))
+    oxinet.save_checkpoint(tmp_path / "c.safetensors", model_state=m, epoch=1)
+    ck = oxinet.load_checkpoint(tmp_path / "c.safetensors")
+    np.testing.assert_array_equal(ck["model"]["w"], m.w.numpy())
+    fresh = FakeModule()
+    S.load_into(ck["model"], fresh)  # writes through numpy() into the parameters
+    np.testing.assert_array_equal(fresh.w.numpy(), np.arange(6).reshape(2, 3))
+    with pytest.raises(S.StateDictMismatchError, match="'b'"):
+        S.load_into({"w": ck["model"]["w"]}, FakeModule())

@@ -87,6 +87,19 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Any]:
 # --- state dict normalisation -----------------------------------------------------------
 
 
+def _tensor_array(value: Any) -> np.ndarray | None:
+    """The ndarray behind a Tensor/Parameter (``numpy()``, no copy), else None."""
+    f = getattr(value, "numpy", None)
+    if callable(f) and not isinstance(value, (np.ndarray, np.generic)):
+        try:
+            arr = f()
+        except TypeError:
+            return None
+        if isinstance(arr, np.ndarray):
+            return arr
+    return None
+
+
 def _to_array(value: Any, name: str, who: str) -> np.ndarray:
     """An ndarray from an array, a Tensor/Parameter (anything with ``numpy()`` or
     ``data``), a NumPy scalar or a Python number."""
@@ -94,6 +107,9 @@ def _to_array(value: Any, name: str, who: str) -> np.ndarray:
         return value
     if isinstance(value, (bool, int, float, np.generic)):
         return np.asarray(value)
+    arr = _tensor_array(value)
+    if arr is not None:
+        return arr
     data = getattr(value, "data", None)
     if isinstance(data, np.ndarray):
         return data
@@ -366,8 +382,10 @@ def _encode(node: Any, path: str, tensors: dict, who: str) -> Any:
     if isinstance(node, (list, tuple)):
         enc = [_encode(v, f"{path}/{i}" if path else str(i), tensors, who) for i, v in enumerate(node)]
         return {"$tuple": enc} if isinstance(node, tuple) else enc
-    arr = getattr(node, "data", None)
-    if isinstance(arr, np.ndarray):  # a Tensor/Parameter
+    arr = _tensor_array(node)
+    if arr is None:
+        arr = getattr(node, "data", None)
+    if isinstance(arr, np.ndarray):  # a Tensor/Parameter: stored as its array
         return _encode(arr, path, tensors, who)
     raise TypeError(
         f"{who}: cannot store {type(node).__name__} at {path or '<root>'!r}; checkpoints hold arrays, "
@@ -507,15 +525,18 @@ def check_state_dict(state: Mapping[str, Any], expected: Mapping[str, Any], stri
 def load_into(state: Mapping[str, Any], expected: Mapping[str, Any], strict: bool = True) -> dict:
     """Check ``state`` against ``expected`` (see :func:`check_state_dict`) and copy every
     matching array into the expected arrays in place (casting as NumPy's ``same_kind``
-    allows, e.g. float64 -> float32). Values of ``expected`` may be ndarrays or objects whose
-    ``data`` attribute is an ndarray (Parameters). Returns the report dict."""
+    allows, e.g. float64 -> float32). Values of ``expected`` may be ndarrays, Tensors or
+    Parameters (their ``numpy()`` array, or a ``data`` attribute that is an ndarray).
+    Returns the report dict."""
     if not isinstance(expected, Mapping) and callable(getattr(expected, "state_dict", None)):
         expected = expected.state_dict()
     report = check_state_dict(state, expected, strict, "load_into")
     for k, target in expected.items():
         if k not in state:
             continue
-        dst = target if isinstance(target, np.ndarray) else getattr(target, "data", None)
+        dst = target if isinstance(target, np.ndarray) else _tensor_array(target)
+        if dst is None:
+            dst = getattr(target, "data", None)
         if not isinstance(dst, np.ndarray):
             raise TypeError(f"load_into: expected[{k!r}] is a {type(target).__name__} without an ndarray to copy into")
         src = _to_array(state[k], k, "load_into")
