@@ -14,6 +14,7 @@ from oxinet.data import (
     SHAPE_CLASSES,
     DataLoader,
     Vocab,
+    detection_collate,
     load_digits,
     make_dates,
     make_flower,
@@ -162,6 +163,9 @@ def test_shapes_determinism_padding_and_dataset_views():
     img, target = a[0]
     assert img.shape == (3, 32, 32) and set(target) == {"boxes", "labels", "masks"}
     xb, mb = next(iter(DataLoader(a.segmentation(), batch_size=4)))
+    imgs, targets = next(iter(DataLoader(a, batch_size=3, collate_fn=detection_collate)))
+    assert imgs.shape == (3, 3, 32, 32) and len(targets) == 3
+    np.testing.assert_array_equal(targets[1]["boxes"], a.boxes[1])
     assert xb.shape == (4, 3, 32, 32) and mb.shape == (4, 32, 32)
     with pytest.raises(ValueError, match="'object_size'"):
         make_shapes(object_size=(2, 40))

@@ -341,3 +341,14 @@ def test_tensor_like_values_save_checkpoint_and_load_into(tmp_path):
     np.testing.assert_array_equal(fresh.w.numpy(), np.arange(6).reshape(2, 3))
     with pytest.raises(S.StateDictMismatchError, match="'b'"):
         S.load_into({"w": ck["model"]["w"]}, FakeModule())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_file_permissions_like_plain_open(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"x")
+    oxinet.save({"w": np.zeros(1)}, tmp_path / "w.safetensors")
+    assert (os.stat(tmp_path / "w.safetensors").st_mode & 0o777) == (os.stat(plain).st_mode & 0o777)
+    os.chmod(tmp_path / "w.safetensors", 0o640)
+    oxinet.save({"w": np.ones(1)}, tmp_path / "w.safetensors")  # keeps the previous file's mode
+    assert (os.stat(tmp_path / "w.safetensors").st_mode & 0o777) == 0o640

@@ -59,6 +59,27 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
+def _new_file_mode(path: str) -> int | None:
+    """The permission bits the saved file should get: the previous file's, or what a plain
+    ``open(path, "w")`` would create (0o666 minus the umask), not mkstemp's private 0o600."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        pass
+    if os.name != "posix":
+        return None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)  # no portable read-only query; restore at once
+    os.umask(old)
+    return 0o666 & ~old
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Any]:
     """Open a temporary binary file next to ``path``; on a clean exit it is flushed,
@@ -70,11 +91,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Any]:
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -6,7 +6,14 @@ Randomness (shuffling, splits, augmentation) follows one rule, see ``oxinet.data
 object its own repeatable generator.
 """
 
-from oxinet.data.loader import ArrayDataset, DataLoader, Subset, default_collate, random_split
+from oxinet.data.loader import (
+    ArrayDataset,
+    DataLoader,
+    Subset,
+    default_collate,
+    detection_collate,
+    random_split,
+)
 from oxinet.data.splits import split_indices, train_dev_test_split, train_test_split
 from oxinet.data.preprocessing import Standardizer, one_hot
 from oxinet.data import transforms
@@ -37,7 +44,7 @@ from oxinet.data.text import (
 )
 
 __all__ = [
-    "ArrayDataset", "DataLoader", "Subset", "default_collate", "random_split",
+    "ArrayDataset", "DataLoader", "Subset", "default_collate", "detection_collate", "random_split",
     "split_indices", "train_dev_test_split", "train_test_split",
     "Standardizer", "one_hot",
     "transforms", "Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomCrop",

@@ -139,6 +139,13 @@ def default_collate(samples: list) -> Any:
         ) from e
 
 
+def detection_collate(samples: list) -> tuple:
+    """Collate ``(image, target)`` samples whose targets differ in size (boxes per image):
+    returns ``(images stacked to (B, C, H, W), [target, ...])``."""
+    images = np.stack([np.asarray(s[0]) for s in samples])
+    return images, [s[1] for s in samples]
+
+
 class DataLoader:
     """Iterate over mini-batches of a dataset or of arrays.
 

@@ -30,7 +30,8 @@ class Shapes:
         class_names: ``("circle", "square", "triangle")``.
 
     ``len(shapes)`` is N; ``shapes[i]`` is ``(image, target)`` with target a dict of
-    ``boxes``, ``labels``, ``masks`` (instance masks) as torchvision's detection datasets give.
+    ``boxes``, ``labels``, ``masks`` (instance masks) as torchvision's detection datasets give;
+    batch them with ``DataLoader(shapes, collate_fn=detection_collate)``.
     """
 
     images: np.ndarray
