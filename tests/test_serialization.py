@@ -352,3 +352,41 @@ def test_saved_file_permissions_like_plain_open(tmp_path):
     os.chmod(tmp_path / "w.safetensors", 0o640)
     oxinet.save({"w": np.ones(1)}, tmp_path / "w.safetensors")  # keeps the previous file's mode
     assert (os.stat(tmp_path / "w.safetensors").st_mode & 0o777) == 0o640
+
+
+def test_load_checkpoint_into_model_and_optimizer(tmp_path):
+    class Opt:
+        def __init__(self):
+            self.loaded = None
+
+        def state_dict(self):
+            return {"state": {np.int64(0): {"m": np.ones(2)}}, "param_groups": [{"lr": 0.1, "params": [0]}]}
+
+        def load_state_dict(self, sd):
+            self.loaded = sd
+
+    class Mod(FakeModule):
+        def load_state_dict(self, sd, strict=True):
+            for k, v in sd.items():
+                getattr(self, k).numpy()[...] = v
+
+    m = Mod()
+    m.w.numpy()[...] = 7
+    path = tmp_path / "c.safetensors"
+    oxinet.save_checkpoint(path, m, Opt(), epoch=3)
+    m2, o2 = Mod(), Opt()
+    ck = oxinet.load_checkpoint(path, model=m2, optimizer=o2)
+    assert ck["epoch"] == 3
+    np.testing.assert_array_equal(m2.w.numpy(), 7)
+    assert o2.loaded["param_groups"][0]["lr"] == 0.1 and list(o2.loaded["state"]) == [0]
+    target = {"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32)}
+    oxinet.load_checkpoint(path, model=target)
+    assert (target["w"] == 7).all()
+
+    class Bigger(Mod):
+        def __init__(self):
+            super().__init__()
+            self.w = FakeTensor(np.zeros((5, 3), np.float32))
+
+    with pytest.raises(S.StateDictMismatchError, match=r"'w': loaded \(2, 3\) but expected \(5, 3\)"):
+        oxinet.load_checkpoint(path, model=Bigger())

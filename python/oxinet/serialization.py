@@ -396,11 +396,13 @@ def _encode(node: Any, path: str, tensors: dict, who: str) -> Any:
     if isinstance(node, Mapping):
         items = []
         for k, v in node.items():
+            if isinstance(k, np.generic) and not isinstance(k, (np.str_, np.bytes_)):
+                k = k.item()
             if not isinstance(k, (str, int, bool, float)) and k is not None and not isinstance(k, tuple):
                 raise TypeError(f"{who}: dict key {k!r} at {path or '<root>'!r} must be a str, int, float, bool, None or tuple")
             sub = f"{path}/{k}" if path else str(k)
             items.append([_encode(k, sub + "#key", {}, who) if isinstance(k, tuple) else k, _encode(v, sub, tensors, who)])
-        if all(isinstance(k, str) for k in node):
+        if all(isinstance(k, str) for k, _ in items):
             return {"$dict": {k: v for k, v in items}}
         return {"$items": items}
     if isinstance(node, (list, tuple)):
@@ -474,9 +476,16 @@ def save_checkpoint(
         _write_arrays(f, head, arrays)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
+def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any = None, strict: bool = True) -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`: a dict with keys ``model``,
-    ``optimizer``, ``epoch`` and any extra entries, exactly as saved."""
+    ``optimizer``, ``epoch`` and any extra entries, exactly as saved.
+
+    With ``model`` (an object with ``state_dict()``/``load_state_dict()``, or a dict of
+    arrays) the saved weights are first checked against it (:func:`check_state_dict`,
+    every mismatch in one error) and then loaded into it; with ``optimizer`` its
+    ``load_state_dict`` receives the saved optimizer state. Training then resumes at
+    ``checkpoint["epoch"] + 1``.
+    """
     who = "load_checkpoint"
     tensors, meta = load_safetensors(path, return_metadata=True)
     if meta.get("format") != _CKPT_FORMAT:
@@ -484,7 +493,20 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             f"{who}: {os.fspath(path)!r} is not an oxinet checkpoint (metadata format "
             f"{meta.get('format')!r}); use oxinet.load for plain weight files"
         )
-    return _decode(json.loads(meta["structure"]), tensors, who)
+    ck = _decode(json.loads(meta["structure"]), tensors, who)
+    if model is not None:
+        if ck.get("model") is None:
+            raise ValueError(f"{who}: {os.fspath(path)!r} holds no model state")
+        if isinstance(model, Mapping):
+            load_into(ck["model"], model, strict)
+        else:
+            check_state_dict(ck["model"], model.state_dict(), strict, who)
+            model.load_state_dict(ck["model"], strict=strict)
+    if optimizer is not None:
+        if ck.get("optimizer") is None:
+            raise ValueError(f"{who}: {os.fspath(path)!r} holds no optimizer state")
+        optimizer.load_state_dict(ck["optimizer"])
+    return ck
 
 
 # --- state dict checks --------------------------------------------------------------------
