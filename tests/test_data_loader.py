@@ -249,3 +249,12 @@ def test_random_split():
         random_split((x,), [5, 4])
     with pytest.raises(ValueError, match="fractions"):
         random_split((x,), [0.5, 0.6])
+
+
+def test_batch_indices_match_iteration():
+    x, _ = _data(11)
+    a = DataLoader(x, batch_size=4, shuffle=True, seed=2)
+    b = DataLoader(x, batch_size=4, shuffle=True, seed=2)
+    for _ in range(2):
+        idx = [i.tolist() for i in a.batch_indices()]
+        assert idx == _ids(b)

@@ -78,7 +78,7 @@ def test_toy_sets_shapes_and_determinism(make):
 def test_flower_generating_process_without_noise():
     X, y = make_flower(n_samples=400, noise=0.0, shuffle=False)
     assert X.shape == (400, 2) and np.bincount(y).tolist() == [200, 200]
-    t = np.linspace(0, np.pi, 200)
+    t = np.linspace(0, 3.12, 200)
     r = 4 * np.sin(4 * t)
     np.testing.assert_allclose(X[:200], np.stack([r * np.sin(t), r * np.cos(t)], 1), atol=1e-5)
     assert np.abs(np.hypot(X[:, 0], X[:, 1])).max() <= 4.0 + 1e-5

@@ -238,43 +238,38 @@ class DataLoader:
         self._seed.reseed(seed, "DataLoader")
         return self
 
-    def _order(self) -> np.ndarray | None:
+    def _epoch(self) -> tuple[np.ndarray | None, list[tuple[int, int]]]:
+        """One epoch's sample order (None = 0..n-1; a new permutation when shuffling) and
+        the (start, end) positions of its batches in that order."""
         n = len(self.dataset)
-        if not self.shuffle:
-            return None
-        return self._seed.generator().permutation(n)
+        order = self._seed.generator().permutation(n) if self.shuffle else None
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        return order, [(s, min(s + self.batch_size, n)) for s in range(0, stop, self.batch_size)]
 
     def batch_indices(self) -> Iterator[np.ndarray]:
-        """The index arrays of one epoch (draws a new order when shuffling)."""
-        n = len(self.dataset)
-        order = self._order()
-        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
-        for start in range(0, stop, self.batch_size):
-            end = min(start + self.batch_size, n)
-            yield np.arange(start, end) if order is None else order[start:end]
+        """The dataset positions of every batch of one epoch (draws a new order when
+        shuffling, exactly as iterating would)."""
+        order, spans = self._epoch()
+        for s, e in spans:
+            yield np.arange(s, e) if order is None else order[s:e]
 
     def __iter__(self) -> Iterator:
-        n = len(self.dataset)
-        order = self._order()
-        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        order, spans = self._epoch()
         arrays, base = self._arrays, self._index
-        if base is not None and order is not None:
-            order = base[order]
-        elif base is not None:
-            order = base
-        for start in range(0, stop, self.batch_size):
-            end = min(start + self.batch_size, n)
+        if base is not None:  # a Subset of arrays: map positions to rows of the arrays
+            order = base if order is None else base[order]
+        for s, e in spans:
             if arrays is not None:
-                if order is None:
-                    batch = tuple(a[start:end].copy() for a in arrays)
-                else:
-                    idx = order[start:end]
+                if order is None:  # sequential: a slice copy per array
+                    batch = tuple(a[s:e].copy() for a in arrays)
+                else:  # one fancy-index gather per array, no per-sample Python work
+                    idx = order[s:e]
                     batch = tuple(a[idx] for a in arrays)
                 if self.transform is not None:
                     batch = (self.transform(batch[0]),) + batch[1:]
                 yield batch[0] if self._single else batch
             else:
-                ids = range(start, end) if order is None else order[start:end]
+                ids = range(s, e) if order is None else order[s:e].tolist()
                 batch = self.collate_fn([self.dataset[int(i)] for i in ids])
                 if self.transform is not None:
                     if isinstance(batch, tuple):

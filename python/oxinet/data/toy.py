@@ -46,7 +46,8 @@ def make_flower(
     interleaved petals that no straight line separates).
 
     Generating process, class ``j`` in {0, 1} with half the points each:
-    ``t`` runs evenly over ``[j*pi, (j+1)*pi]`` plus ``N(0, noise^2)`` jitter,
+    ``t`` runs evenly over ``[3.12 j, 3.12 (j+1)]`` (the exercise's constant, just under pi)
+    plus ``N(0, noise^2)`` jitter,
     ``r = radius * sin(4 t) + N(0, noise^2)``, and the point is ``(r sin t, r cos t)``.
     With ``radius=4`` (the course's ``a = 4``) the petals reach about 4 units out.
     """
@@ -56,7 +57,7 @@ def make_flower(
     rng = make_generator(seed, who)
     xs, ys = [], []
     for j, m in enumerate((n // 2, n - n // 2)):
-        t = np.linspace(j * np.pi, (j + 1) * np.pi, m) + rng.standard_normal(m) * noise
+        t = np.linspace(j * 3.12, (j + 1) * 3.12, m) + rng.standard_normal(m) * noise
         r = radius * np.sin(4.0 * t) + rng.standard_normal(m) * noise
         xs.append(np.stack([r * np.sin(t), r * np.cos(t)], axis=1))
         ys.append(np.full(m, j))
