@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib import resources
 
 import numpy as np
 
@@ -12,11 +11,8 @@ __all__ = ["load_digits", "DIGITS_PATH"]
 DIGITS_FILE = "digits.npz"
 
 
-def _digits_path() -> str:
-    return str(resources.files("oxinet.data").joinpath("files", DIGITS_FILE))
-
-
-DIGITS_PATH = _digits_path()
+#: Where the bundled archive lives (inside the installed package).
+DIGITS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "files", DIGITS_FILE)
 
 
 def load_digits(as_images: bool = True, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
