@@ -8,6 +8,7 @@ from oxinet.data import (
     Compose,
     DataLoader,
     Normalize,
+    Pad,
     RandomBrightness,
     RandomColorShift,
     RandomContrast,
@@ -16,6 +17,7 @@ from oxinet.data import (
     RandomHorizontalFlip,
     RandomRotation,
     RandomVerticalFlip,
+    Resize,
 )
 
 
@@ -82,6 +84,12 @@ def test_random_crop_shapes_and_identity():
     np.testing.assert_array_equal(RandomCrop((10, 12))(x), x)
     assert RandomCrop(4, seed=0)(x).shape == (6, 3, 4, 4)
     assert RandomCrop((3, 5), padding=(1, 2), seed=0)(x).shape == (6, 3, 3, 5)
+    # (pad_w, pad_h) like torchvision: a full-size crop of 10x12 padded by w=1, h=0
+    # keeps the rows and shifts the columns by 0..2
+    out = RandomCrop((10, 12), padding=(1, 0), seed=0)(x)
+    xp = np.pad(x, ((0, 0), (0, 0), (0, 0), (1, 1)))
+    for i in range(len(x)):
+        assert any(np.array_equal(out[i], xp[i, :, :, o : o + 12]) for o in range(3))
     assert RandomCrop(8, padding=(1, 2, 3, 4), seed=0)(x).shape == (6, 3, 8, 8)
     xi = np.arange(2 * 1 * 4 * 4).reshape(2, 1, 4, 4)  # integer images work too
     assert RandomCrop(2, seed=0)(xi).dtype == xi.dtype
@@ -246,3 +254,65 @@ def test_rotation_in_chunks_equals_one_image_at_a_time(interp):
     out = rotate(x, theta, interp, 0.5)
     for i in range(37):
         np.testing.assert_array_equal(out[i : i + 1], rotate(x[i : i + 1], theta[i : i + 1], interp, 0.5))
+
+
+def _interp_ref(x, size, mode, align_corners):
+    """Naive per-pixel resize following torch.nn.functional.interpolate's index formulas."""
+    n, c, h, w = x.shape
+    ho, wo = size
+
+    def src(d, n_in, n_out):
+        if mode == "nearest":
+            return min(int(np.floor(d * n_in / n_out)), n_in - 1), None, 0.0
+        if align_corners:
+            r = d * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        else:
+            r = max((d + 0.5) * n_in / n_out - 0.5, 0.0)
+        i0 = min(int(np.floor(r)), n_in - 1)
+        return i0, min(i0 + 1, n_in - 1), r - i0
+
+    out = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        y0, y1, ly = src(i, h, ho)
+        for j in range(wo):
+            x0, x1, lx = src(j, w, wo)
+            if mode == "nearest":
+                out[:, :, i, j] = x[:, :, y0, x0]
+            else:
+                out[:, :, i, j] = ((1 - ly) * ((1 - lx) * x[:, :, y0, x0] + lx * x[:, :, y0, x1])
+                                   + ly * ((1 - lx) * x[:, :, y1, x0] + lx * x[:, :, y1, x1]))
+    return out
+
+
+@pytest.mark.parametrize("mode, ac", [("bilinear", False), ("bilinear", True), ("nearest", False)])
+@pytest.mark.parametrize("size", [(32, 32), (5, 3), (8, 8), (1, 4)])
+def test_resize_matches_interpolate_formulas(mode, ac, size):
+    x = _imgs(n=3, c=2, h=8, w=6, dtype=np.float64)
+    out = Resize(size, interpolation=mode, align_corners=ac)(x)
+    assert out.shape == (3, 2) + size and out.dtype == np.float64
+    np.testing.assert_allclose(out, _interp_ref(x, size, mode, ac), atol=1e-12)
+
+
+def test_resize_known_values_and_digits_upscale():
+    row = np.array([[[[0.0, 1.0]]]], np.float32)
+    np.testing.assert_allclose(Resize((1, 4))(row)[0, 0, 0], [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(Resize((1, 4), align_corners=True)(row)[0, 0, 0], [0, 1 / 3, 2 / 3, 1], rtol=1e-6)
+    np.testing.assert_array_equal(Resize((1, 4), interpolation="nearest")(row)[0, 0, 0], [0, 0, 1, 1])
+    from oxinet.data import load_digits
+
+    x, _ = load_digits()
+    up = Resize(32)(x[:10])
+    assert up.shape == (10, 1, 32, 32) and up.dtype == np.float32
+    assert up.min() >= 0.0 and up.max() <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="'size'"):
+        Resize(0)
+
+
+def test_pad():
+    x = _imgs(n=2, h=3, w=4)
+    out = Pad((1, 2, 3, 4), fill=0.5)(x)
+    assert out.shape == (2, 3, 3 + 2 + 4, 4 + 1 + 3)
+    np.testing.assert_array_equal(out[:, :, 2:5, 1:5], x)
+    assert (out[:, :, :2] == 0.5).all()
+    np.testing.assert_array_equal(Pad((2, 1))(x), np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 2))))
+    np.testing.assert_array_equal(Pad(1, padding_mode="edge")(x), np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge"))

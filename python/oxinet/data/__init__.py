@@ -21,6 +21,7 @@ from oxinet.data.transforms import (
     ColorJitter,
     Compose,
     Normalize,
+    Pad,
     RandomBrightness,
     RandomColorShift,
     RandomContrast,
@@ -29,6 +30,7 @@ from oxinet.data.transforms import (
     RandomHorizontalFlip,
     RandomRotation,
     RandomVerticalFlip,
+    Resize,
 )
 from oxinet.data.digits import load_digits
 from oxinet.data.toy import make_flower, make_moons, make_spirals
@@ -49,7 +51,7 @@ __all__ = [
     "Standardizer", "one_hot",
     "transforms", "Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomCrop",
     "RandomRotation", "ColorJitter", "RandomBrightness", "RandomContrast", "RandomColorShift",
-    "RandomErasing", "Normalize",
+    "RandomErasing", "Normalize", "Resize", "Pad",
     "load_digits", "make_flower", "make_moons", "make_spirals",
     "SHAPE_CLASSES", "Shapes", "make_shapes",
     "DATE_FORMATS", "NEGATIONS", "SENTIMENT_LEXICON", "Vocab", "make_dates", "make_sentiment",

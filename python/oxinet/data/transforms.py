@@ -34,6 +34,8 @@ __all__ = [
     "RandomColorShift",
     "RandomErasing",
     "Normalize",
+    "Resize",
+    "Pad",
 ]
 
 
@@ -180,8 +182,8 @@ class RandomCrop(Transform):
 
     Args:
         size: output ``(h, w)`` (or one int for a square).
-        padding: pixels added on each side before cropping (int, ``(pad_h, pad_w)`` or
-            ``(left, top, right, bottom)`` like torchvision).
+        padding: pixels added before cropping: one int for every side, ``(pad_w, pad_h)``
+            (left/right, top/bottom) or ``(left, top, right, bottom)``, as torchvision.
         fill: the value of padded pixels for ``padding_mode='constant'``.
         padding_mode: ``'constant'``, ``'edge'`` or ``'reflect'`` (as ``numpy.pad``).
     """
@@ -194,7 +196,7 @@ class RandomCrop(Transform):
             padding = (int(padding),) * 4
         padding = tuple(int(p) for p in padding)
         if len(padding) == 2:
-            padding = (padding[1], padding[0], padding[1], padding[0])
+            padding = (padding[0], padding[1], padding[0], padding[1])
         if len(padding) != 4 or min(padding) < 0:
             raise ValueError(f"{who}: 'padding' must be >= 0 and have 1, 2 or 4 entries, got {padding}")
         if padding_mode not in ("constant", "edge", "reflect"):
@@ -539,3 +541,86 @@ class Normalize(Transform):
 
     def _repr_args(self):
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+
+def _interp_matrix(n_in: int, n_out: int, mode: str, align_corners: bool) -> np.ndarray:
+    """(n_out, n_in) float64 matrix M with ``out = M @ in`` along one axis, following
+    ``torch.nn.functional.interpolate`` (no antialiasing)."""
+    m = np.zeros((n_out, n_in))
+    dst = np.arange(n_out, dtype=np.float64)
+    if mode == "nearest":
+        src = np.minimum(np.floor(dst * (n_in / n_out)).astype(np.int64), n_in - 1)
+        m[np.arange(n_out), src] = 1.0
+        return m
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
+    else:
+        src = np.maximum((dst + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = src - i0
+    rows = np.arange(n_out)
+    np.add.at(m, (rows, i0), 1.0 - lam)
+    np.add.at(m, (rows, i1), lam)
+    return m
+
+
+class Resize(Transform):
+    """Resize every image to ``size`` (``(h, w)`` or one int for a square), with the
+    semantics of ``torch.nn.functional.interpolate(mode='bilinear'|'nearest',
+    align_corners=...)`` (no antialiasing). Deterministic.
+
+    Bilinear resizing is separable, so the whole batch is two matrix products with small
+    interpolation matrices (``Wy @ x @ Wx.T``), e.g. the 8x8 digits to 32x32 for LeNet-5.
+    """
+
+    need_float = True
+
+    def __init__(self, size, interpolation: str = "bilinear", align_corners: bool = False):
+        super().__init__(0)
+        self.size = _size2(size, "size", "Resize")
+        if interpolation not in ("bilinear", "nearest"):
+            raise ValueError(f"Resize: 'interpolation' must be 'bilinear' or 'nearest', got {interpolation!r}")
+        if interpolation == "nearest" and align_corners:
+            raise ValueError("Resize: 'align_corners' only applies to bilinear interpolation")
+        self.interpolation = interpolation
+        self.align_corners = bool(align_corners)
+
+    def apply(self, x, rng):
+        n, c, h, w = x.shape
+        ho, wo = self.size
+        wy = _interp_matrix(h, ho, self.interpolation, self.align_corners).astype(x.dtype)
+        wx = _interp_matrix(w, wo, self.interpolation, self.align_corners).astype(x.dtype)
+        return np.ascontiguousarray(np.matmul(np.matmul(wy, x), wx.T))
+
+    def _repr_args(self):
+        return {"size": self.size, "interpolation": self.interpolation, "align_corners": self.align_corners}
+
+
+class Pad(Transform):
+    """Pad every image: ``padding`` is one int, ``(pad_w, pad_h)`` (left/right, top/bottom)
+    or ``(left, top, right, bottom)`` as in torchvision; ``padding_mode`` as in
+    :class:`RandomCrop`. Deterministic; works for any dtype."""
+
+    def __init__(self, padding, fill: float = 0.0, padding_mode: str = "constant"):
+        super().__init__(0)
+        if isinstance(padding, numbers.Integral):
+            padding = (int(padding),) * 4
+        padding = tuple(int(p) for p in padding)
+        if len(padding) == 2:
+            padding = (padding[0], padding[1], padding[0], padding[1])
+        if len(padding) != 4 or min(padding) < 0:
+            raise ValueError(f"Pad: 'padding' must be >= 0 and have 1, 2 or 4 entries, got {padding}")
+        if padding_mode not in ("constant", "edge", "reflect"):
+            raise ValueError(f"Pad: 'padding_mode' must be 'constant', 'edge' or 'reflect', got {padding_mode!r}")
+        self.padding, self.fill, self.padding_mode = padding, fill, padding_mode
+
+    def apply(self, x, rng):
+        left, top, right, bottom = self.padding
+        pads = ((0, 0), (0, 0), (top, bottom), (left, right))
+        if self.padding_mode == "constant":
+            return np.pad(x, pads, mode="constant", constant_values=self.fill)
+        return np.pad(x, pads, mode=self.padding_mode)
+
+    def _repr_args(self):
+        return {"padding": self.padding, "fill": self.fill, "padding_mode": self.padding_mode}
