@@ -292,7 +292,11 @@ def _read_safetensors(buf: bytes | bytearray | memoryview, who: str, source: str
 def load_safetensors(path: str | os.PathLike, return_metadata: bool = False):
     """Read a ``.safetensors`` file (written by oxinet, the ``safetensors`` package or
     anyone else) into ``{name: ndarray}`` in the header's order. BF16 tensors are widened to
-    float32. With ``return_metadata`` also returns the ``__metadata__`` dict."""
+    float32. With ``return_metadata`` also returns the ``__metadata__`` dict.
+
+    The file is read once into one buffer and aligned tensors are writable views of it
+    (no second copy); the buffer lives as long as any of the arrays does (``.copy()`` a
+    small tensor you keep on its own)."""
     # One read into a mutable buffer; aligned native-order tensors are views of it (writable,
     # no second copy). oxinet's writer aligns every tensor to its item size.
     with open(path, "rb") as f:
