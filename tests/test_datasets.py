@@ -283,3 +283,10 @@ def test_vocab_round_trip():
     sents, _ = make_sentiment(50, seed=0)
     wv = Vocab.from_texts(sents, level="word")
     assert wv.decode(wv.encode(sents)) == sents
+
+
+def test_date_ordinals():
+    from oxinet.data.text import _ordinal
+
+    got = [_ordinal(d) for d in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 24, 30, 31)]
+    assert got == ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "23rd", "24th", "30th", "31st"]
