@@ -44,6 +44,10 @@ class Shapes:
     def __len__(self) -> int:
         return len(self.images)
 
+    def __repr__(self) -> str:
+        k = sum(len(l) for l in self.labels)
+        return f"Shapes({len(self)} images {self.images.shape[1:]}, {k} objects, classes {self.class_names})"
+
     def __getitem__(self, i: int):
         return self.images[i], {
             "boxes": self.boxes[i],
