@@ -26,6 +26,8 @@ from oxinet._functions import __all__ as _fn_names
 from oxinet import autograd
 from oxinet.autograd import gradcheck, GradcheckError, Function
 from oxinet import nn, optim
+from oxinet import data, metrics, serialization
+from oxinet.serialization import load, load_checkpoint, save, save_checkpoint
 
 float32 = _np.dtype(_np.float32)
 float64 = _np.dtype(_np.float64)
@@ -47,4 +49,5 @@ __all__ = [
     "randn", "rand", "randn_like", "rand_like", "randint", "randperm", "arange", "linspace", "eye",
     "cat", "concat", "concatenate", "stack", "split", "chunk", "pad", "where", "maximum", "minimum",
     "matmul", "float32", "float64", "int32", "int64", "uint8",
+    "data", "metrics", "serialization", "save", "load", "save_checkpoint", "load_checkpoint",
 ] + list(_fn_names)
