@@ -28,6 +28,8 @@ from oxinet.autograd import gradcheck, GradcheckError, Function
 from oxinet import nn, optim
 from oxinet import data, metrics, serialization
 from oxinet.serialization import load, load_checkpoint, save, save_checkpoint
+from oxinet import train
+from oxinet.train import Model
 
 float32 = _np.dtype(_np.float32)
 float64 = _np.dtype(_np.float64)
@@ -50,4 +52,5 @@ __all__ = [
     "cat", "concat", "concatenate", "stack", "split", "chunk", "pad", "where", "maximum", "minimum",
     "matmul", "float32", "float64", "int32", "int64", "uint8",
     "data", "metrics", "serialization", "save", "load", "save_checkpoint", "load_checkpoint",
+    "train", "Model",
 ] + list(_fn_names)
