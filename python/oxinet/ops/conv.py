@@ -247,7 +247,7 @@ def _check_dy(dy: np.ndarray, expected: tuple, op: str) -> None:
 
 def _bias_grad(dy5: np.ndarray) -> np.ndarray:
     n, c = dy5.shape[:2]
-    dy3 = dy5.reshape(n, c, -1)
+    dy3 = dy5.reshape(n, c, int(np.prod(dy5.shape[2:])))
     return kernel_for(dy3.dtype, _core.conv_bias_grad_f32, _core.conv_bias_grad_f64)(dy3)
 
 
