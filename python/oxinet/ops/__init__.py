@@ -6,6 +6,43 @@ have the op. float32 is the default dtype and float64 is kept; other dtypes rais
 ``TypeError`` naming the argument.
 """
 
+from oxinet.ops.conv import (
+    col2im,
+    conv1d,
+    conv1d_backward,
+    conv2d,
+    conv2d_backward,
+    conv3d,
+    conv3d_backward,
+    conv_transpose1d,
+    conv_transpose1d_backward,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose3d,
+    conv_transpose3d_backward,
+    fold,
+    im2col,
+    unfold,
+)
 from oxinet.ops.linalg import gemm, matmul
 
-__all__ = ["gemm", "matmul"]
+__all__ = [
+    "col2im",
+    "conv1d",
+    "conv1d_backward",
+    "conv2d",
+    "conv2d_backward",
+    "conv3d",
+    "conv3d_backward",
+    "conv_transpose1d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose3d",
+    "conv_transpose3d_backward",
+    "fold",
+    "gemm",
+    "im2col",
+    "matmul",
+    "unfold",
+]

@@ -5,6 +5,7 @@
 //! the Python layer decides dtype, shape and contiguity policy.
 
 pub mod error;
+pub mod conv;
 pub mod gemm;
 pub mod parallel;
 pub mod simd;
