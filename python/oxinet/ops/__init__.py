@@ -7,5 +7,10 @@ have the op. float32 is the default dtype and float64 is kept; other dtypes rais
 """
 
 from oxinet.ops.linalg import gemm, matmul
+from oxinet.ops.pool import *  # noqa: F401,F403  (pooling family: see oxinet.ops.pool.__all__)
+from oxinet.ops.pool import __all__ as _pool_all
+from oxinet.ops.interpolate import interpolate, interpolate_backward
 
 __all__ = ["gemm", "matmul"]
+__all__ += _pool_all
+__all__ += ["interpolate", "interpolate_backward"]

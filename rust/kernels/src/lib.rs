@@ -6,7 +6,9 @@
 
 pub mod error;
 pub mod gemm;
+pub mod interpolate;
 pub mod parallel;
+pub mod pool;
 pub mod simd;
 
 pub use error::KernelError;
