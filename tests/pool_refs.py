@@ -54,6 +54,14 @@ def max_pool2d(x, k, s=None, p=0, d=1, ceil=False):
                             v = x[n, c, r, q]
                             if arg is None or v > best or math.isnan(v):
                                 best, arg = v, r * w + q
+                    if arg is None:  # every tap in padding (possible with dilation): -inf
+                        r0 = i * s[0] - p[0]
+                        while r0 < 0:
+                            r0 += d[0]
+                        q0 = j * s[1] - p[1]
+                        while q0 < 0:
+                            q0 += d[1]
+                        best, arg = -np.inf, min(r0, h - 1) * w + min(q0, w - 1)
                     y[n, c, i, j] = best
                     ix[n, c, i, j] = arg
     return y, ix

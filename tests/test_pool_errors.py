@@ -20,7 +20,7 @@ X = np.zeros((2, 3, 8, 8), np.float32)
     (lambda: F.max_pool2d(X, 2, padding=-1), ValueError, "'padding'"),
     (lambda: F.max_pool2d(X, 9), ValueError, "'kernel_size'"),               # larger than input
     (lambda: F.max_pool2d(X, 5, dilation=3), ValueError, "'kernel_size'"),   # dilated window too large
-    (lambda: F.avg_pool2d(X, (9, 2), padding=(1, 0)), ValueError, "'kernel_size'"),
+    (lambda: F.avg_pool2d(X, (11, 2), padding=(1, 0)), ValueError, "'kernel_size'"),
     (lambda: F.max_pool2d(X, (2, 2, 2)), ValueError, "'kernel_size'"),
     (lambda: F.max_pool2d(X, 2.0), TypeError, "'kernel_size'"),
     (lambda: F.max_pool2d(X[0, 0], 2), ValueError, "'x'"),                   # rank 2
