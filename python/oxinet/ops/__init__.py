@@ -25,6 +25,9 @@ from oxinet.ops.conv import (
     unfold,
 )
 from oxinet.ops.linalg import gemm, matmul
+from oxinet.ops.pool import *  # noqa: F401,F403  (pooling family: see oxinet.ops.pool.__all__)
+from oxinet.ops.pool import __all__ as _pool_all
+from oxinet.ops.interpolate import interpolate, interpolate_backward
 
 __all__ = [
     "col2im",
@@ -46,3 +49,6 @@ __all__ = [
     "matmul",
     "unfold",
 ]
+__all__ = ["gemm", "matmul"]
+__all__ += _pool_all
+__all__ += ["interpolate", "interpolate_backward"]

@@ -7,7 +7,9 @@
 pub mod error;
 pub mod conv;
 pub mod gemm;
+pub mod interpolate;
 pub mod parallel;
+pub mod pool;
 pub mod simd;
 
 pub use error::KernelError;

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 mod conv;
 mod guard;
 mod linalg;
+mod pool;
 mod runtime;
 
 #[pymodule]
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::register(m)?;
     linalg::register(m)?;
     conv::register(m)?;
+    pool::register(m)?;
     Ok(())
 }

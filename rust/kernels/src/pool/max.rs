@@ -1,0 +1,328 @@
+//! Max pooling: forward with optional argmax indices, and the index scatter shared by
+//! every max-style backward pass (max_pool1d/2d, adaptive and global max pooling).
+//!
+//! Semantics are PyTorch's CPU kernel: windows are scanned row-major, a value replaces
+//! the running maximum when it is strictly greater or NaN (so NaN propagates and the
+//! last NaN of a window wins), padding never wins, and an all `-inf` window reports
+//! its first in-bounds position. Indices are flat `h * W + w` offsets in each plane.
+
+use super::{contiguous, contiguous_mut, dispatch, shape_str, Axis, Phases, Pool2d, SimdJob};
+use crate::error::{KernelError, KernelResult};
+use crate::gemm::Scalar;
+use crate::parallel;
+use ndarray::{ArrayView3, ArrayViewMut3};
+use rayon::prelude::*;
+
+struct Scratch<T> {
+    ph: Phases<T>,
+    best: Vec<T>,
+    arg: Vec<i32>,
+    first_col: Vec<i32>,
+}
+
+struct Plane<'a, T> {
+    x: &'a [T],
+    out: &'a mut [T],
+    idx: Option<&'a mut [i64]>,
+    ah: Axis,
+    aw: Axis,
+    scr: &'a mut Scratch<T>,
+}
+
+impl<T: Scalar> SimdJob for Plane<'_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn run(self) {
+        plane(self)
+    }
+}
+
+/// `best = max(best, src)` with NaN winning.
+#[inline(always)]
+fn combine<T: Scalar>(best: &mut [T], src: &[T]) {
+    let n = best.len();
+    let src = &src[..n];
+    for o in 0..n {
+        let (v, b) = (src[o], best[o]);
+        #[allow(clippy::eq_op)]
+        let take = v > b || v != v;
+        best[o] = if take { v } else { b };
+    }
+}
+
+/// As [`combine`], also recording `base + o * step` as the argmax of output `o`.
+#[inline(always)]
+fn combine_idx<T: Scalar>(best: &mut [T], arg: &mut [i32], src: &[T], base: i32, step: i32) {
+    let n = best.len();
+    let src = &src[..n];
+    let arg = &mut arg[..n];
+    for o in 0..n {
+        let (v, b) = (src[o], best[o]);
+        #[allow(clippy::eq_op)]
+        let take = v > b || v != v;
+        best[o] = if take { v } else { b };
+        arg[o] = if take { base + o as i32 * step } else { arg[o] };
+    }
+}
+
+#[inline(always)]
+fn plane<T: Scalar>(job: Plane<'_, T>) {
+    let Plane { x, out, mut idx, ah, aw, scr } = job;
+    let (w, ow) = (aw.n_in, aw.n_out);
+    let ninf = T::neg_infinity();
+    for oh in 0..ah.n_out {
+        let best = &mut scr.best[..ow];
+        best.fill(ninf);
+        if idx.is_some() {
+            let r0 = (ah.first_valid(oh) * w) as i32;
+            for (a, &c) in scr.arg[..ow].iter_mut().zip(&scr.first_col[..ow]) {
+                *a = r0 + c;
+            }
+        }
+        let rs = ah.start(oh);
+        for i in 0..ah.k {
+            let r = rs + (i * ah.d) as isize;
+            if r < 0 {
+                continue;
+            }
+            let r = r as usize;
+            if r >= ah.n_in {
+                break;
+            }
+            scr.ph.fill(&x[r * w..(r + 1) * w], aw.p, ninf);
+            for j in 0..aw.k {
+                let c = j * aw.d;
+                let src = &scr.ph.phase(c % aw.s)[c / aw.s..];
+                if idx.is_some() {
+                    let base = (r * w + c) as i32 - aw.p as i32;
+                    combine_idx(best, &mut scr.arg[..ow], src, base, aw.s as i32);
+                } else {
+                    combine(best, src);
+                }
+            }
+        }
+        out[oh * ow..(oh + 1) * ow].copy_from_slice(best);
+        if let Some(idx) = idx.as_deref_mut() {
+            for (d, &a) in idx[oh * ow..(oh + 1) * ow].iter_mut().zip(&scr.arg[..ow]) {
+                *d = a as i64;
+            }
+        }
+    }
+}
+
+/// Max pooling of `x: (P, H, W)` into `out: (P, OH, OW)`, with the argmax of each
+/// output written to `indices: (P, OH, OW)` when given. All arrays C-contiguous.
+pub fn max_pool2d<T: Scalar>(
+    x: ArrayView3<'_, T>,
+    params: &Pool2d,
+    mut out: ArrayViewMut3<'_, T>,
+    indices: Option<ArrayViewMut3<'_, i64>>,
+) -> KernelResult<()> {
+    let op = "max_pool2d";
+    let (p, h, w) = x.dim();
+    let [oh, ow] = params.output_shape(op, h, w)?;
+    if out.dim() != (p, oh, ow) {
+        return Err(KernelError::shape(format!(
+            "{op}: 'out' has shape {} but input {} pools to {:?}",
+            shape_str(out.shape()),
+            shape_str(x.shape()),
+            (p, oh, ow)
+        )));
+    }
+    if h.checked_mul(w).is_none_or(|hw| hw > i32::MAX as usize) {
+        return Err(KernelError::shape(format!("{op}: planes of {h}x{w} are too large (max 2^31 elements)")));
+    }
+    let mut indices = indices;
+    if let Some(ix) = &indices {
+        if ix.dim() != (p, oh, ow) {
+            return Err(KernelError::shape(format!(
+                "{op}: 'indices' has shape {} but the output is {:?}",
+                shape_str(ix.shape()),
+                (p, oh, ow)
+            )));
+        }
+    }
+    let xs = contiguous(op, "x", &x)?;
+    let os = contiguous_mut(op, "out", &mut out)?;
+    let is = match indices.as_mut() {
+        Some(ix) => Some(contiguous_mut(op, "indices", ix)?),
+        None => None,
+    };
+    if p == 0 {
+        return Ok(());
+    }
+    let ah = params.axis(0, h, oh);
+    let aw = params.axis(1, w, ow);
+    let first_col: Vec<i32> = (0..ow).map(|o| aw.first_valid(o) as i32).collect();
+    let new_scratch = || Scratch {
+        ph: Phases::new(&aw),
+        best: vec![T::zero(); ow],
+        arg: vec![0; ow],
+        first_col: first_col.clone(),
+    };
+    let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
+    parallel::run(work, || match is {
+        Some(is) => xs
+            .par_chunks(h * w)
+            .zip(os.par_chunks_mut(oh * ow))
+            .zip(is.par_chunks_mut(oh * ow))
+            .for_each_init(new_scratch, |scr, ((x, out), idx)| {
+                dispatch(Plane { x, out, idx: Some(idx), ah, aw, scr })
+            }),
+        None => xs
+            .par_chunks(h * w)
+            .zip(os.par_chunks_mut(oh * ow))
+            .for_each_init(new_scratch, |scr, (x, out)| dispatch(Plane { x, out, idx: None, ah, aw, scr })),
+    });
+    Ok(())
+}
+
+/// Gradient of any max-style pooling: `dx = 0`, then `dx[p, indices[p, k]] += dy[p, k]`
+/// for every plane `p` (indices are flat offsets into the `H x W` plane of `dx`).
+/// `op` names the calling op in error messages.
+pub fn max_pool_backward<T: Scalar>(
+    op: &str,
+    dy: ArrayView3<'_, T>,
+    indices: ArrayView3<'_, i64>,
+    mut dx: ArrayViewMut3<'_, T>,
+) -> KernelResult<()> {
+    if dy.dim() != indices.dim() {
+        return Err(KernelError::shape(format!(
+            "{op}: 'indices' has shape {} but 'dy' has shape {}",
+            shape_str(indices.shape()),
+            shape_str(dy.shape())
+        )));
+    }
+    let (p, h, w) = dx.dim();
+    if dy.dim().0 != p {
+        return Err(KernelError::shape(format!(
+            "{op}: 'dy' has shape {} but the input has shape {}",
+            shape_str(dy.shape()),
+            shape_str(dx.shape())
+        )));
+    }
+    let hw = h * w;
+    let n = dy.dim().1 * dy.dim().2;
+    let dys = contiguous(op, "dy", &dy)?;
+    let ixs = contiguous(op, "indices", &indices)?;
+    let dxs = contiguous_mut(op, "dx", &mut dx)?;
+    if p == 0 || hw == 0 {
+        return Ok(());
+    }
+    if n == 0 {
+        dxs.fill(T::zero());
+        return Ok(());
+    }
+    let bad = parallel::run(p * (hw + n), || {
+        dxs.par_chunks_mut(hw)
+            .zip(dys.par_chunks(n).zip(ixs.par_chunks(n)))
+            .map(|(dx, (dy, ix))| {
+                dx.fill(T::zero());
+                let mut bad = None;
+                for (&g, &i) in dy.iter().zip(ix) {
+                    if (i as u64) < hw as u64 {
+                        dx[i as usize] = dx[i as usize] + g;
+                    } else {
+                        bad = Some(i);
+                    }
+                }
+                bad
+            })
+            .find_any(|b| b.is_some())
+            .flatten()
+    });
+    match bad {
+        Some(i) => Err(KernelError::param(format!(
+            "{op}: 'indices' contains {i}, outside the input plane of {h}x{w} (valid: 0..{hw})"
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    fn naive(x: &Array3<f64>, prm: &Pool2d) -> (Array3<f64>, Array3<i64>) {
+        let (p, h, w) = x.dim();
+        let [oh, ow] = prm.output_shape("t", h, w).unwrap();
+        let mut out = Array3::zeros((p, oh, ow));
+        let mut ix = Array3::zeros((p, oh, ow));
+        for c in 0..p {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut best = f64::NEG_INFINITY;
+                    let mut arg = -1i64;
+                    for a in 0..prm.kernel[0] {
+                        for b in 0..prm.kernel[1] {
+                            let r = (i * prm.stride[0] + a * prm.dilation[0]) as isize - prm.padding[0] as isize;
+                            let s = (j * prm.stride[1] + b * prm.dilation[1]) as isize - prm.padding[1] as isize;
+                            if r < 0 || s < 0 || r >= h as isize || s >= w as isize {
+                                continue;
+                            }
+                            let v = x[[c, r as usize, s as usize]];
+                            if arg < 0 || v > best || v.is_nan() {
+                                best = v;
+                                arg = r as i64 * w as i64 + s as i64;
+                            }
+                        }
+                    }
+                    out[[c, i, j]] = best;
+                    ix[[c, i, j]] = arg;
+                }
+            }
+        }
+        (out, ix)
+    }
+
+    #[test]
+    fn matches_naive_loops() {
+        let mut seed = 1u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) % 7) as f64 - 3.0 // small range: many ties
+        };
+        for (k, s, pd, d, ceil) in [
+            ([2, 2], [2, 2], [0, 0], [1, 1], false),
+            ([3, 3], [2, 2], [1, 1], [1, 1], false),
+            ([3, 2], [1, 2], [1, 0], [1, 1], true),
+            ([3, 3], [2, 3], [1, 1], [2, 1], true),
+            ([1, 4], [1, 3], [0, 2], [1, 2], false),
+        ] {
+            for (h, w) in [(7, 9), (5, 5), (8, 6)] {
+                let prm = Pool2d { kernel: k, stride: s, padding: pd, dilation: d, ceil_mode: ceil };
+                let Ok([oh, ow]) = prm.output_shape("t", h, w) else { continue };
+                let x = Array3::from_shape_fn((3, h, w), |_| rnd());
+                let (want, want_ix) = naive(&x, &prm);
+                let mut out = Array3::zeros((3, oh, ow));
+                let mut ix = Array3::zeros((3, oh, ow));
+                max_pool2d(x.view(), &prm, out.view_mut(), Some(ix.view_mut())).unwrap();
+                assert_eq!(out, want, "{prm:?} {h}x{w}");
+                assert_eq!(ix, want_ix, "{prm:?} {h}x{w}");
+                let mut out2 = Array3::zeros((3, oh, ow));
+                max_pool2d(x.view(), &prm, out2.view_mut(), None).unwrap();
+                assert_eq!(out2, want);
+            }
+        }
+    }
+
+    #[test]
+    fn nan_wins_and_backward_scatters() {
+        let mut x = Array3::from_shape_fn((1, 4, 4), |(_, i, j)| (i * 4 + j) as f32);
+        x[[0, 0, 1]] = f32::NAN;
+        let prm = Pool2d { kernel: [2, 2], stride: [2, 2], padding: [0, 0], dilation: [1, 1], ceil_mode: false };
+        let mut out = Array3::zeros((1, 2, 2));
+        let mut ix = Array3::zeros((1, 2, 2));
+        max_pool2d(x.view(), &prm, out.view_mut(), Some(ix.view_mut())).unwrap();
+        assert!(out[[0, 0, 0]].is_nan());
+        assert_eq!(ix.iter().copied().collect::<Vec<_>>(), vec![1, 7, 13, 15]);
+        let dy = Array3::from_elem((1, 2, 2), 1.0f32);
+        let mut dx = Array3::from_elem((1, 4, 4), 9.0f32);
+        max_pool_backward("t", dy.view(), ix.view(), dx.view_mut()).unwrap();
+        assert_eq!(dx.sum(), 4.0);
+        assert_eq!(dx[[0, 0, 1]], 1.0);
+        ix[[0, 1, 1]] = 16;
+        assert!(max_pool_backward("t", dy.view(), ix.view(), dx.view_mut()).is_err());
+    }
+}
