@@ -7,6 +7,7 @@
 pub mod error;
 pub mod gemm;
 pub mod parallel;
+pub mod rnn;
 pub mod simd;
 
 pub use error::KernelError;

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 mod guard;
 mod linalg;
+mod rnn;
 mod runtime;
 
 #[pymodule]
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     runtime::register(m)?;
     linalg::register(m)?;
+    rnn::register(m)?;
     Ok(())
 }
