@@ -7,5 +7,49 @@ have the op. float32 is the default dtype and float64 is kept; other dtypes rais
 """
 
 from oxinet.ops.linalg import gemm, matmul
+from oxinet.ops.rnn import (
+    RNNCache,
+    gru,
+    gru_backward,
+    gru_cell,
+    gru_cell_backward,
+    gru_stack,
+    gru_stack_backward,
+    lstm,
+    lstm_backward,
+    lstm_cell,
+    lstm_cell_backward,
+    lstm_stack,
+    lstm_stack_backward,
+    rnn,
+    rnn_backward,
+    rnn_cell,
+    rnn_cell_backward,
+    rnn_stack,
+    rnn_stack_backward,
+)
 
-__all__ = ["gemm", "matmul"]
+__all__ = [
+    "gemm",
+    "matmul",
+    # recurrent
+    "RNNCache",
+    "rnn_cell",
+    "rnn_cell_backward",
+    "gru_cell",
+    "gru_cell_backward",
+    "lstm_cell",
+    "lstm_cell_backward",
+    "rnn",
+    "rnn_backward",
+    "gru",
+    "gru_backward",
+    "lstm",
+    "lstm_backward",
+    "rnn_stack",
+    "rnn_stack_backward",
+    "gru_stack",
+    "gru_stack_backward",
+    "lstm_stack",
+    "lstm_stack_backward",
+]
