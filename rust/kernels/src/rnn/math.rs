@@ -13,6 +13,16 @@ use crate::gemm::Scalar;
 pub trait RnnFloat: Scalar {
     fn sigmoid(x: Self) -> Self;
     fn tanh_(x: Self) -> Self;
+    /// Whether the per-step products use the packed-panel kernel (`panel.rs`).
+    fn packed_kernel() -> bool {
+        false
+    }
+    /// `out (m, n) (+)= a (m, k) @ W` with `W` packed by `panel::pack`, row-major
+    /// contiguous `a` and `out`. Only called when [`RnnFloat::packed_kernel`] is true.
+    #[allow(clippy::too_many_arguments)]
+    fn packed_product(_a: &[Self], _m: usize, _k: usize, _wp: &[Self], _n: usize, _out: &mut [Self], _accumulate: bool) {
+        unreachable!("rnn: no packed kernel for this type")
+    }
 }
 
 impl RnnFloat for f64 {
@@ -34,6 +44,12 @@ impl RnnFloat for f32 {
     #[inline(always)]
     fn tanh_(x: f32) -> f32 {
         tanh_f32(x)
+    }
+    fn packed_kernel() -> bool {
+        super::panel::available()
+    }
+    fn packed_product(a: &[f32], m: usize, k: usize, wp: &[f32], n: usize, out: &mut [f32], accumulate: bool) {
+        super::panel::product_f32(a, k, m, k, wp, n, out, n, accumulate)
     }
 }
 

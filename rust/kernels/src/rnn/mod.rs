@@ -18,6 +18,7 @@
 //! own end, as with PyTorch's packed sequences.
 
 mod math;
+mod panel;
 mod rows;
 mod seq;
 

@@ -1,6 +1,7 @@
 //! The time loops (forward and BPTT) over batch chunks. Shapes are checked by the caller.
 
 use super::math::RnnFloat;
+use super::panel;
 use super::rows;
 use super::{CellKind, Dims, Forward, Grads, Saved, Weights};
 use crate::gemm::{gemm, Threads};
@@ -43,25 +44,51 @@ pub(crate) fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
     (0..b).step_by(rows).map(|s| (s, (s + rows).min(b))).collect()
 }
 
-/// `out (m, n) (+)= a (m, k) @ w (k, n)`, row-major contiguous, on the calling thread.
-fn step_product<T: RnnFloat>(a: &[T], w: &[T], out: &mut [T], m: usize, k: usize, n: usize, accumulate: bool) {
-    if m == 0 || n == 0 {
-        return;
+/// Products whose left operand is at most this many elements (it stays in L1 while
+/// the packed kernel streams the weight panels) use the packed kernel even for many rows.
+const PACKED_MAX_LHS: usize = 16 * 512;
+
+/// The recurrent weight of the per-step products, `W (k, n)` row-major, plus its packed
+/// panels when the hand-written kernel applies (float32 on AVX-512).
+struct StepWeight<T> {
+    plain: Vec<T>,
+    packed: Option<Vec<T>>,
+    k: usize,
+    n: usize,
+}
+
+impl<T: RnnFloat> StepWeight<T> {
+    /// From a row-major contiguous `w (k, n)`.
+    fn new(w: Vec<T>, k: usize, n: usize) -> Self {
+        let packed = if T::packed_kernel() { Some(panel::pack(k, n, |kk, c| w[kk * n + c])) } else { None };
+        StepWeight { plain: w, packed, k, n }
     }
-    if m <= SMALL_M || k == 0 {
+
+    /// `out (m, n) (+)= a (m, k) @ W`, row-major contiguous, on the calling thread.
+    fn product(&self, a: &[T], out: &mut [T], m: usize, accumulate: bool) {
+        let (k, n) = (self.k, self.n);
+        if m == 0 || n == 0 {
+            return;
+        }
         if k == 0 {
             if !accumulate {
                 out[..m * n].fill(T::zero());
             }
             return;
         }
-        rows::small_matmul(a, w, out, m, k, n, accumulate);
-    } else {
-        let av = ArrayView2::from_shape((m, k), &a[..m * k]).expect("rnn: product shape");
-        let wv = ArrayView2::from_shape((k, n), &w[..k * n]).expect("rnn: product shape");
-        let ov = ArrayViewMut2::from_shape((m, n), &mut out[..m * n]).expect("rnn: product shape");
-        let beta = if accumulate { T::one() } else { T::zero() };
-        gemm(T::one(), av, wv, beta, ov, Threads::Single).expect("rnn: product shapes agree");
+        match &self.packed {
+            // The packed kernel streams `a` once per column panel: use it for few rows
+            // or while `a` fits in L1; the GEMM's k-blocking wins on long products.
+            Some(wp) if m <= 8 || m * k <= PACKED_MAX_LHS => T::packed_product(a, m, k, wp, n, out, accumulate),
+            _ if m <= SMALL_M => rows::small_matmul(a, &self.plain, out, m, k, n, accumulate),
+            _ => {
+                let av = ArrayView2::from_shape((m, k), &a[..m * k]).expect("rnn: product shape");
+                let wv = ArrayView2::from_shape((k, n), &self.plain[..]).expect("rnn: product shape");
+                let ov = ArrayViewMut2::from_shape((m, n), &mut out[..m * n]).expect("rnn: product shape");
+                let beta = if accumulate { T::one() } else { T::zero() };
+                gemm(T::one(), av, wv, beta, ov, Threads::Single).expect("rnn: product shapes agree");
+            }
+        }
     }
 }
 
@@ -113,7 +140,7 @@ pub(crate) fn forward<T: RnnFloat>(
             }
         }
     }
-    let wt = to_vec2(w.w_hh.t()); // (H, G*H)
+    let wt = StepWeight::new(to_vec2(w.w_hh.t()), h, gh); // W_hh^T (H, G*H)
 
     let mut hs = vec![zero; (t + 1) * b * h];
     if let Some(h0) = &h0 {
@@ -150,9 +177,9 @@ pub(crate) fn forward<T: RnnFloat>(
             for s in 0..t {
                 let gchunk = unsafe { sg.slice((s * b + b0) * gh, bc * gh) };
                 if gru {
-                    step_product(&hrun, wt, &mut hh, bc, h, gh, false);
+                    wt.product(&hrun, &mut hh, bc, false);
                 } else {
-                    step_product(&hrun, wt, gchunk, bc, h, gh, true);
+                    wt.product(&hrun, gchunk, bc, true);
                 }
                 for r in 0..bc {
                     let bi = b0 + r;
@@ -253,7 +280,7 @@ pub(crate) fn backward<T: RnnFloat>(
     let dyv: Option<&[T]> = dy.as_ref().map(|a| flat(a, &mut st_dy));
     let dh_init = dh_n.map(|a| to_vec2(a)).unwrap_or_else(|| vec![zero; b * h]);
     let dc_init = dc_n.map(|a| to_vec2(a)).unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
-    let whh = to_vec2(w_hh); // (G*H, H)
+    let whh = StepWeight::new(to_vec2(w_hh), gh, h); // W_hh (G*H, H)
 
     let mut dgx = vec![zero; t * b * gh];
     let mut dgh = vec![zero; if gru { t * b * gh } else { 0 }];
@@ -332,7 +359,7 @@ pub(crate) fn backward<T: RnnFloat>(
                     }
                 }
                 let dg_chunk: &[T] = if gru { dgh_chunk } else { dgx_chunk };
-                step_product(dg_chunk, whh, &mut tmp, bc, gh, h, false);
+                whh.product(dg_chunk, &mut tmp, bc, false);
                 for r in 0..bc {
                     if s >= lens[b0 + r] {
                         continue;
