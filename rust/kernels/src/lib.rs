@@ -10,6 +10,7 @@ pub mod gemm;
 pub mod interpolate;
 pub mod parallel;
 pub mod pool;
+pub mod rnn;
 pub mod simd;
 
 pub use error::KernelError;

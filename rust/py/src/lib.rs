@@ -10,6 +10,7 @@ mod conv;
 mod guard;
 mod linalg;
 mod pool;
+mod rnn;
 mod runtime;
 
 #[pymodule]
@@ -19,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     linalg::register(m)?;
     conv::register(m)?;
     pool::register(m)?;
+    rnn::register(m)?;
     Ok(())
 }
