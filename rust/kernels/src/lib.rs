@@ -8,5 +8,7 @@ pub mod error;
 pub mod gemm;
 pub mod parallel;
 pub mod simd;
+pub mod softmax;
+pub mod vmath;
 
 pub use error::KernelError;
