@@ -4,7 +4,9 @@
 //! Nothing here knows about Python: the `oxinet-py` crate wraps these functions, and
 //! the Python layer decides dtype, shape and contiguity policy.
 
+pub mod activation;
 pub mod attention;
+pub mod embedding;
 pub mod error;
 pub mod gemm;
 pub mod parallel;

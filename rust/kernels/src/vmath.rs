@@ -20,6 +20,8 @@ pub trait Real: Scalar {
     fn fexp(self) -> Self;
     /// `ln(1 + self)` for `self` in `[0, 1]` (no cancellation for small values).
     fn log1p_unit(self) -> Self;
+    /// `exp(self) - 1`, accurate near 0 (a Taylor polynomial for `|self| < 0.35`).
+    fn fexpm1(self) -> Self;
 }
 
 impl Real for f32 {
@@ -37,6 +39,25 @@ impl Real for f32 {
             * z
             + 1.0;
         2.0 * u * p
+    }
+    #[inline(always)]
+    fn fexpm1(self) -> f32 {
+        let x = self;
+        let mut p = 1.0 / 40_320.0;
+        p = p * x + 1.0 / 5_040.0;
+        p = p * x + 1.0 / 720.0;
+        p = p * x + 1.0 / 120.0;
+        p = p * x + 1.0 / 24.0;
+        p = p * x + 1.0 / 6.0;
+        p = p * x + 0.5;
+        p = p * x + 1.0;
+        let small = p * x;
+        let big = exp_f32(x) - 1.0;
+        if x.abs() < 0.35 {
+            small
+        } else {
+            big
+        }
     }
 }
 
@@ -57,6 +78,30 @@ impl Real for f64 {
             k -= 1;
         }
         2.0 * u * p
+    }
+    #[inline(always)]
+    fn fexpm1(self) -> f64 {
+        let x = self;
+        let mut p = 1.0 / 6_227_020_800.0;
+        p = p * x + 1.0 / 479_001_600.0;
+        p = p * x + 1.0 / 39_916_800.0;
+        p = p * x + 1.0 / 3_628_800.0;
+        p = p * x + 1.0 / 362_880.0;
+        p = p * x + 1.0 / 40_320.0;
+        p = p * x + 1.0 / 5_040.0;
+        p = p * x + 1.0 / 720.0;
+        p = p * x + 1.0 / 120.0;
+        p = p * x + 1.0 / 24.0;
+        p = p * x + 1.0 / 6.0;
+        p = p * x + 0.5;
+        p = p * x + 1.0;
+        let small = p * x;
+        let big = exp_f64(x) - 1.0;
+        if x.abs() < 0.35 {
+            small
+        } else {
+            big
+        }
     }
 }
 
@@ -334,6 +379,18 @@ mod tests {
             assert!((e.log1p_unit() - r).abs() <= 5e-16 * r.max(1e-300) + 1e-300, "{e} {} {r}", e.log1p_unit());
             let r32 = (e as f32).ln_1p();
             assert!(((e as f32).log1p_unit() - r32).abs() <= 3e-7 * r32 + 1e-38, "{e}");
+        }
+    }
+
+    #[test]
+    fn expm1_matches_std() {
+        let mut x = -5.0f64;
+        while x < 5.0 {
+            let r = x.exp_m1();
+            assert!((x.fexpm1() - r).abs() <= 4e-16 * r.abs() + 1e-300, "{x}");
+            let r32 = (x as f32).exp_m1();
+            assert!(((x as f32).fexpm1() - r32).abs() <= 4e-7 * r32.abs() + 1e-38, "{x}");
+            x += 0.00731;
         }
     }
 
