@@ -6,8 +6,10 @@
 
 use pyo3::prelude::*;
 
+mod attention;
 mod guard;
 mod linalg;
+mod nn_functional;
 mod runtime;
 
 #[pymodule]
@@ -15,5 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     runtime::register(m)?;
     linalg::register(m)?;
+    attention::register(m)?;
+    nn_functional::register(m)?;
     Ok(())
 }
