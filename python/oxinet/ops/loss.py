@@ -115,9 +115,10 @@ def _gscale(grad_output, reduction, denom, tshape, dtype, op):
     g = np.asarray(grad_output, dtype=np.float64)
     if g.size != 1:
         raise ValueError(f"{op}: 'grad_output' must be a scalar for reduction={reduction!r}, got shape {g.shape}")
-    s = float(g.reshape(())) / denom if reduction == "mean" else float(g.reshape(()))
-    if reduction == "mean" and denom == 0:
-        s = 0.0
+    s = float(g.reshape(()))
+    if reduction == "mean":
+        # No sample counts (all ignored): the loss is NaN and nothing gets a gradient.
+        s = s / denom if denom != 0 else 0.0
     return np.array([s], dtype=dtype)
 
 

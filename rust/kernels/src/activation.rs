@@ -26,7 +26,7 @@ pub enum Act<T> {
     Selu,
     /// Exact: `x * Phi(x)`.
     Gelu,
-    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+    /// `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`, evaluated as `x sigmoid(2 u)`.
     GeluTanh,
     Silu,
     /// (beta, threshold)
@@ -127,8 +127,9 @@ fn forward_body<T: Real>(act: Act<T>, x: &[T], y: &mut [T]) {
         }),
         Act::GeluTanh => {
             let (k, g) = (c::<T>(SQRT_2_OVER_PI), c::<T>(GELU_C));
-            let half = c::<T>(0.5);
-            it.for_each(|(y, &x)| *y = half * x * (T::one() + tanh(k * (x + g * x * x * x))))
+            // 0.5 (1 + tanh(u)) = sigmoid(2u): no cancellation for very negative x.
+            let two = c::<T>(2.0);
+            it.for_each(|(y, &x)| *y = x * sigmoid(two * k * (x + g * x * x * x)))
         }
         Act::Silu => it.for_each(|(y, &x)| *y = x * sigmoid(x)),
         Act::Softplus(beta, thr) => it.for_each(|(y, &x)| {
@@ -167,11 +168,12 @@ fn backward_body<T: Real>(act: Act<T>, x: &[T], dy: &[T], dx: &mut [T]) {
         }),
         Act::GeluTanh => {
             let (k, gc) = (c::<T>(SQRT_2_OVER_PI), c::<T>(GELU_C));
-            let (half, three) = (c::<T>(0.5), c::<T>(3.0));
+            let (two, three) = (c::<T>(2.0), c::<T>(3.0));
             it.for_each(|(d, (&x, &g))| {
-                let t = tanh(k * (x + gc * x * x * x));
+                // y = x s, s = sigmoid(2u): dy/dx = s + 2 x s (1 - s) u'
+                let s = sigmoid(two * k * (x + gc * x * x * x));
                 let du = k * (one + three * gc * x * x);
-                *d = g * (half * (one + t) + half * x * (one - t * t) * du)
+                *d = g * (s + two * x * s * (one - s) * du)
             })
         }
         Act::Silu => it.for_each(|(d, (&x, &g))| {

@@ -33,9 +33,10 @@ fn min_rows(c: usize) -> usize {
 fn softmax_row_body<T: Real>(x: &[T], y: &mut [T], log: bool) {
     let m = row_max(x);
     if log {
-        let lse = m + row_sum_exp(x, m).ln();
+        // (x - m) - log(s): exact for the largest logits even when |m| is huge.
+        let ls = row_sum_exp(x, m).ln();
         for (yi, &xi) in y.iter_mut().zip(x) {
-            *yi = xi - lse;
+            *yi = (xi - m) - ls;
         }
     } else {
         let s = row_exp_store(x, m, y);
@@ -82,13 +83,14 @@ fn softmax_block_body<T: Real>(x: &[T], y: &mut [T], c: usize, inner: usize, log
                 *si = *si + (xi - mi).fexp();
             }
         }
-        for (si, &mi) in s.iter_mut().zip(m.iter()) {
-            *si = mi + si.ln();
+        for si in s.iter_mut() {
+            *si = si.ln();
         }
         for r in 0..c {
             let xr = &x[r * inner..(r + 1) * inner];
-            for ((yi, &xi), &l) in y[r * inner..(r + 1) * inner].iter_mut().zip(xr).zip(s.iter()) {
-                *yi = xi - l;
+            let it = y[r * inner..(r + 1) * inner].iter_mut().zip(xr).zip(s.iter()).zip(m.iter());
+            for (((yi, &xi), &l), &mi) in it {
+                *yi = (xi - mi) - l;
             }
         }
     } else {
@@ -251,14 +253,16 @@ fn ce_index_row_body<T: Real>(x: &[T], t: usize, ctx: &RowCtx<'_, T>, gs: T, g: 
         }
         None => (row_sum_exp(x, m), None),
     };
-    let lse = m + s.ln();
-    let mut loss = keep * wy * (lse - x[t]);
+    // log p_j = (x_j - m) - ln s, kept in this form so huge logits lose nothing.
+    let ls = s.ln();
+    let mut loss = keep * wy * ((m - x[t]) + ls);
     if ctx.eps > T::zero() {
+        // sum_c w_c (m - x_c) + W ln s
         let wx = match ctx.weight {
             Some(w) => row_dot(w, x),
             None => row_sum(x),
         };
-        loss = loss + smooth_c * (ctx.wsum * lse - wx);
+        loss = loss + smooth_c * ((ctx.wsum * m - wx) + ctx.wsum * ls);
     }
     if let Some(g) = g {
         // dloss/dx_j = p_j ((1-eps) w_y + eps W / C) - (eps / C) w_j - (1-eps) w_y [j == t]
@@ -290,21 +294,22 @@ fn ce_prob_row_body<T: Real>(x: &[T], p: &[T], ctx: &RowCtx<'_, T>, gs: T, g: Op
     let keep = T::one() - ctx.eps;
     let add = ctx.eps / ct;
     let m = row_max(x);
-    // A = sum_c w_c t'_c, B = sum_c w_c t'_c x_c with t' = (1-eps) t + eps/C.
+    // A = sum_c w_c t'_c, B = sum_c w_c t'_c (m - x_c) with t' = (1-eps) t + eps/C;
+    // loss = B + A ln s.
     let (mut a, mut b) = (T::zero(), T::zero());
     match ctx.weight {
         Some(w) => {
             for ((&xi, &pi), &wi) in x.iter().zip(p).zip(w) {
                 let tw = (keep * pi + add) * wi;
                 a = a + tw;
-                b = b + tw * xi;
+                b = b + tw * (m - xi);
             }
         }
         None => {
             for (&xi, &pi) in x.iter().zip(p) {
                 let tw = keep * pi + add;
                 a = a + tw;
-                b = b + tw * xi;
+                b = b + tw * (m - xi);
             }
         }
     }
@@ -312,7 +317,7 @@ fn ce_prob_row_body<T: Real>(x: &[T], p: &[T], ctx: &RowCtx<'_, T>, gs: T, g: Op
         Some(g) => (row_exp_store(x, m, g), Some(g)),
         None => (row_sum_exp(x, m), None),
     };
-    let lse = m + s.ln();
+    let ls = s.ln();
     if let Some(g) = g {
         let sc = gs * a / s;
         match ctx.weight {
@@ -328,7 +333,7 @@ fn ce_prob_row_body<T: Real>(x: &[T], p: &[T], ctx: &RowCtx<'_, T>, gs: T, g: Op
             }
         }
     }
-    a * lse - b
+    b + a * ls
 }
 multiversion!(fn ce_prob_row<T: Real>(x: &[T], p: &[T], ctx: &RowCtx<'_, T>, gs: T, g: Option<&mut [T]>) -> T => ce_prob_row_body);
 
