@@ -4,6 +4,9 @@
 //! Nothing here knows about Python: the `oxinet-py` crate wraps these functions, and
 //! the Python layer decides dtype, shape and contiguity policy.
 
+pub mod activation;
+pub mod attention;
+pub mod embedding;
 pub mod error;
 pub mod conv;
 pub mod gemm;
@@ -12,5 +15,7 @@ pub mod parallel;
 pub mod pool;
 pub mod rnn;
 pub mod simd;
+pub mod softmax;
+pub mod vmath;
 
 pub use error::KernelError;

@@ -11,6 +11,8 @@ mod guard;
 mod linalg;
 mod pool;
 mod rnn;
+mod attention;
+mod nn_functional;
 mod runtime;
 
 #[pymodule]
@@ -21,5 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     conv::register(m)?;
     pool::register(m)?;
     rnn::register(m)?;
+    attention::register(m)?;
+    nn_functional::register(m)?;
     Ok(())
 }
