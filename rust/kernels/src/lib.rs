@@ -4,6 +4,7 @@
 //! Nothing here knows about Python: the `oxinet-py` crate wraps these functions, and
 //! the Python layer decides dtype, shape and contiguity policy.
 
+pub mod detection;
 pub mod error;
 pub mod gemm;
 pub mod parallel;

@@ -6,6 +6,7 @@
 
 use pyo3::prelude::*;
 
+mod detection;
 mod guard;
 mod linalg;
 mod runtime;
@@ -15,5 +16,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     runtime::register(m)?;
     linalg::register(m)?;
+    detection::register(m)?;
     Ok(())
 }
