@@ -147,3 +147,19 @@ def test_bad_inputs_name_the_argument():
         F.elementwise_box_iou(good, np.zeros((3, 4)))
     with pytest.raises(ValueError, match="'size'"):
         F.clip_boxes_to_image(good, 5)
+
+
+def test_box_iou_out():
+    rng = np.random.default_rng(9)
+    a = random_boxes(rng, 5).astype(np.float32)
+    b = random_boxes(rng, 6).astype(np.float32)
+    out = np.full((5, 6), np.nan, np.float32)
+    r = F.box_iou(a, b, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, F.box_iou(a, b))
+    with pytest.raises(ValueError, match="'out'"):
+        F.box_iou(a, b, out=np.empty((6, 5), np.float32))
+    with pytest.raises(TypeError, match="'out'"):
+        F.box_iou(a, b, out=np.empty((5, 6), np.float64))
+    with pytest.raises(ValueError, match="'out'"):
+        F.box_iou(a, b, out=np.empty((6, 5), np.float32).T)

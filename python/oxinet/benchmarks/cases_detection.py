@@ -75,7 +75,7 @@ def _nms_case(n: int):
             import cv2
 
             rects, sc = _xywh(boxes), scores.astype(np.float32)
-            return lambda: cv2.dnn.NMSBoxes(rects, sc, -1.0, 0.5)
+            return lambda: cv2.dnn.NMSBoxes(rects, sc, 0.0, 0.5)
         if lib == "numpy-loop":
             return lambda: numpy_nms(boxes, scores, 0.5)
         return None
@@ -99,7 +99,7 @@ def batched_nms_20k(lib):
         import cv2
 
         rects, sc, cls = _xywh(boxes), scores.astype(np.float32), idxs.astype(np.int32)
-        return lambda: cv2.dnn.NMSBoxesBatched(rects, sc, cls, -1.0, 0.5)
+        return lambda: cv2.dnn.NMSBoxesBatched(rects, sc, cls, 0.0, 0.5)
     if lib == "numpy-loop":
         return lambda: numpy_batched_nms(boxes, scores, idxs, 0.5)
     return None
@@ -113,6 +113,21 @@ def box_iou_4000(lib):
         import oxinet.ops as F
 
         return lambda: F.box_iou(a, b)
+    if lib == "numpy":
+        return lambda: numpy_box_iou(a, b)
+    return None
+
+
+@case("box_iou 4000x4000 into out= (rate column = G pairs/s)", group="detection", flops=4000.0 * 4000,
+      peers=("numpy",))
+def box_iou_4000_out(lib):
+    a, _ = random_boxes(4000, seed=1)
+    b, _ = random_boxes(4000, seed=2)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        out = np.empty((4000, 4000), np.float32)
+        return lambda: F.box_iou(a, b, out=out)
     if lib == "numpy":
         return lambda: numpy_box_iou(a, b)
     return None

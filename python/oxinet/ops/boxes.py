@@ -23,7 +23,7 @@ import operator
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, kernel_for, result_dtype
+from oxinet.ops._checks import as_float_array, check_out, kernel_for, result_dtype
 
 _FORMATS = ("xyxy", "xywh", "cxcywh")
 
@@ -145,16 +145,26 @@ def _pair(boxes1, boxes2, op: str):
     return a.astype(dt, copy=False), b.astype(dt, copy=False), dt
 
 
-def box_iou(boxes1, boxes2) -> np.ndarray:
+def box_iou(boxes1, boxes2, *, out: np.ndarray | None = None) -> np.ndarray:
     """Pairwise IoU (N, M) of boxes1 (N, 4) and boxes2 (M, 4), xyxy format.
 
     ``inter / (area1 + area2 - inter)`` as torchvision computes it (two zero-area
     boxes give NaN). One fused, parallel Rust pass; no (N, M, 2) temporaries.
+    ``out``: an optional C-contiguous (N, M) array of the result dtype to write into
+    (for large N * M, reusing it saves the page faults of a fresh allocation).
     """
-    a, b, dt = _pair(boxes1, boxes2, "box_iou")
-    if a.shape[0] == 0 or b.shape[0] == 0:
-        return np.zeros((a.shape[0], b.shape[0]), dt)
-    return kernel_for(dt, _core.box_iou_f32, _core.box_iou_f64)(_c(a, dt), _c(b, dt))
+    op = "box_iou"
+    a, b, dt = _pair(boxes1, boxes2, op)
+    shape = (a.shape[0], b.shape[0])
+    if out is None:
+        out = np.empty(shape, dt)
+    else:
+        check_out(out, shape, dt, op, a, b)
+        if not out.flags.c_contiguous:
+            raise ValueError(f"{op}: 'out' must be C-contiguous")
+    if out.size:
+        kernel_for(dt, _core.box_iou_f32, _core.box_iou_f64)(_c(a, dt), _c(b, dt), out)
+    return out
 
 
 def _inter_union(a: np.ndarray, b: np.ndarray):

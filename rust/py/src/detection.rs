@@ -4,8 +4,8 @@
 
 use crate::guard::run_kernel;
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray4,
-    PyReadwriteArray4,
+    IntoPyArray, PyArray1, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray4,
+    PyReadwriteArray2, PyReadwriteArray4,
 };
 use oxinet_kernels::detection::{iou, nms, roi, soft_nms};
 use pyo3::prelude::*;
@@ -13,20 +13,17 @@ use pyo3::prelude::*;
 macro_rules! detection_bindings {
     ($t:ty, $box_iou:ident, $nms:ident, $batched:ident, $soft:ident, $align:ident, $align_bw:ident,
      $pool:ident, $pool_bw:ident) => {
-        /// Pairwise IoU (N, M) of boxes1 (N, 4) and boxes2 (M, 4).
+        /// Pairwise IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M), C-contiguous.
+        /// (The caller allocates `out`: NumPy backs large arrays with huge pages.)
         #[pyfunction]
         fn $box_iou<'py>(
             py: Python<'py>,
             a: PyReadonlyArray2<'py, $t>,
             b: PyReadonlyArray2<'py, $t>,
-        ) -> PyResult<Bound<'py, PyArray2<$t>>> {
-            let (a, b) = (a.as_array(), b.as_array());
-            let out = run_kernel(py, move || {
-                let mut out = ndarray::Array2::<$t>::zeros((a.nrows(), b.nrows()));
-                iou::box_iou(a, b, out.view_mut())?;
-                Ok(out)
-            })?;
-            Ok(out.into_pyarray(py))
+            mut out: PyReadwriteArray2<'py, $t>,
+        ) -> PyResult<()> {
+            let (a, b, o) = (a.as_array(), b.as_array(), out.as_array_mut());
+            run_kernel(py, move || iou::box_iou(a, b, o))
         }
 
         /// Greedy NMS: int64 indices of kept boxes by decreasing score.
