@@ -28,6 +28,12 @@ from oxinet.ops.linalg import gemm, matmul
 from oxinet.ops.pool import *  # noqa: F401,F403  (pooling family: see oxinet.ops.pool.__all__)
 from oxinet.ops.pool import __all__ as _pool_all
 from oxinet.ops.interpolate import interpolate, interpolate_backward
+from oxinet.ops import boxes
+from oxinet.ops.boxes import (
+    batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, elementwise_box_iou,
+    elementwise_generalized_box_iou, generalized_box_iou, nms, remove_small_boxes, roi_align,
+    roi_align_backward, roi_pool, roi_pool_backward, soft_nms,
+)
 
 __all__ = [
     "col2im",
@@ -117,3 +123,4 @@ from oxinet.ops.loss import (
     "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
     "binary_cross_entropy_with_logits_with_grad", "cross_entropy", "cross_entropy_backward",
     "cross_entropy_with_grad", "nll_loss", "nll_loss_backward",
+__all__ += ["boxes"] + boxes.__all__

@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod attention;
 pub mod embedding;
+pub mod detection;
 pub mod error;
 pub mod conv;
 pub mod gemm;

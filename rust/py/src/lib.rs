@@ -7,6 +7,7 @@
 use pyo3::prelude::*;
 
 mod conv;
+mod detection;
 mod guard;
 mod linalg;
 mod pool;
@@ -25,5 +26,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rnn::register(m)?;
     attention::register(m)?;
     nn_functional::register(m)?;
+    detection::register(m)?;
     Ok(())
 }
