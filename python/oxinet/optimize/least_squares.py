@@ -88,6 +88,9 @@ def gauss_newton(residual, jacobian, x0, *, gtol: float = 1e-10, xtol: float = 1
         n_fev += 1
         fx = 0.5 * float(r @ r)
         history.append(fx)
+        if not (np.isfinite(fx) and np.all(np.isfinite(J))):
+            return OptimizeResult(x, fx, float("nan"), it + 1, False, "diverged (non-finite residual)",
+                                  n_fev, history)
         if np.linalg.norm(step) <= xtol * (np.linalg.norm(x) + xtol):
             g = J.T @ r
             return OptimizeResult(x, fx, float(np.max(np.abs(g))), it + 1, True, "step below xtol",
