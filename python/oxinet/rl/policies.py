@@ -88,6 +88,8 @@ class EpsilonSchedule:
 
     def __call__(self, t: int) -> float:
         if self.kind == "linear":
-            frac = min(1.0, max(0.0, t / self.decay_steps))
+            if t >= self.decay_steps:
+                return self.end
+            frac = max(0.0, t / self.decay_steps)
             return self.start + frac * (self.end - self.start)
         return self.end + (self.start - self.end) * math.exp(-t / self.decay_steps)
