@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from helpers import check_grad
 from oxinet.classic import KNearestNeighbors, LinearSVM, pairwise_distances, svm_loss
+from oxinet.classic.knn import k_smallest
 
 
 def _naive_svm_loss(W, b, X, y, reg, delta=1.0):
@@ -185,3 +186,17 @@ def test_knn_bad_input():
         pairwise_distances(np.array([[1 + 1j]]), np.zeros((1, 1)))
     with pytest.raises(ValueError, match="'B'"):
         pairwise_distances(np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 30), k=st.integers(1, 30), levels=st.integers(1, 6))
+def test_k_smallest_equals_stable_argsort(seed, m, k, levels):
+    rng = np.random.default_rng(seed)
+    d = rng.integers(0, levels, (5, m)).astype(float)  # few distinct values: many ties
+    k = min(k, m)
+    np.testing.assert_array_equal(k_smallest(d, k), np.argsort(d, axis=1, kind="stable")[:, :k])
+
+
+def test_k_smallest_with_nan():
+    d = np.array([[np.nan, 1.0, 0.5, np.nan], [2.0, 1.0, 3.0, 0.0]])
+    np.testing.assert_array_equal(k_smallest(d, 3), np.argsort(d, axis=1, kind="stable")[:, :3])
