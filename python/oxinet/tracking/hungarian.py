@@ -1,7 +1,8 @@
 """Optimal assignment (the Hungarian method) for rectangular cost matrices, O(n^2 m).
 
-Shortest-augmenting-path form with dual potentials u (rows) and v (columns): rows are
-added one at a time; each addition grows a Dijkstra-like tree over the columns using the
+Shortest-augmenting-path form with dual potentials u (rows) and v (columns): after a
+greedy warm start (row reduction, rows matched to their free minimum column), the other
+rows are added one at a time; each addition grows a Dijkstra-like tree over the columns using the
 reduced costs ``c[i, j] - u[i] - v[j] >= 0``, updates the potentials by the smallest
 slack so that a zero-slack column is reached, and flips the alternating path ending at a
 free column. With n <= m rows every row is assigned (a wide matrix is handled as its
@@ -47,7 +48,17 @@ def linear_sum_assignment(cost, maximize: bool = False):
     way = np.zeros(m + 1, np.int64)    # predecessor column on the alternating tree
     a = np.zeros((n + 1, m + 1))
     a[1:, 1:] = c
-    for i in range(1, n + 1):
+    # Warm start: row reduction u_i = min_j c_ij keeps every reduced cost >= 0 and makes each
+    # row's minimum tight; a row whose minimum column is still free is matched there at once
+    # (v stays 0 on free columns, as the augmentation below requires).
+    u[1:] = c.min(axis=1)
+    pending = []
+    for i, j in enumerate(np.argmin(c, axis=1), start=1):
+        if p[j + 1] == 0:
+            p[j + 1] = i
+        else:
+            pending.append(i)
+    for i in pending:
         p[0] = i
         j0 = 0
         minv = np.full(m + 1, np.inf)
