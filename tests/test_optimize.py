@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from oxinet.optimize import (LBFGSMemory, backtracking_line_search, gauss_newton, levenberg_marquardt,
-                             minimize_lbfgs, newton, rosenbrock, rosenbrock_grad, rosenbrock_hess, two_loop)
+                             minimize_lbfgs, newton, rosenbrock, rosenbrock_grad, rosenbrock_hess,
+                             strong_wolfe_line_search, two_loop)
 
 
 def test_rosenbrock_derivatives():
@@ -41,11 +42,12 @@ def test_newton_handles_indefinite_hessian():
     np.testing.assert_allclose(np.abs(res.x), [1.0, 0.0], atol=1e-8)
 
 
+@pytest.mark.parametrize("line_search", ["armijo", "strong_wolfe"])
 @pytest.mark.parametrize("n", [2, 10])
-def test_lbfgs_rosenbrock(n):
+def test_lbfgs_rosenbrock(n, line_search):
     x0 = np.full(n, -1.2)
     x0[1::2] = 1.0
-    res = minimize_lbfgs(rosenbrock, rosenbrock_grad, x0, gtol=1e-10, max_iter=2000)
+    res = minimize_lbfgs(rosenbrock, rosenbrock_grad, x0, gtol=1e-10, max_iter=2000, line_search=line_search)
     assert res.converged, res.message
     np.testing.assert_allclose(res.x, np.ones(n), atol=1e-6)
 
@@ -100,6 +102,28 @@ def test_line_search_satisfies_armijo():
         if ls.alpha < 1:
             big = 2 * ls.alpha
             assert rosenbrock(x - big * g) > fx + c1 * big * (g @ -g)
+
+
+@pytest.mark.parametrize("alpha0", [1e-4, 1.0, 50.0])
+def test_strong_wolfe_conditions_hold(alpha0):
+    rng = np.random.default_rng(0)
+    fg = lambda z: (rosenbrock(z), rosenbrock_grad(z))  # noqa: E731
+    c1, c2 = 1e-4, 0.9
+    for _ in range(20):
+        x = rng.uniform(-2, 2, 3)
+        g = rosenbrock_grad(x)
+        p = -g / np.linalg.norm(g) + 0.3 * rng.standard_normal(3)
+        if g @ p >= 0:
+            p = -g
+        ls = strong_wolfe_line_search(fg, x, p, rosenbrock(x), g, alpha0=alpha0, c1=c1, c2=c2)
+        assert ls.success
+        xa = x + ls.alpha * p
+        assert ls.fun == pytest.approx(rosenbrock(xa), rel=1e-12)
+        np.testing.assert_allclose(ls.grad, rosenbrock_grad(xa), rtol=1e-12)
+        assert ls.fun <= rosenbrock(x) + c1 * ls.alpha * (g @ p)
+        assert abs(ls.grad @ p) <= c2 * abs(g @ p)
+    with pytest.raises(ValueError, match="'c2'"):
+        strong_wolfe_line_search(fg, x, p, rosenbrock(x), g, c1=0.5, c2=0.4)
 
 
 def test_line_search_rejects_ascent_direction():
@@ -176,3 +200,5 @@ def test_optimize_bad_input():
         minimize_lbfgs(rosenbrock, lambda x: np.ones(3), [0.0, 0.0])
     with pytest.raises(ValueError, match="'m'"):
         LBFGSMemory(0)
+    with pytest.raises(ValueError, match="'line_search'"):
+        minimize_lbfgs(rosenbrock, rosenbrock_grad, [0.0, 0.0], line_search="exact")

@@ -10,7 +10,8 @@ an optimiser over Tensors flattens its parameters and gradients into one vector
 * ``two_loop(g, s_list, y_list)``: the bare recursion, ``H g`` for the inverse-Hessian
   approximation defined by the pairs (oldest first) and ``H0 = gamma I`` with
   ``gamma = s.y / y.y`` of the newest pair;
-* ``backtracking_line_search`` from :mod:`oxinet.optimize.line_search` for the step;
+* ``backtracking_line_search`` or ``strong_wolfe_line_search`` from
+  :mod:`oxinet.optimize.line_search` for the step;
 
 or simply ``minimize_lbfgs(f, grad, x0)`` with closures that unflatten x. The
 quasi-Newton idea is INVENTORY F25 ("BFGS / L-BFGS approximate H^-1").
@@ -24,7 +25,7 @@ import numpy as np
 
 from oxinet.optimize._common import (OptimizeResult, call_vector, check_callable, check_int,
                                      check_positive, flat_vector)
-from oxinet.optimize.line_search import backtracking_line_search
+from oxinet.optimize.line_search import backtracking_line_search, strong_wolfe_line_search
 
 
 def two_loop(g, s_list, y_list, gamma: float | None = None) -> np.ndarray:
@@ -87,8 +88,10 @@ class LBFGSMemory:
 
 
 def minimize_lbfgs(f, grad, x0, *, m: int = 10, gtol: float = 1e-8, ftol: float = 0.0,
-                   max_iter: int = 1000, c1: float = 1e-4, callback=None) -> OptimizeResult:
-    """Minimise ``f`` by L-BFGS with an Armijo backtracking line search.
+                   max_iter: int = 1000, line_search: str = "armijo", c1: float = 1e-4, c2: float = 0.9,
+                   callback=None) -> OptimizeResult:
+    """Minimise ``f`` by L-BFGS with a line search: ``"armijo"`` (backtracking, c1) or
+    ``"strong_wolfe"`` (c1, c2; every accepted step then has positive curvature).
 
     f: x -> float; grad: x -> (n,), or ``None`` when ``f`` returns ``(value, gradient)``;
     x0: (n,) start; m: history size; stops when ``||grad||_inf <= gtol`` or a step lowers
@@ -104,6 +107,8 @@ def minimize_lbfgs(f, grad, x0, *, m: int = 10, gtol: float = 1e-8, ftol: float 
     gtol = check_positive(gtol, "gtol", op, allow_zero=True)
     ftol = check_positive(ftol, "ftol", op, allow_zero=True)
     max_iter = check_int(max_iter, "max_iter", op, minimum=0)
+    if line_search not in ("armijo", "strong_wolfe"):
+        raise ValueError(f"{op}: 'line_search' must be 'armijo' or 'strong_wolfe', got {line_search!r}")
 
     if grad is None:
         def fg(z):
@@ -133,16 +138,22 @@ def minimize_lbfgs(f, grad, x0, *, m: int = 10, gtol: float = 1e-8, ftol: float 
             mem.reset()
             p = -g
         alpha0 = 1.0 if len(mem) else min(1.0, 1.0 / float(np.linalg.norm(p)))
-        ls = backtracking_line_search(fun, x, p, fx, g, alpha0=alpha0, c1=c1)
+        if line_search == "armijo":
+            ls = backtracking_line_search(fun, x, p, fx, g, alpha0=alpha0, c1=c1)
+        else:
+            ls = strong_wolfe_line_search(fg, x, p, fx, g, alpha0=alpha0, c1=c1, c2=c2)
         n_fev += ls.n_fev
-        if not ls.success:
+        if ls.alpha == 0.0:
             if len(mem):  # retry once from steepest descent with a fresh memory
                 mem.reset()
                 continue
             return OptimizeResult(x, fx, gnorm, it, False, "line search failed", n_fev, history)
         x_new = x + ls.alpha * p
-        f_new, g_new = fg(x_new)
-        n_fev += 1
+        if line_search == "armijo":
+            f_new, g_new = fg(x_new)
+            n_fev += 1
+        else:
+            f_new, g_new = ls.fun, ls.grad
         mem.update(x_new - x, g_new - g)
         decrease = fx - f_new
         x, fx, g = x_new, f_new, g_new
