@@ -77,8 +77,8 @@ def main(n_samples: int = 1200, n_trials: int = 12, folds: int = 5, seed: int = 
     best = None
     for metric in ("l1", "l2"):
         for k in (1, 3, 5, 9, 15):
-            score = cross_val_score(lambda: KNearestNeighbors(k, metric), Xtr, ytr, k=folds, seed=seed,
-                                    stratify=True).mean()
+            make = lambda k=k, metric=metric: KNearestNeighbors(k, metric)  # noqa: E731
+            score = cross_val_score(make, Xtr, ytr, k=folds, seed=seed, stratify=True).mean()
             if best is None or score > best[0]:
                 best = (score, k, metric)
     knn = KNearestNeighbors(best[1], best[2]).fit(Xtr, ytr)

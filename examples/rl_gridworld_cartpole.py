@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from oxinet.rl import GridWorld, linear_policy_returns, q_learning, random_search_linear_policy, run_policy, value_iteration
+from oxinet.rl import (GridWorld, linear_policy_returns, q_learning, random_search_linear_policy, run_policy,
+                       value_iteration)
 
 WALLS = [(1, 1), (1, 2), (1, 3), (3, 1), (3, 2), (3, 3), (5, 3), (5, 4), (5, 5)]
 

@@ -98,6 +98,13 @@ def test_mle_noise_variance_and_likelihood():
     assert m2.log_likelihood(X, y, noise_variance=m.noise_variance_) < ll
 
 
+def test_gradient_descent_divergence_is_reported():
+    X, y, _ = _data(n=50, d=3)
+    with pytest.raises(FloatingPointError, match="'lr'"):
+        with np.errstate(over="ignore", invalid="ignore"):
+            LinearRegression(solver="gd", lr=50.0, n_iter=500).fit(10 * X, y)
+
+
 def test_linear_regression_bad_input():
     with pytest.raises(ValueError, match="'solver'"):
         LinearRegression(solver="qr")

@@ -13,7 +13,7 @@ def test_rosenbrock_derivatives():
     x = np.array([-0.7, 1.3, 0.4])
     g = numeric_grad(lambda: rosenbrock(x), x)
     np.testing.assert_allclose(rosenbrock_grad(x), g, rtol=1e-6, atol=1e-6)
-    H = np.stack([numeric_grad(lambda: rosenbrock_grad(x)[i], x) for i in range(3)])
+    H = np.stack([numeric_grad(lambda i=i: rosenbrock_grad(x)[i], x) for i in range(3)])
     np.testing.assert_allclose(rosenbrock_hess(x), H, rtol=1e-5, atol=1e-4)
 
 

@@ -108,7 +108,8 @@ class LinearSVM:
         check_fitted(self, "W_")
         X = real_array(X, "X", "LinearSVM.decision_function", ndim=2)
         if X.shape[1] != self.W_.shape[0]:
-            raise ValueError(f"LinearSVM: 'X' has {X.shape[1]} features, the model was fitted with {self.W_.shape[0]}")
+            raise ValueError(f"LinearSVM: 'X' has {X.shape[1]} features, "
+                             f"the model was fitted with {self.W_.shape[0]}")
         return mm(X, self.W_) + self.b_
 
     def predict(self, X):

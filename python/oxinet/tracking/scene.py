@@ -47,7 +47,8 @@ def generate_scene(n_frames: int = 100, n_objects: int = 6, *, width: float = 64
         raise ValueError(f"{op}: 'fp_rate' and 'noise_std' must be >= 0, got {fp_rate}, {noise_std}")
     lo, hi = size_range
     if not 0 < lo <= hi < min(width, height) / 2:
-        raise ValueError(f"{op}: 'size_range' must satisfy 0 < low <= high < min(width, height)/2, got {size_range}")
+        raise ValueError(f"{op}: 'size_range' must satisfy 0 < low <= high < min(width, height)/2, "
+                         f"got {size_range}")
     rng = np.random.default_rng(seed)
     wh = rng.uniform(lo, hi, (n_objects, 2))
     pos = np.column_stack([rng.uniform(0, width - wh[:, 0]), rng.uniform(0, height - wh[:, 1])])
