@@ -74,10 +74,14 @@ def pairwise_distances(A, B, metric: str = "l2", *, squared: bool = False,
         np.maximum(d2, 0, out=d2)
         return d2 if squared else np.sqrt(d2, out=d2)
     out = np.empty((n, m), dtype)
-    rows = max(1, chunk_elements // max(1, m * A.shape[1]))
+    rows = min(n, max(1, chunk_elements // max(1, m * A.shape[1])))
+    buf = np.empty((rows, m, A.shape[1]), dtype)  # one reused block of differences
     for s in range(0, n, rows):
         blk = A[s:s + rows]
-        np.abs(blk[:, None, :] - B[None, :, :]).sum(axis=2, out=out[s:s + rows])
+        tmp = buf[:blk.shape[0]]
+        np.subtract(blk[:, None, :], B[None, :, :], out=tmp)
+        np.abs(tmp, out=tmp)
+        tmp.sum(axis=2, out=out[s:s + rows])
     return out
 
 
