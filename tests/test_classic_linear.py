@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from helpers import check_grad
-from oxinet.classic import (LinearRegression, LogisticRegression, logistic_loss_and_grad,
-                            mse_loss_and_grad, normal_equation, sigmoid)
+from oxinet.classic import (LinearRegression, LogisticRegression, SoftmaxRegression, logistic_loss_and_grad,
+                            mse_loss_and_grad, normal_equation, sigmoid, softmax, softmax_loss_and_grad)
 from oxinet.optimize import minimize_lbfgs
 
 
@@ -191,3 +191,42 @@ def test_logistic_bad_input():
         LogisticRegression().fit(np.ones((3, 2)), np.array([0.5, 1, 0]))
     with pytest.raises(ValueError, match="'lr'"):
         LogisticRegression(lr=0)
+
+
+# ------------------------------------------------------------------ softmax regression (F6)
+
+@pytest.mark.parametrize("l2", [0.0, 0.7])
+def test_softmax_gradient_finite_differences(l2):
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((8, 3)), rng.integers(0, 4, 8)
+    W, b = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    _, dW, db = softmax_loss_and_grad(W, b, X, y, l2)
+    check_grad(lambda: softmax_loss_and_grad(W, b, X, y, l2)[0], W, dW)
+    check_grad(lambda: softmax_loss_and_grad(W, b, X, y, l2)[0], b, db)
+
+
+def test_softmax_loss_matches_definition_and_two_class_case():
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((10, 2)), rng.integers(0, 2, 10)
+    W, b = rng.standard_normal((2, 2)), rng.standard_normal(2)
+    J, _, _ = softmax_loss_and_grad(W, b, X, y)
+    Z = X @ W + b
+    ref = np.mean([-np.log(np.exp(Z[i, y[i]]) / np.exp(Z[i]).sum()) for i in range(10)])
+    assert J == pytest.approx(ref, rel=1e-12)
+    # C = 2 is logistic regression with w = W1 - W0, b = b1 - b0
+    Jl, _, _ = logistic_loss_and_grad(W[:, 1] - W[:, 0], b[1] - b[0], X, y.astype(float))
+    assert J == pytest.approx(Jl, rel=1e-12)
+    np.testing.assert_allclose(softmax(np.array([[1000.0, 0.0]])), [[1.0, 0.0]])
+
+
+def test_softmax_regression_fits_three_classes():
+    rng = np.random.default_rng(8)
+    centres = np.array([[0, 0], [3, 0], [0, 3]], float)
+    y = rng.integers(0, 3, 300)
+    X = centres[y] + 0.5 * rng.standard_normal((300, 2))
+    m = SoftmaxRegression(lr=0.5, n_iter=500).fit(X, y * 2 + 1)
+    assert m.score(X, y * 2 + 1) > 0.95
+    np.testing.assert_allclose(m.predict_proba(X).sum(axis=1), 1.0)
+    assert m.cost_history_[-1] < m.cost_history_[0]
+    with pytest.raises(ValueError, match="'X'"):
+        m.predict(np.ones((2, 3)))

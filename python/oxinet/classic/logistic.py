@@ -1,4 +1,4 @@
-"""Binary logistic regression trained by full-batch gradient descent (INVENTORY F1-F4).
+"""Logistic regression by full-batch gradient descent: binary (INVENTORY F1-F5) and softmax (F6).
 
 Row layout (I2DL): X is (m, n_x), labels y in {0, 1} of shape (m,). The course's column
 layout (X of shape (n_x, m)) is ``X.T``.
@@ -105,3 +105,83 @@ class LogisticRegression:
         """Accuracy."""
         yi = label_array(y, "y", "LogisticRegression.score")
         return float(np.mean(self.predict(X) == yi))
+
+
+# ------------------------------------------------------------------ multiclass (F6)
+
+def softmax(z, axis: int = -1):
+    """Stable softmax (F6): exp(z - max z) / sum exp(z - max z)."""
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_loss_and_grad(W, b, X, y, l2: float = 0.0):
+    """Mean softmax cross-entropy (+ ``l2/(2m) ||W||_F^2``) and its gradient (F6, F11).
+
+    W: (n_x, C), b: (C,), X: (m, n_x), y: (m,) classes in [0, C). With scores Z = X W + b and
+    Y_hat = softmax(Z): ``dZ = (Y_hat - Y) / m``, ``dW = X^T dZ + (l2/m) W``, ``db = sum dZ``.
+    Returns ``(J, dW, db)``.
+    """
+    m = X.shape[0]
+    Z = mm(X, W) + b
+    Zs = Z - Z.max(axis=1, keepdims=True)
+    logp = Zs - np.log(np.exp(Zs).sum(axis=1, keepdims=True))
+    rows = np.arange(m)
+    J = -logp[rows, y].mean() + l2 / (2 * m) * np.sum(W * W)
+    dZ = np.exp(logp)
+    dZ[rows, y] -= 1.0
+    dZ /= m
+    return float(J), mm(X.T, dZ) + (l2 / m) * W, dZ.sum(axis=0)
+
+
+class SoftmaxRegression:
+    """Multiclass logistic (softmax) regression by gradient descent; with two classes it is
+    logistic regression with ``w = W[:, 1] - W[:, 0]`` (F6). Labels may be any integers
+    (``classes_`` holds the sorted unique values)."""
+
+    def __init__(self, *, lr: float = 0.1, n_iter: int = 2000, l2: float = 0.0, tol: float = 1e-8):
+        op = "SoftmaxRegression"
+        self.lr = positive(lr, "lr", op)
+        self.n_iter = positive_int(n_iter, "n_iter", op)
+        self.l2 = positive(l2, "l2", op, allow_zero=True)
+        self.tol = positive(tol, "tol", op, allow_zero=True)
+        self.W_ = None
+        self.b_ = None
+        self.cost_history_ = []
+
+    def fit(self, X, y):
+        op = "SoftmaxRegression.fit"
+        X = real_array(X, "X", op, ndim=2)
+        y = label_array(y, "y", op, n=X.shape[0])
+        if X.shape[0] == 0:
+            raise ValueError(f"{op}: 'X' has no rows")
+        self.classes_, yi = np.unique(y, return_inverse=True)
+        C = self.classes_.size
+        W = np.zeros((X.shape[1], C))
+        b = np.zeros(C)
+        self.cost_history_ = []
+        for _ in range(self.n_iter):
+            J, dW, db = softmax_loss_and_grad(W, b, X, yi, self.l2)
+            self.cost_history_.append(J)
+            if np.sqrt(np.sum(dW * dW) + db @ db) < self.tol:
+                break
+            W -= self.lr * dW
+            b -= self.lr * db
+        self.W_, self.b_ = W, b
+        return self
+
+    def predict_proba(self, X):
+        """(m, C) class probabilities in the order of ``classes_``."""
+        check_fitted(self, "W_")
+        X = real_array(X, "X", "SoftmaxRegression.predict_proba", ndim=2)
+        if X.shape[1] != self.W_.shape[0]:
+            raise ValueError(f"SoftmaxRegression: 'X' has {X.shape[1]} features, "
+                             f"the model was fitted with {self.W_.shape[0]}")
+        return softmax(mm(X, self.W_) + self.b_, axis=1)
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y) -> float:
+        return float(np.mean(self.predict(X) == label_array(y, "y", "SoftmaxRegression.score")))
