@@ -24,7 +24,8 @@ For any sigma it is maximised in (w, b) by minimising the squared error, so the 
 (w, b) is the least-squares solution; setting d/d sigma^2 = 0 then gives the MLE noise
 variance ``sigma^2_ML = ||y - X w - b||^2 / n`` (biased; the unbiased estimate divides by
 ``n - p`` with p fitted parameters). ``fit`` stores it as ``noise_variance_`` and
-``log_likelihood`` evaluates the expression above.
+``log_likelihood`` evaluates the expression above. Ridge is the MAP estimate under the
+prior ``w ~ N(0, (sigma^2 / l2) I)``: the log-prior adds ``-l2 ||w||^2 / (2 sigma^2)``.
 """
 
 from __future__ import annotations
