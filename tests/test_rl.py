@@ -186,6 +186,23 @@ def test_cartpole_vec_matches_single_envs():
     np.testing.assert_array_equal(vec.returns, [e._t for e in singles])
 
 
+def test_cartpole_bad_input():
+    vec = CartPoleVec(2)
+    with pytest.raises(RuntimeError, match="reset"):
+        vec.step(np.array([0, 1]))
+    vec.reset(seed=0)
+    with pytest.raises(ValueError, match="'actions'"):
+        vec.step(np.array([0, 1, 1]))
+    with pytest.raises(TypeError, match="'actions'"):
+        vec.step(np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match="'action'"):
+        cartpole_dynamics(np.zeros(4), 2)
+    with pytest.raises(ValueError, match="'state'"):
+        cartpole_dynamics(np.zeros(3), 1)
+    with pytest.raises(ValueError, match="'weights'"):
+        linear_policy_returns(np.zeros(3))
+
+
 def test_linear_policy_random_search_balances():
     w, best = random_search_linear_policy(30, n_episodes=3, seed=0)
     assert best >= 400

@@ -122,6 +122,8 @@ class CartPoleVec:
         return self.state.copy()
 
     def step(self, actions):
+        if not hasattr(self, "returns"):
+            raise RuntimeError("CartPoleVec.step: call reset() first")
         a = np.asarray(actions)
         if a.shape != (self.num_envs,):
             raise ValueError(f"CartPoleVec.step: 'actions' must have shape ({self.num_envs},), got {a.shape}")
