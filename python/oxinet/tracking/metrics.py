@@ -46,7 +46,8 @@ def mot_metrics(gt_ids, gt_boxes, hyp_ids, hyp_boxes, *, iou_threshold: float = 
         h_free = np.ones(h_ids.size, bool)
         h_index = {int(h): j for j, h in enumerate(h_ids)}
         for i, g in enumerate(g_ids):  # keep still-valid correspondences
-            j = h_index.get(last_match.get(int(g), None), None) if int(g) in last_match else None
+            prev = last_match.get(int(g))
+            j = h_index.get(prev) if prev is not None else None
             if j is not None and h_free[j] and iou[i, j] >= iou_threshold:
                 pairs.append((i, j))
                 g_free[i] = h_free[j] = False
