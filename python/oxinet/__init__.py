@@ -54,7 +54,6 @@ __all__ = [
     "data", "metrics", "serialization", "save", "load", "save_checkpoint", "load_checkpoint",
     "train", "Model",
 ] + list(_fn_names)
-__all__ = ["__version__", "ops", "get_num_threads", "set_num_threads", "simd_level"]
 # classical baselines, second-order optimisation, RL without autograd, tracking (issue 10)
 from oxinet import classic, optimize, rl, tracking  # noqa: E402
 __all__ += ["classic", "optimize", "rl", "tracking"]

@@ -24,6 +24,25 @@ import numpy as np
 from oxinet import _core
 from oxinet.ops._checks import as_float_array, kernel_for, result_dtype
 
+__all__ = [
+    "fold",
+    "unfold",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv1d_backward",
+    "conv2d_backward",
+    "conv3d_backward",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "conv_transpose1d_backward",
+    "conv_transpose2d_backward",
+    "conv_transpose3d_backward",
+    "im2col",
+    "col2im",
+]
+
 _NEEDS = ("input", "weight", "bias")
 
 

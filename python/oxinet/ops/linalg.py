@@ -13,6 +13,11 @@ import numpy as np
 from oxinet import _core
 from oxinet.ops._checks import as_float_array, check_out, kernel_for, result_dtype
 
+__all__ = [
+    "matmul",
+    "gemm",
+]
+
 
 def _gemm3(a3: np.ndarray, b3: np.ndarray, c3: np.ndarray, alpha: float, beta: float) -> None:
     """c3[i] = alpha * a3[i] @ b3[i] + beta * c3[i] (3-D arrays of one float dtype)."""

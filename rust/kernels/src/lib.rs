@@ -6,10 +6,10 @@
 
 pub mod activation;
 pub mod attention;
-pub mod embedding;
-pub mod detection;
-pub mod error;
 pub mod conv;
+pub mod detection;
+pub mod embedding;
+pub mod error;
 pub mod gemm;
 pub mod interpolate;
 pub mod parallel;
