@@ -446,6 +446,20 @@ class _IndexB(Node):
         return (IndexGrad(self.key, g, self.shape, self.dtype, self.advanced),)
 
 
+class _SetItemB(Node):
+    __slots__ = ("key", "vshape")
+
+    def backward(self, g):
+        ex, ev = self.inputs
+        gx = gv = None
+        if ex is not None:
+            gx = np.array(g, copy=True)
+            gx[self.key] = 0
+        if ev is not None:
+            gv = _unbroadcast(np.asarray(g[self.key]), tuple(self.vshape))
+        return gx, gv
+
+
 class _CatB(Node):
     __slots__ = ("dim", "bounds")
 
@@ -1688,9 +1702,30 @@ class Tensor:
         return _plain(out)
 
     def __setitem__(self, key, value):
-        self._check_inplace("__setitem__")
+        """``x[key] = value``. Outside the graph this writes into the array in place. When
+        ``x`` or ``value`` is recorded, ``x`` becomes the output of a copy-with-slice node
+        (as PyTorch's CopySlices): gradients flow to ``value`` for the slice and to the old
+        ``x`` elsewhere. The array is then a new copy, so earlier ``x.numpy()`` views do not
+        see the write. Leaves that require grad cannot be written (use ``no_grad``)."""
         key = _convert_key(key)
-        self._data[key] = value._data if isinstance(value, Tensor) else value
+        vt = value if isinstance(value, Tensor) else None
+        vd = vt._data if vt is not None else value
+        if not (_GM.enabled and (self._rg or (vt is not None and vt._rg))):
+            self._data[key] = vd
+            return
+        if self.grad_fn is None and self._rg:
+            raise RuntimeError(
+                "__setitem__: in-place operation on a leaf tensor that requires grad; wrap it in "
+                "'with oxinet.no_grad():' or write into a tensor computed from it"
+            )
+        new = self._data.copy()
+        new[key] = vd
+        n = _node(_SetItemB, (_edge(self), _edge(vt) if vt is not None else None))
+        n.key = key
+        n.vshape = _shape_of(vd)
+        self._data = new
+        self.grad_fn = n
+        self._rg = True
 
     def index_select(self, dim, index):
         d = _one_dim(dim, self._data.ndim, "index_select")
