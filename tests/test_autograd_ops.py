@@ -330,3 +330,35 @@ def test_norm_gradient_at_zero_is_zero_like_torch():
     y = ox.zeros(3, requires_grad=True)
     y.norm().backward()
     assert np.all(y.grad.numpy() == 0)
+
+
+def test_setitem_records_copy_slices():
+    def build(a, b):
+        out = ox.zeros(3, 4, dtype=ox.float64)
+        out[:, 0] = a * 2  # value requires grad: out becomes part of the graph
+        out[1:, 1:3] = b  # broadcast assignment
+        h = out * 1.0
+        h[0] = 5.0  # constant written over a recorded tensor
+        return h * out
+
+    a, b = _inputs([(3,), (2,)])
+    assert ox.gradcheck(build, [a, b])
+    x = ox.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        x[0] = 3.0
+
+
+def test_setitem_in_a_time_loop_like_the_course_rnn():
+    rng = np.random.default_rng(0)
+    wx = ox.tensor(rng.standard_normal((3, 2)), dtype=ox.float64, requires_grad=True)
+    xs = ox.tensor(rng.standard_normal((4, 5, 3)), dtype=ox.float64)
+
+    def run(w):
+        hs = ox.zeros(4, 5, 2, dtype=ox.float64)
+        h = ox.zeros(4, 2, dtype=ox.float64)
+        for t in range(5):
+            h = (xs[:, t] @ w + h * 0.5).tanh()
+            hs[:, t] = h
+        return hs
+
+    assert ox.gradcheck(run, [wx])

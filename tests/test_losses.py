@@ -293,3 +293,40 @@ def test_poisson_nll_against_numpy():
     st = np.where(yy > 1, yy * np.log(np.maximum(yy, 1)) - yy + 0.5 * np.log(2 * np.pi * np.maximum(yy, 1)), 0)
     ref = (np.exp(x) - yy * x + st).mean()
     np.testing.assert_allclose(F.poisson_nll_loss(T(x), T(yy), full=True).numpy(), ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (4,), (2, 4, 3, 2)])
+@pytest.mark.parametrize("opts", [{}, {"weight": w}, {"ignore_index": 1}, {"label_smoothing": 0.3},
+                                  {"weight": w, "ignore_index": 2, "label_smoothing": 0.1},
+                                  {"reduction": "none", "weight": w, "label_smoothing": 0.2},
+                                  {"reduction": "sum", "ignore_index": 0}])
+@pytest.mark.parametrize("probs", [False, True])
+def test_fused_cross_entropy_matches_composite_reference(shape, opts, probs):
+    from oxinet.nn.functional import _cross_entropy_composite
+
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal(shape)
+    if probs:
+        if "ignore_index" in opts:
+            return
+        tgt = np.moveaxis(rng.dirichlet(np.ones(4), shape[:1] + shape[2:] if len(shape) > 1 else ()), -1,
+                          1 if len(shape) > 1 else 0)
+    else:
+        tshape = (shape[0],) + shape[2:] if len(shape) > 1 else ()
+        tgt = rng.integers(0, 4, tshape)
+    a, b = T(logits, True), T(logits, True)
+    fused = F.cross_entropy(a, tgt, **opts)
+    ref = _cross_entropy_composite(b, tgt, **opts)
+    np.testing.assert_allclose(fused.numpy(), ref.numpy(), rtol=1e-12, atol=1e-14)
+    g = np.random.default_rng(2).standard_normal(fused.shape)
+    fused.backward(g)
+    ref.backward(g)
+    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_fused_cross_entropy_keeps_float32():
+    x = ox.randn(5, 3, requires_grad=True)
+    loss = F.cross_entropy(x, np.array([0, 1, 2, 1, 0]), label_smoothing=0.1)
+    assert loss.dtype == np.float32
+    loss.backward()
+    assert x.grad.dtype == np.float32

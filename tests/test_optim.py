@@ -299,3 +299,47 @@ def test_l1_l2_penalties():
     np.testing.assert_allclose(lin.weight.grad.numpy(), 0.1 * w, rtol=1e-6)
     assert lin.bias.grad is None  # biases are skipped with named_parameters
     assert l1_penalty([lin.weight], 0.5).item() == pytest.approx(0.5 * np.abs(w).sum(), rel=1e-6)
+
+
+def test_newton_solves_a_quadratic_in_one_step():
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((4, 4))
+    A = M @ M.T + 4 * np.eye(4)
+    b = rng.standard_normal(4)
+    w = nn.Parameter(ox.zeros(4, dtype=ox.float64))
+    opt = optim.Newton([w])
+    At, bt = ox.tensor(A, dtype=ox.float64), ox.tensor(b, dtype=ox.float64)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * (w @ (At @ w)) - bt @ w
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    np.testing.assert_allclose(w.numpy(), np.linalg.solve(A, b), rtol=1e-6)
+
+
+def test_newton_on_rosenbrock():
+    p = nn.Parameter(ox.tensor([-1.2, 1.0], dtype=ox.float64))
+    opt = optim.Newton([p])
+    closure = _rosenbrock_closure(p, opt)
+    for _ in range(30):
+        opt.step(closure)
+    np.testing.assert_allclose(p.numpy(), [1.0, 1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(diagonal=False), dict(lambda_=0.0)])
+def test_levenberg_marquardt_fits_an_exponential(kw):
+    x = np.linspace(0, 1, 20)
+    y = 2.0 * np.exp(-1.5 * x)
+    ab = nn.Parameter(ox.tensor([1.0, 0.0], dtype=ox.float64))
+    opt = optim.LevenbergMarquardt([ab], **kw)
+    xt, yt = ox.tensor(x, dtype=ox.float64), ox.tensor(y, dtype=ox.float64)
+
+    def residual():
+        return ab[0] * (ab[1] * xt).exp() - yt
+
+    losses = [opt.step(residual) for _ in range(30)]
+    np.testing.assert_allclose(ab.numpy(), [2.0, -1.5], atol=1e-6)
+    assert losses[-1] < 1e-12 < losses[0]

@@ -116,3 +116,19 @@ def test_scheduler_bad_arguments():
         S.StepLR(_opt(), 0)
     with pytest.raises(ValueError, match="'T_max'"):
         S.CosineAnnealingLR(_opt(), 0)
+
+
+def test_more_closed_form_schedules():
+    lrs = _lrs(S.CosineAnnealingWarmRestarts(_opt(1.0), T_0=2, T_mult=2), 7)
+    # periods: epochs 0-1 (T=2), 2-5 (T=4), 6-13 (T=8)
+    ref = [(1 + math.cos(math.pi * tc / ti)) / 2 for tc, ti in
+           [(0, 2), (1, 2), (0, 4), (1, 4), (2, 4), (3, 4), (0, 8), (1, 8)]]
+    np.testing.assert_allclose(lrs, ref, atol=1e-12)
+    np.testing.assert_allclose(_lrs(S.CosineAnnealingWarmRestarts(_opt(1.0), T_0=3), 4)[3], 1.0)
+    np.testing.assert_allclose(_lrs(S.PolynomialLR(_opt(1.0), total_iters=4, power=2.0), 5),
+                               [1, 0.5625, 0.25, 0.0625, 0, 0])
+    np.testing.assert_allclose(_lrs(S.ConstantLR(_opt(0.9), factor=0.5, total_iters=2), 3), [0.45, 0.45, 0.9, 0.9])
+    noam = _lrs(S.NoamLR(_opt(1.0), d_model=512, warmup_steps=4), 6)
+    ref = [512**-0.5 * min(s**-0.5, s * 4**-1.5) for s in range(1, 8)]
+    np.testing.assert_allclose(noam, ref)
+    assert np.argmax(noam) == 3  # the peak is at the end of the warmup

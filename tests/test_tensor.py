@@ -242,3 +242,20 @@ def test_non_differentiable_helpers():
     y.sum().backward()
     np.testing.assert_allclose(y.numpy(), [2.0, 2.0])
     np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])
+
+
+def test_numpy_interop():
+    t = ox.ones(2, 3)
+    assert isinstance(np.sum(t), ox.Tensor) and np.sum(t).item() == 6
+    np.testing.assert_allclose(np.std(ox.tensor([1.0, 3.0])).item(), 1.0)  # NumPy's ddof=0 is passed on
+    assert isinstance(np.exp(t), np.ndarray)  # other ufuncs give arrays, like PyTorch
+    x = ox.ones(3, requires_grad=True)
+    y = np.full(3, 2.0, np.float32) * x + np.ones(3, np.float32)  # recorded: Tensor ops run
+    assert isinstance(y, ox.Tensor) and y.requires_grad
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 2.0])
+    assert (np.zeros(3) < x).all().item()
+    with pytest.raises(TypeError, match="drop its gradient"):
+        np.exp(x)
+    with pytest.raises(TypeError, match="'out'"):
+        x.sum(out=np.zeros(()))

@@ -446,6 +446,20 @@ class _IndexB(Node):
         return (IndexGrad(self.key, g, self.shape, self.dtype, self.advanced),)
 
 
+class _SetItemB(Node):
+    __slots__ = ("key", "vshape")
+
+    def backward(self, g):
+        ex, ev = self.inputs
+        gx = gv = None
+        if ex is not None:
+            gx = np.array(g, copy=True)
+            gx[self.key] = 0
+        if ev is not None:
+            gv = _unbroadcast(np.asarray(g[self.key]), tuple(self.vshape))
+        return gx, gv
+
+
 class _CatB(Node):
     __slots__ = ("dim", "bounds")
 
@@ -662,7 +676,30 @@ class Tensor:
 
     __slots__ = ("_data", "grad", "grad_fn", "_rg", "_hooks", "_retains_grad", "__weakref__")
     _is_node = False
-    __array_ufunc__ = None  # make ``ndarray <op> Tensor`` defer to Tensor's reflected ops
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """NumPy interop. ``ndarray <op> Tensor`` runs the Tensor op (so it is recorded);
+        other NumPy functions on Tensors compute on the arrays and return arrays, and refuse
+        a Tensor that requires grad (its gradient would be silently lost), like PyTorch."""
+        if method == "__call__" and not kwargs and len(inputs) == 2:
+            a, b = inputs
+            if b is self and not isinstance(a, Tensor):
+                name = _REFLECTED_UFUNCS.get(ufunc)
+                if name is not None:
+                    return getattr(self, name)(a)
+            elif a is self and not isinstance(b, Tensor):
+                name = _FORWARD_UFUNCS.get(ufunc)
+                if name is not None:
+                    return getattr(self, name)(b)
+        if _GM.enabled and any(isinstance(x, Tensor) and x._rg for x in inputs):
+            raise TypeError(
+                f"numpy.{ufunc.__name__} on a Tensor that requires grad would drop its gradient; "
+                "use the Tensor operation (e.g. x.exp()) or call .detach() first"
+            )
+        args = tuple(x._data if isinstance(x, Tensor) else x for x in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(o._data if isinstance(o, Tensor) else o for o in kwargs["out"])
+        return getattr(ufunc, method)(*args, **kwargs)
     __hash__ = object.__hash__
 
     def __init__(self, data=None, requires_grad=False, dtype=None):
@@ -1139,11 +1176,15 @@ class Tensor:
     def isfinite(self):
         return _plain(np.isfinite(self._data))
 
-    def argmax(self, dim=None, keepdim=False):
+    def argmax(self, dim=None, keepdim=False, *, axis=None, out=None):
+        _no_out(out, "argmax")
+        dim = axis if axis is not None else dim
         d = None if dim is None else _one_dim(dim, self._data.ndim, "argmax")
         return _plain(np.argmax(self._data, axis=d, keepdims=keepdim))
 
-    def argmin(self, dim=None, keepdim=False):
+    def argmin(self, dim=None, keepdim=False, *, axis=None, out=None):
+        _no_out(out, "argmin")
+        dim = axis if axis is not None else dim
         d = None if dim is None else _one_dim(dim, self._data.ndim, "argmin")
         return _plain(np.argmin(self._data, axis=d, keepdims=keepdim))
 
@@ -1240,7 +1281,8 @@ class Tensor:
 
     # ---------------------------------------------------------------- reductions
 
-    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
+    def sum(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "sum")
         if axis is not None:
             dim = axis
         if keepdims is not None:
@@ -1258,7 +1300,8 @@ class Tensor:
             return _result(out, n)
         return _plain(out)
 
-    def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None):
+    def mean(self, dim=None, keepdim=False, dtype=None, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "mean")
         if axis is not None:
             dim = axis
         if keepdims is not None:
@@ -1288,11 +1331,13 @@ class Tensor:
             return _result(out, n)
         return _plain(out)
 
-    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def amax(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "amax")
         return self._amaxmin(axis if axis is not None else dim,
                              keepdims if keepdims is not None else keepdim, True, "amax")
 
-    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+    def amin(self, dim=None, keepdim=False, *, axis=None, keepdims=None, out=None):
+        _no_out(out, "amin")
         return self._amaxmin(axis if axis is not None else dim,
                              keepdims if keepdims is not None else keepdim, False, "amin")
 
@@ -1322,13 +1367,15 @@ class Tensor:
             return MinMax(_result(vals, n), indices)
         return MinMax(_plain(vals), indices)
 
-    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=False):
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=False, out=None):
         """Largest value. With ``dim`` (PyTorch style) returns ``(values, indices)``; with
         ``axis`` (NumPy style) or no argument returns the values only."""
+        _no_out(out, "max")
         return self._maxmin(dim, keepdim, axis, keepdims, True, "max")
 
-    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=False):
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=False, out=None):
         """Smallest value; see :meth:`max` for the return convention."""
+        _no_out(out, "min")
         return self._maxmin(dim, keepdim, axis, keepdims, False, "min")
 
     def _var(self, dim, correction, keepdim, std, op):
@@ -1359,17 +1406,19 @@ class Tensor:
         return 1 if unbiased in (None, True) else 0
 
     def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
-            keepdims=None, ddof=None):
+            keepdims=None, ddof=None, dtype=None, out=None):
         """Variance; unbiased (divides by N-1) by default like PyTorch. ``correction`` (or
         NumPy's ``ddof``) sets the subtracted count."""
+        _no_out(out, "var")
         if ddof is not None:
             correction = ddof
         return self._var(axis if axis is not None else dim, self._correction(unbiased, correction),
                          keepdims if keepdims is not None else keepdim, False, "var")
 
     def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None, axis=None,
-            keepdims=None, ddof=None):
+            keepdims=None, ddof=None, dtype=None, out=None):
         """Standard deviation; unbiased by default like PyTorch (see :meth:`var`)."""
+        _no_out(out, "std")
         if ddof is not None:
             correction = ddof
         return self._var(axis if axis is not None else dim, self._correction(unbiased, correction),
@@ -1653,9 +1702,30 @@ class Tensor:
         return _plain(out)
 
     def __setitem__(self, key, value):
-        self._check_inplace("__setitem__")
+        """``x[key] = value``. Outside the graph this writes into the array in place. When
+        ``x`` or ``value`` is recorded, ``x`` becomes the output of a copy-with-slice node
+        (as PyTorch's CopySlices): gradients flow to ``value`` for the slice and to the old
+        ``x`` elsewhere. The array is then a new copy, so earlier ``x.numpy()`` views do not
+        see the write. Leaves that require grad cannot be written (use ``no_grad``)."""
         key = _convert_key(key)
-        self._data[key] = value._data if isinstance(value, Tensor) else value
+        vt = value if isinstance(value, Tensor) else None
+        vd = vt._data if vt is not None else value
+        if not (_GM.enabled and (self._rg or (vt is not None and vt._rg))):
+            self._data[key] = vd
+            return
+        if self.grad_fn is None and self._rg:
+            raise RuntimeError(
+                "__setitem__: in-place operation on a leaf tensor that requires grad; wrap it in "
+                "'with oxinet.no_grad():' or write into a tensor computed from it"
+            )
+        new = self._data.copy()
+        new[key] = vd
+        n = _node(_SetItemB, (_edge(self), _edge(vt) if vt is not None else None))
+        n.key = key
+        n.vshape = _shape_of(vd)
+        self._data = new
+        self.grad_fn = n
+        self._rg = True
 
     def index_select(self, dim, index):
         d = _one_dim(dim, self._data.ndim, "index_select")
@@ -1816,6 +1886,25 @@ def _size_arg(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         return tuple(size[0])
     return tuple(size)
+
+
+def _no_out(out, op):
+    if out is not None:
+        raise TypeError(f"{op}: 'out' is not supported for Tensors")
+
+
+_REFLECTED_UFUNCS = {
+    np.add: "__radd__", np.subtract: "__rsub__", np.multiply: "__rmul__", np.true_divide: "__rtruediv__",
+    np.power: "__rpow__", np.matmul: "__rmatmul__", np.less: "__gt__", np.greater: "__lt__",
+    np.less_equal: "__ge__", np.greater_equal: "__le__", np.equal: "__eq__", np.not_equal: "__ne__",
+    np.maximum: "maximum", np.minimum: "minimum",
+}
+_FORWARD_UFUNCS = {
+    np.add: "__add__", np.subtract: "__sub__", np.multiply: "__mul__", np.true_divide: "__truediv__",
+    np.power: "__pow__", np.matmul: "__matmul__", np.less: "__lt__", np.greater: "__gt__",
+    np.less_equal: "__le__", np.greater_equal: "__ge__", np.equal: "__eq__", np.not_equal: "__ne__",
+    np.maximum: "maximum", np.minimum: "minimum",
+}
 
 
 def _rebuild(data, requires_grad):

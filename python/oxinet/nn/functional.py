@@ -630,6 +630,89 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"cross_entropy: 'label_smoothing' must be in [0, 1], got {label_smoothing}")
     x = _t(input, "input", "cross_entropy")
     _float_check(x, "input", "cross_entropy")
+    return _cross_entropy_fused(x, _arr(target), weight, ignore_index, reduction, label_smoothing)
+
+
+class _CrossEntropyB(Node):
+    """Fused softmax cross-entropy: with q the weighted (smoothed) target distribution of a
+    sample and p its softmax, d loss / d logits = (sum(q) p - q) * scale."""
+
+    __slots__ = ("layout", "reduction")
+
+    def backward(self, g):
+        p, q, scale = self.saved
+        if self.reduction == "none":
+            gs = (g.reshape(-1) * scale)[:, None]
+        else:
+            gs = np.asarray(g * scale).reshape(1, 1)
+        gz = (q.sum(1, keepdims=True) * p - q) * gs
+        shape, moved = self.layout
+        if moved:  # (M, C) back to (N, d1, ..., C) then (N, C, d1, ...)
+            gz = np.moveaxis(gz.reshape(shape[:1] + shape[2:] + shape[1:2]), -1, 1)
+        return (gz.reshape(shape),)
+
+
+def _cross_entropy_fused(x, t_arr, weight, ignore_index, reduction, label_smoothing):
+    xd = x._data
+    cdim = 0 if xd.ndim == 1 else 1
+    c = xd.shape[cdim]
+    moved = xd.ndim > 2
+    z = np.moveaxis(xd, 1, -1).reshape(-1, c) if moved else xd.reshape(-1, c)
+    zmax = z.max(1, keepdims=True) if z.size else z[:, :1]
+    e = np.exp(z - zmax)
+    sumexp = e.sum(1, keepdims=True)
+    logp = (z - zmax) - np.log(sumexp)
+    p = e / sumexp
+    w = None if weight is None else _arr(weight).astype(xd.dtype, copy=False)
+    if w is not None and w.shape != (c,):
+        raise ValueError(f"cross_entropy: 'weight' has shape {w.shape}, expected ({c},)")
+    eps = float(label_smoothing)
+    if t_arr.dtype.kind == "f":  # class probabilities of the input's shape
+        _same_shape(x, t_arr, "cross_entropy")
+        tp = t_arr.astype(xd.dtype, copy=False)
+        tp = np.moveaxis(tp, 1, -1).reshape(-1, c) if moved else tp.reshape(-1, c)
+        if eps > 0:
+            tp = tp * (1 - eps) + eps / c
+        q = tp * w if w is not None else tp
+        out_shape = (xd.shape[0],) + xd.shape[2:] if xd.ndim > 1 else ()
+        denom = float(len(z))
+    else:
+        _, t, out_shape = _class_targets(x, t_arr, "cross_entropy")
+        valid = t != ignore_index
+        bad = valid & ((t < 0) | (t >= c))
+        if bad.any():
+            raise IndexError(f"cross_entropy: target {int(t[bad][0])} is out of bounds for {c} classes")
+        safe = np.where(valid, t, 0)
+        rows = np.arange(len(t))
+        wt = (w[safe] if w is not None else np.ones(len(t), xd.dtype)) * valid
+        q = np.zeros_like(z)
+        q[rows, safe] = (1 - eps) * wt
+        if eps > 0:
+            q += (eps / c) * (w if w is not None else 1.0) * valid[:, None].astype(xd.dtype)
+        denom = float(wt.sum())
+    losses = -(q * logp).sum(1)
+    if reduction == "none":
+        out = losses.reshape(out_shape)
+        scale = 1.0
+    elif reduction == "sum":
+        out = losses.sum()
+        scale = 1.0
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.asarray(losses.sum() / denom, dtype=xd.dtype)
+        scale = 1.0 / denom if denom else np.nan
+    out = np.asarray(out, dtype=xd.dtype)
+    if _GM.enabled and x._rg:
+        n = _node(_CrossEntropyB, (_edge(x),), (p, q, scale))
+        n.layout = (xd.shape, moved)
+        n.reduction = reduction
+        return _result(out, n)
+    return _plain(out)
+
+
+def _cross_entropy_composite(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """The same loss written with Tensor ops (log_softmax + nll_loss); kept as a reference."""
+    x = _t(input, "input", "cross_entropy")
     cdim = 0 if x.ndim == 1 else 1
     logp = x.log_softmax(cdim)
     c = x.shape[cdim]
@@ -670,6 +753,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             denom = valid.sum()
         smooth = smooth.sum() / denom
     return (1 - label_smoothing) * nll + smooth * (label_smoothing / c)
+
 
 
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,

@@ -151,6 +151,69 @@ class CosineAnnealingLR(LRScheduler):
         return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * epoch / self.T_max)) / 2
 
 
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing restarted every T_i epochs, T_0 first and each period T_mult times
+    the previous (SGDR)."""
+
+    def __init__(self, optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch=-1):
+        if T_0 <= 0 or not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: need T_0 > 0 and an integer T_mult >= 1, "
+                             f"got T_0={T_0}, T_mult={T_mult}")
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        if self.T_mult == 1:
+            t_cur, t_i = epoch % self.T_0, self.T_0
+        else:
+            n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+            t_cur = epoch - self.T_0 * (self.T_mult**n - 1) // (self.T_mult - 1)
+            t_i = self.T_0 * self.T_mult**n
+        return self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
+
+
+class PolynomialLR(LRScheduler):
+    """lr = lr0 * (1 - min(epoch, total_iters) / total_iters)^power."""
+
+    def __init__(self, optimizer, total_iters: int = 5, power: float = 1.0, last_epoch=-1):
+        if total_iters <= 0:
+            raise ValueError(f"PolynomialLR: 'total_iters' must be positive, got {total_iters}")
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * (1 - min(epoch, self.total_iters) / self.total_iters) ** self.power
+
+
+class ConstantLR(LRScheduler):
+    """lr = lr0 * factor for the first ``total_iters`` steps, then lr0."""
+
+    def __init__(self, optimizer, factor: float = 1.0 / 3, total_iters: int = 5, last_epoch=-1):
+        if not 0 <= factor <= 1:
+            raise ValueError(f"ConstantLR: 'factor' must be in [0, 1], got {factor}")
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        return base_lr * (self.factor if epoch < self.total_iters else 1.0)
+
+
+class NoamLR(LRScheduler):
+    """The Transformer schedule: lr = lr0 * d_model^-0.5 * min(s^-0.5, s * warmup^-1.5) with
+    s = epoch + 1 (linear warmup, then inverse square root). Set the optimizer's lr to the
+    paper's scale factor (1.0 in "Attention Is All You Need")."""
+
+    def __init__(self, optimizer, d_model: int, warmup_steps: int = 4000, last_epoch=-1):
+        if d_model <= 0 or warmup_steps <= 0:
+            raise ValueError(f"NoamLR: d_model and warmup_steps must be positive, got {d_model}, {warmup_steps}")
+        self.d_model, self.warmup_steps = d_model, warmup_steps
+        super().__init__(optimizer, last_epoch)
+
+    def lr_at(self, base_lr, epoch):
+        s = epoch + 1
+        return base_lr * self.d_model**-0.5 * min(s**-0.5, s * self.warmup_steps**-1.5)
+
+
 class LinearLR(LRScheduler):
     """Linear ramp of the factor from ``start_factor`` to ``end_factor`` over ``total_iters``
     steps, then constant (a linear warmup)."""
