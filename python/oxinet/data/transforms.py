@@ -543,35 +543,13 @@ class Normalize(Transform):
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
 
-def _interp_matrix(n_in: int, n_out: int, mode: str, align_corners: bool) -> np.ndarray:
-    """(n_out, n_in) float64 matrix M with ``out = M @ in`` along one axis, following
-    ``torch.nn.functional.interpolate`` (no antialiasing)."""
-    m = np.zeros((n_out, n_in))
-    dst = np.arange(n_out, dtype=np.float64)
-    if mode == "nearest":
-        src = np.minimum(np.floor(dst * (n_in / n_out)).astype(np.int64), n_in - 1)
-        m[np.arange(n_out), src] = 1.0
-        return m
-    if align_corners:
-        src = dst * ((n_in - 1) / (n_out - 1)) if n_out > 1 else np.zeros(n_out)
-    else:
-        src = np.maximum((dst + 0.5) * (n_in / n_out) - 0.5, 0.0)
-    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    lam = src - i0
-    rows = np.arange(n_out)
-    np.add.at(m, (rows, i0), 1.0 - lam)
-    np.add.at(m, (rows, i1), lam)
-    return m
-
-
 class Resize(Transform):
     """Resize every image to ``size`` (``(h, w)`` or one int for a square), with the
     semantics of ``torch.nn.functional.interpolate(mode='bilinear'|'nearest',
     align_corners=...)`` (no antialiasing). Deterministic.
 
-    Bilinear resizing is separable, so the whole batch is two matrix products with small
-    interpolation matrices (``Wy @ x @ Wx.T``), e.g. the 8x8 digits to 32x32 for LeNet-5.
+    Runs :func:`oxinet.ops.interpolate` (the Rust kernel), e.g. the 8x8 digits to 32x32
+    for LeNet-5.
     """
 
     need_float = True
@@ -587,11 +565,10 @@ class Resize(Transform):
         self.align_corners = bool(align_corners)
 
     def apply(self, x, rng):
-        n, c, h, w = x.shape
-        ho, wo = self.size
-        wy = _interp_matrix(h, ho, self.interpolation, self.align_corners).astype(x.dtype)
-        wx = _interp_matrix(w, wo, self.interpolation, self.align_corners).astype(x.dtype)
-        return np.ascontiguousarray(np.matmul(np.matmul(wy, x), wx.T))
+        from oxinet.ops import interpolate
+
+        align = self.align_corners if self.interpolation == "bilinear" else None
+        return interpolate(x, size=self.size, mode=self.interpolation, align_corners=align)
 
     def _repr_args(self):
         return {"size": self.size, "interpolation": self.interpolation, "align_corners": self.align_corners}
