@@ -126,7 +126,7 @@ def test_kernel_errors_are_python_exceptions_not_panics():
 
 
 def test_main_prints_version_simd_threads_and_self_check():
-    out = subprocess.run([sys.executable, "-m", "oxinet"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "oxinet", "info"], capture_output=True, text=True, check=True)
     text = out.stdout
     assert f"oxinet {oxinet.__version__}" in text
     assert "simd:" in text and "threads:" in text

@@ -36,6 +36,8 @@ class Case:
     bytes: float | None = None
     peers: tuple[str, ...] = ("numpy",)
     module: str = ""
+    items: float | None = None
+    unit: str = "items"
 
     @property
     def contenders(self) -> tuple[str, ...]:
@@ -43,17 +45,19 @@ class Case:
 
 
 def case(name: str, *, group: str, flops: float | None = None, bytes: float | None = None,
-         peers: tuple[str, ...] = ("numpy",)):
+         peers: tuple[str, ...] = ("numpy",), items: float | None = None, unit: str = "items"):
     """Register ``factory(lib) -> callable | None`` as a benchmark case.
 
-    ``flops`` (floating-point operations per call) or ``bytes`` (bytes moved per call)
-    turn times into GFLOP/s or GB/s in the table.
+    ``flops`` (floating-point operations per call), ``bytes`` (bytes moved per call) or
+    ``items`` (e.g. training samples per call, named by ``unit``) turn times into
+    GFLOP/s, GB/s or items/s in the table.
     """
 
     def register(factory):
         if name in _REGISTRY:
             raise ValueError(f"benchmark case {name!r} is defined twice")
-        _REGISTRY[name] = Case(name, group, factory, flops, bytes, tuple(peers), factory.__module__)
+        _REGISTRY[name] = Case(name, group, factory, flops, bytes, tuple(peers), factory.__module__,
+                               items, unit)
         return factory
 
     return register
@@ -175,6 +179,8 @@ def _rate(c: Case, seconds: float | None) -> str:
         return f"{c.flops / seconds / 1e9:.1f} GFLOP/s"
     if c.bytes:
         return f"{c.bytes / seconds / 1e9:.1f} GB/s"
+    if c.items:
+        return f"{c.items / seconds:.0f} {c.unit}/s"
     return "-"
 
 
