@@ -902,3 +902,9 @@ def dice_loss(input, target, smooth=1.0, reduction="mean"):
     total = x.sum(dims) + y.sum(dims)
     loss = 1 - (2 * inter + smooth) / (total + smooth)
     return _reduce(loss, reduction, "dice_loss")
+
+
+# ----------------------------------------------------------------------------- kernel-backed layers
+
+from oxinet.nn._spatial_fn import *  # noqa: E402,F401,F403
+from oxinet.nn._seq_fn import *  # noqa: E402,F401,F403
