@@ -108,6 +108,20 @@ def test_iou_matrix_values():
     np.testing.assert_allclose(iou[0], [25 / 175, 1.0, 0.0])
     np.testing.assert_allclose(iou[1], [0.0, 0.04, 0.0])
     assert iou_matrix(a, np.zeros((0, 4))).shape == (2, 0)
+    # two zero-area boxes: 0, not NaN (the Hungarian method needs finite costs)
+    assert iou_matrix([[1, 1, 1, 1]], [[1, 1, 1, 1]])[0, 0] == 0.0
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 50, (30, 2))
+    boxes = np.column_stack([xy, xy + rng.uniform(1, 20, (30, 2))])
+    ref = np.array([[_iou_loop(p, q) for q in boxes[:12]] for p in boxes])
+    np.testing.assert_allclose(iou_matrix(boxes, boxes[:12]), ref, rtol=1e-12, atol=1e-15)
+
+
+def _iou_loop(p, q):
+    iw = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
+    ih = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
+    inter = iw * ih
+    return inter / ((p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter)
 
 
 def test_associate_applies_threshold():
