@@ -235,3 +235,21 @@ def test_errors_are_clear():
         Model(lambda t: t)
     with pytest.raises(ValueError, match="unknown metric"):
         Model(mlp()).compile(metrics=["nope"])
+
+
+def test_progress_bar_on_a_terminal():
+    pytest.importorskip("tqdm")
+    from oxinet.train.progress import EpochProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    p = EpochProgress(0, 3, total_batches=4, verbose=1, stream=stream)
+    assert p.bar is not None
+    for _ in range(4):
+        p.update(32, {"loss": 0.5})
+    p.close({"loss": 0.4, "accuracy": 0.9})
+    text = stream.getvalue()
+    assert "epoch 1/3" in text and "4/4" in text and "samples/s" in text and "accuracy: 0.9" in text
