@@ -18,3 +18,8 @@ def load(name):
 def test_gnn_communities():
     r = load("gnn_communities").main(num_nodes=300, communities=4, epochs=120)
     assert r["gcn"] >= 0.9 and r["gcn"] > r["mlp"] + 0.1
+
+
+def test_rl_deep():
+    r = load("rl_deep").main(reinforce_updates=25, dqn_steps=0)
+    assert r["reinforce"] >= 150
