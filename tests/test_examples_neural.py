@@ -26,7 +26,7 @@ def test_rl_deep():
 
 
 def test_generative(tmp_path):
-    r = load("generative").main(out=str(tmp_path), ae_epochs=3, vae_epochs=3, gan_steps=400, digit_gan_steps=0)
+    r = load("generative").main(out=str(tmp_path), ae_epochs=3, vae_epochs=3, gan_steps=800, digit_gan_steps=0)
     assert r["gan2d_energy_after"] < 0.5 * r["gan2d_energy_before"]
     assert r["ae_mse"] < 0.05
     for f in r["files"]:
