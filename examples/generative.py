@@ -58,6 +58,8 @@ def main(out: str = "generative-out", ae_epochs: int = 30, vae_epochs: int = 40,
     ae = G.ConvAutoencoder(1, image_size=8, latent=16)
     opt = oxinet.optim.Adam(ae.parameters(), lr=2e-3)
     bce = nn.BCEWithLogitsLoss()
+    with oxinet.no_grad():
+        results["ae_mse_untrained"] = float(np.mean((ae(oxinet.tensor(x[:16])).sigmoid().numpy() - x[:16]) ** 2))
     for epoch in range(ae_epochs):
         for idx in _batches(len(x), 64, epoch):
             xb = oxinet.tensor(x[idx])

@@ -28,6 +28,6 @@ def test_rl_deep():
 def test_generative(tmp_path):
     r = load("generative").main(out=str(tmp_path), ae_epochs=3, vae_epochs=3, gan_steps=800, digit_gan_steps=0)
     assert r["gan2d_energy_after"] < 0.5 * r["gan2d_energy_before"]
-    assert r["ae_mse"] < 0.05
+    assert r["ae_mse"] < 0.5 * r["ae_mse_untrained"]
     for f in r["files"]:
         assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
