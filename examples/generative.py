@@ -92,19 +92,23 @@ def main(out: str = "generative-out", ae_epochs: int = 30, vae_epochs: int = 40,
                        G.image_grid(vae.traverse(np.linspace(-2.5, 2.5, 10)).reshape(-1, 8, 8), 10, 10),
                        title="VAE latent traversal (z1 down, z2 across)"))
 
-    oxinet.manual_seed(seed)
     data = G.ring_of_gaussians(2000, seed=1)
-    gen = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
-    dis = nn.Sequential(nn.Linear(2, 64), nn.LeakyReLU(0.2), nn.Linear(64, 64), nn.LeakyReLU(0.2), nn.Linear(64, 1))
-    with oxinet.no_grad():
-        results["gan2d_energy_before"] = G.energy_distance(gen(oxinet.randn(2000, 4)).numpy(), data)
-    rng = np.random.default_rng(seed)
-    G.train_gan(gen, dis, lambda n: G.ring_of_gaussians(n, seed=rng), latent=4, steps=gan_steps, lr=1e-3)
-    with oxinet.no_grad():
-        fake = gen(oxinet.randn(2000, 4)).numpy()
-    results["gan2d_energy_after"] = G.energy_distance(fake, data)
-    files.append(_save(os.path.join(out, "gan_2d.png"), scatter=[(data, "data"), (fake, "generator")],
-                       title="GAN on a ring of 8 Gaussians"))
+    for kind in ("non_saturating", "minimax"):
+        oxinet.manual_seed(seed)
+        gen = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 2))
+        dis = nn.Sequential(nn.Linear(2, 64), nn.LeakyReLU(0.2), nn.Linear(64, 64), nn.LeakyReLU(0.2),
+                            nn.Linear(64, 1))
+        with oxinet.no_grad():
+            results["gan2d_energy_before"] = G.energy_distance(gen(oxinet.randn(2000, 4)).numpy(), data)
+        rng = np.random.default_rng(seed)
+        G.train_gan(gen, dis, lambda n: G.ring_of_gaussians(n, seed=rng), latent=4, steps=gan_steps, lr=1e-3,
+                    kind=kind)
+        with oxinet.no_grad():
+            fake = gen(oxinet.randn(2000, 4)).numpy()
+        key = "gan2d_energy_after" if kind == "non_saturating" else "gan2d_minimax_energy_after"
+        results[key] = G.energy_distance(fake, data)
+        files.append(_save(os.path.join(out, f"gan_2d_{kind}.png"), scatter=[(data, "data"), (fake, "generator")],
+                           title=f"GAN ({kind.replace('_', '-')} loss) on a ring of 8 Gaussians"))
 
     if digit_gan_steps:
         oxinet.manual_seed(seed)
