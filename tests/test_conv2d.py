@@ -22,6 +22,9 @@ CASES = [
     ((2, 4, 7, 7), (4, 1, 3, 3), 1, 1, 1, 4),  # depthwise
     ((2, 3, 8, 7), (6, 1, 3, 3), 2, 1, 1, 3),  # depthwise, multiplier 2, stride 2
     ((1, 2, 9, 9), (2, 1, 3, 3), 1, 2, 2, 2),  # depthwise dilated
+    ((2, 2, 6, 7), (4, 1, 2, 2), 1, "same", 1, 2),  # depthwise x2, even kernel 'same'
+    ((1, 2, 5, 4), (2, 1, 2, 3), 1, 3, (2, 1), 2),  # depthwise, padding wider than the kernel
+    ((1, 3, 20, 37), (3, 1, 5, 5), 1, (2, 1), 1, 3),  # depthwise, several 16-wide blocks
     ((3, 5, 4, 5), (4, 5, 1, 1), 1, 0, 1, 1),  # pointwise
     ((2, 4, 5, 5), (6, 2, 1, 1), 1, 0, 1, 2),  # grouped pointwise
     ((2, 3, 5, 5), (2, 3, 1, 1), 2, 1, 1, 1),  # strided, padded 1x1 (general path)

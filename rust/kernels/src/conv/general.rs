@@ -2,7 +2,7 @@
 
 use super::depthwise;
 use super::im2col::{col2im_tile, col2im_tile_par, im2col_tile, im2col_tile_par, SendPtr};
-use super::{check_bias, shape5, ConvParams, Geom};
+use super::{check_bias, shape5, zeros5, ConvParams, Geom};
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::{gemm, Scalar, Threads};
 use crate::parallel;
@@ -52,7 +52,7 @@ pub fn conv_forward<T: Scalar>(
     let g = Geom::new("conv", shape5(&x), shape5(&w), p)?;
     check_bias("conv", bias.as_ref(), g.c_out)?;
     let [od, oh, ow] = g.output;
-    let mut out = Array5::<T>::zeros([g.n, g.c_out, od, oh, ow]);
+    let mut out = zeros5::<T>([g.n, g.c_out, od, oh, ow]);
     if out.is_empty() {
         return Ok(out);
     }
@@ -141,7 +141,7 @@ pub fn conv_input_grad<T: Scalar>(
     let dys = shape5(&dy);
     let g = Geom::with_output(op, input_shape, shape5(&w), [dys[2], dys[3], dys[4]], p)?;
     check_dy(op, dys, g.n, g.c_out)?;
-    let mut dx = Array5::<T>::zeros(input_shape);
+    let mut dx = zeros5::<T>(input_shape);
     if dx.is_empty() {
         return Ok(dx);
     }

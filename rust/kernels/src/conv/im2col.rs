@@ -21,20 +21,39 @@ pub(crate) fn valid_range(out: usize, input: usize, k: usize, stride: usize, dil
     (lo.min(hi), hi)
 }
 
-/// Runs of output positions within `[l0, l1)` that share (z, y): calls
-/// `f(z, y, x_start, x_end, offset_in_tile)`.
-#[inline]
-fn for_runs(g: &Geom, l0: usize, l1: usize, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+/// A run of output positions sharing (z, y): x in `[x0, x1)`, at `off` in the tile.
+#[derive(Clone, Copy)]
+struct Run {
+    z: usize,
+    y: usize,
+    x0: usize,
+    x1: usize,
+    off: usize,
+}
+
+/// The runs of output positions within `[l0, l1)` (divisions done once per tile).
+fn runs(g: &Geom, l0: usize, l1: usize) -> Vec<Run> {
     let [_, oh, ow] = g.output;
+    let mut out = Vec::with_capacity((l1 - l0) / ow.max(1) + 2);
+    if l1 <= l0 {
+        return out;
+    }
+    let mut x = l0 % ow;
+    let zy = l0 / ow;
+    let (mut z, mut y) = (zy / oh, zy % oh);
     let mut l = l0;
     while l < l1 {
-        let x = l % ow;
-        let zy = l / ow;
-        let (z, y) = (zy / oh, zy % oh);
-        let end = (l1 - l).min(ow - x) + x;
-        f(z, y, x, end, l - l0);
-        l += end - x;
+        let x1 = (x + (l1 - l)).min(ow);
+        out.push(Run { z, y, x0: x, x1, off: l - l0 });
+        l += x1 - x;
+        x = 0;
+        y += 1;
+        if y == oh {
+            y = 0;
+            z += 1;
+        }
     }
+    out
 }
 
 /// Per-row description: channel and kernel offsets.
@@ -83,16 +102,18 @@ pub(crate) fn im2col_rows<T: Scalar>(
     let ow = g.output[2];
     let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
     let plane = g.in_plane();
+    let runs = runs(g, l0, l1);
     for r in r0..r1 {
         let (c, kz, ky, kx) = row_parts(g, r);
         let (lo, hi) = valid_range(ow, iw, kx, sw, dw, pw);
         let dst_row = &mut col[(r - r0) * ld..(r - r0) * ld + (l1 - l0)];
         let src_c = &x[c * plane..(c + 1) * plane];
-        for_runs(g, l0, l1, |z, y, xs, xe, off| {
-            let dst = &mut dst_row[off..off + (xe - xs)];
-            let (Some(iz), Some(iy)) = (in_coord(g, 0, z, kz), in_coord(g, 1, y, ky)) else {
+        for run in &runs {
+            let (xs, xe) = (run.x0, run.x1);
+            let dst = &mut dst_row[run.off..run.off + (xe - xs)];
+            let (Some(iz), Some(iy)) = (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) else {
                 dst.fill(T::zero());
-                return;
+                continue;
             };
             let src = &src_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw];
             let a = lo.clamp(xs, xe);
@@ -110,7 +131,7 @@ pub(crate) fn im2col_rows<T: Scalar>(
                     }
                 }
             }
-        });
+        }
     }
 }
 
@@ -138,6 +159,7 @@ pub(crate) fn col2im_channels<T: Scalar>(
     let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
     let plane = g.in_plane();
     let kvol = g.kvol();
+    let runs = runs(g, l0, l1);
     for r in c0 * kvol..c1 * kvol {
         let (c, kz, ky, kx) = row_parts(g, r);
         let c = c - c0;
@@ -145,14 +167,15 @@ pub(crate) fn col2im_channels<T: Scalar>(
         let rr = r - c0 * kvol;
         let src_row = &col[rr * ld..rr * ld + (l1 - l0)];
         let dst_c = &mut x[c * plane..(c + 1) * plane];
-        for_runs(g, l0, l1, |z, y, xs, xe, off| {
-            let (Some(iz), Some(iy)) = (in_coord(g, 0, z, kz), in_coord(g, 1, y, ky)) else {
-                return;
+        for run in &runs {
+            let (xs, xe, off) = (run.x0, run.x1, run.off);
+            let (Some(iz), Some(iy)) = (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) else {
+                continue;
             };
             let a = lo.clamp(xs, xe);
             let b = hi.clamp(a, xe);
             if b <= a {
-                return;
+                continue;
             }
             let dst = &mut dst_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw];
             let base = a * sw + kx * dw - pw;
@@ -167,7 +190,7 @@ pub(crate) fn col2im_channels<T: Scalar>(
                     *d = *d + v;
                 }
             }
-        });
+        }
     }
 }
 
