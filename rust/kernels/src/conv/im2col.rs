@@ -135,6 +135,38 @@ pub(crate) fn im2col_rows<T: Scalar>(
     }
 }
 
+/// The transposed column matrix ("im2row"): `rowm[(l - l0) * k_rows + r]`, one output
+/// position's patch contiguous. The weight gradient wants this layout: the GEMM then
+/// reads it in place instead of repacking a row-major column matrix.
+pub(crate) fn im2row_tile<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, rowm: &mut [T]) {
+    let [_, ih, iw] = g.input;
+    let ow = g.output[2];
+    let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
+    let plane = g.in_plane();
+    let k = g.k_rows();
+    let runs = runs(g, l0, l1);
+    for r in 0..k {
+        let (c, kz, ky, kx) = row_parts(g, r);
+        let (lo, hi) = valid_range(ow, iw, kx, sw, dw, pw);
+        let src_c = &x[c * plane..(c + 1) * plane];
+        for run in &runs {
+            let (xs, xe) = (run.x0, run.x1);
+            let dst = &mut rowm[run.off * k + r..];
+            let src = match (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) {
+                (Some(iz), Some(iy)) => Some(&src_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw]),
+                _ => None,
+            };
+            for j in 0..xe - xs {
+                let xo = xs + j;
+                dst[j * k] = match src {
+                    Some(s) if xo >= lo && xo < hi => s[xo * sw + kx * dw - pw],
+                    _ => T::zero(),
+                };
+            }
+        }
+    }
+}
+
 /// Adjoint of [`im2col_tile`]: `x[...] += col[r * ld + (l - l0)]` for every entry that
 /// maps inside the input.
 pub(crate) fn col2im_tile<T: Scalar>(g: &Geom, col: &[T], ld: usize, l0: usize, l1: usize, x: &mut [T]) {
