@@ -30,6 +30,8 @@ CASES = [
     ((2, 3, 5, 5), (2, 3, 1, 1), 2, 1, 1, 1),  # strided, padded 1x1 (general path)
     ((2, 3, 1, 1), (4, 3, 1, 1), 1, 0, 1, 1),  # 1x1 image
     ((1, 2, 1, 1), (3, 2, 3, 3), 1, 1, 1, 1),  # 1x1 image, 3x3 kernel, padding 1
+    ((2, 2, 1, 1), (3, 2, 3, 3), 1, 2, 2, 1),  # 1x1 image, dilated taps far outside it
+    ((1, 2, 2, 3), (2, 1, 3, 3), 1, 4, 3, 2),  # padding and dilation larger than the image
     ((2, 3, 5, 4), (2, 3, 5, 4), 1, "valid", 1, 1),  # kernel as large as the image
 ]
 

@@ -56,6 +56,45 @@ fn runs(g: &Geom, l0: usize, l1: usize) -> Vec<Run> {
     out
 }
 
+/// `dst.copy_from_slice(&src[..dst.len()])` in fixed-size pieces: runs are short
+/// (often 7-56 elements), where a call to the library `memcpy` costs more than the copy.
+#[inline(always)]
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    let src = &src[..n];
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+        i += 8;
+    }
+    if i + 4 <= n {
+        dst[i..i + 4].copy_from_slice(&src[i..i + 4]);
+        i += 4;
+    }
+    if i + 2 <= n {
+        dst[i..i + 2].copy_from_slice(&src[i..i + 2]);
+        i += 2;
+    }
+    if i < n {
+        dst[i] = src[i];
+    }
+}
+
+/// `dst.fill(v)` in fixed-size pieces (see [`copy_short`]).
+#[inline(always)]
+fn fill_short<T: Copy>(dst: &mut [T], v: T) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&[v; 8]);
+        i += 8;
+    }
+    while i < n {
+        dst[i] = v;
+        i += 1;
+    }
+}
+
 /// Per-row description: channel and kernel offsets.
 #[inline]
 fn row_parts(g: &Geom, r: usize) -> (usize, usize, usize, usize) {
@@ -102,6 +141,38 @@ pub(crate) fn im2col_rows<T: Scalar>(
     let ow = g.output[2];
     let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
     let plane = g.in_plane();
+    if sw == 1 && l0 % ow == 0 && (l1 - l0) % ow == 0 {
+        // Whole output rows at unit stride: per row a zero prefix, a copy, a zero suffix.
+        let oh = g.output[1];
+        let nrows = (l1 - l0) / ow;
+        let (z0, y0) = ((l0 / ow) / oh, (l0 / ow) % oh);
+        for r in r0..r1 {
+            let (c, kz, ky, kx) = row_parts(g, r);
+            let (lo, hi) = valid_range(ow, iw, kx, 1, dw, pw);
+            let first = (lo + kx * dw).saturating_sub(pw); // input column of output lo
+            let dst_row = &mut col[(r - r0) * ld..(r - r0) * ld + (l1 - l0)];
+            let src_c = &x[c * plane..(c + 1) * plane];
+            let (mut z, mut y) = (z0, y0);
+            for dst in dst_row.chunks_exact_mut(ow).take(nrows) {
+                match (in_coord(g, 0, z, kz), in_coord(g, 1, y, ky)) {
+                    (Some(iz), Some(iy)) => {
+                        fill_short(&mut dst[..lo], T::zero());
+                        if hi > lo {
+                            copy_short(&mut dst[lo..hi], &src_c[(iz * ih + iy) * iw + first..]);
+                        }
+                        fill_short(&mut dst[hi..], T::zero());
+                    }
+                    _ => fill_short(dst, T::zero()),
+                }
+                y += 1;
+                if y == oh {
+                    y = 0;
+                    z += 1;
+                }
+            }
+        }
+        return;
+    }
     let runs = runs(g, l0, l1);
     for r in r0..r1 {
         let (c, kz, ky, kx) = row_parts(g, r);
@@ -112,19 +183,19 @@ pub(crate) fn im2col_rows<T: Scalar>(
             let (xs, xe) = (run.x0, run.x1);
             let dst = &mut dst_row[run.off..run.off + (xe - xs)];
             let (Some(iz), Some(iy)) = (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) else {
-                dst.fill(T::zero());
+                fill_short(dst, T::zero());
                 continue;
             };
             let src = &src_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw];
             let a = lo.clamp(xs, xe);
             let b = hi.clamp(a, xe);
-            dst[..a - xs].fill(T::zero());
-            dst[b - xs..].fill(T::zero());
+            fill_short(&mut dst[..a - xs], T::zero());
+            fill_short(&mut dst[b - xs..], T::zero());
             if b > a {
                 let base = a * sw + kx * dw - pw;
                 let d = &mut dst[a - xs..b - xs];
                 if sw == 1 {
-                    d.copy_from_slice(&src[base..base + (b - a)]);
+                    copy_short(d, &src[base..]);
                 } else {
                     for (j, v) in d.iter_mut().enumerate() {
                         *v = src[base + j * sw];
