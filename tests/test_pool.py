@@ -69,7 +69,7 @@ MAX_CASES = [
     (1, 2, 0, 1, False),
     (4, 3, 2, 1, True),
 ]
-SHAPES = [(2, 3, 7, 9), (1, 1, 5, 5), (1, 2, 8, 6), (2, 1, 4, 11)]
+SHAPES = [(2, 3, 7, 9), (1, 1, 5, 5), (1, 2, 8, 6), (2, 1, 4, 11), (1, 2, 5, 70)]  # 70: several SIMD chunks
 
 
 @pytest.mark.parametrize("k,s,p,d,ceil", MAX_CASES)
@@ -86,6 +86,9 @@ def test_max_pool2d_matches_loops(k, s, p, d, ceil, shape):
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(ix, want_ix)
     assert ix.dtype == np.int64
+    y32, ix32 = F.max_pool2d(x.astype(np.float32), k, s, p, d, ceil, return_indices=True)
+    np.testing.assert_array_equal(y32, want)
+    np.testing.assert_array_equal(ix32, want_ix)
     np.testing.assert_array_equal(F.max_pool2d(x.astype(np.float32), k, s, p, d, ceil), want)
 
 
@@ -131,9 +134,10 @@ def test_max_pool2d_random_params(h, w, kh, kw, sh, sw, dh, dw, ceil, data):
             F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
         return
     want, want_ix = R.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
-    y, ix = F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil, return_indices=True)
-    np.testing.assert_array_equal(y, want)
-    np.testing.assert_array_equal(ix, want_ix)
+    for dt in (np.float64, np.float32):
+        y, ix = F.max_pool2d(x.astype(dt), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil, return_indices=True)
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_array_equal(ix, want_ix)
     ah, aw = R.out_len(h, kh, sh, ph, 1, ceil), R.out_len(w, kw, sw, pw, 1, ceil)
     if ah >= 1 and aw >= 1:
         inc = data.draw(st.booleans())
