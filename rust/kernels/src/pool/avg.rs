@@ -122,6 +122,13 @@ impl<T: Scalar> SimdJob for Bwd<'_, T> {
     #[inline(always)]
     fn run(self, avx: bool) {
         let Bwd { dy, dx, ah, aw, div, ph, g } = self;
+        #[cfg(target_arch = "x86_64")]
+        if avx && lanes::is_f32::<T>() && aw.s == 2 {
+            // SAFETY: avx is only true on CPUs with AVX-512F; T is f32, so Vec<T> is Vec<f32>.
+            let div32 = unsafe { &*(div as *const [Vec<T>] as *const [Vec<f32>]) };
+            unsafe { super::direct::avg_backward_plane(lanes::f32s(dy), lanes::f32s_mut(dx), &ah, &aw, div32, lanes::f32s_mut(g)) };
+            return;
+        }
         let (w, ow, oh_n) = (aw.n_in, aw.n_out, ah.n_out);
         let nc = aw.out_chunks();
         let owc = nc * LANES;

@@ -173,3 +173,65 @@ pub(crate) unsafe fn avg_plane(x: &[f32], out: &mut [f32], ah: &Axis, aw: &Axis,
         }
     }
 }
+
+/// Gradient of [`avg_plane`]: every `dx` element written once. Input row `r` gathers
+/// `g = dy / divisor` of the output rows whose windows cover it; even and odd input
+/// columns are summed separately (column `2*o + m` receives `g[o]` for tap offset
+/// `m = j - pad`) and interleaved on the store. `g` is scratch of `OH` rows of `OW`
+/// floats rounded up to whole chunks.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avg_backward_plane(
+    dy: &[f32],
+    dx: &mut [f32],
+    ah: &Axis,
+    aw: &Axis,
+    div: &[Vec<f32>],
+    g: &mut [f32],
+) {
+    let (h, w, ow, oh_n) = (ah.n_in, aw.n_in, aw.n_out, ah.n_out);
+    let owc = ow.div_ceil(16) * 16;
+    assert!(dy.len() == oh_n * ow && dx.len() == h * w && div.len() == oh_n && g.len() >= oh_n * owc);
+    for (oh, dv) in div.iter().enumerate() {
+        assert!(dv.len() >= owc);
+        let (src, dst) = (dy.as_ptr().add(oh * ow), g.as_mut_ptr().add(oh * owc));
+        for c in 0..owc / 16 {
+            let v = load_masked(src, ow, (16 * c) as isize, _mm512_setzero_ps());
+            _mm512_storeu_ps(dst.add(16 * c), _mm512_div_ps(v, _mm512_loadu_ps(dv.as_ptr().add(16 * c))));
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    let ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for r in 0..h {
+        let rp = r + ah.p;
+        let drow = dx.as_mut_ptr().add(r * w);
+        for c in 0..w.div_ceil(32) {
+            let (mut even, mut odd) = (zero, zero);
+            for i in 0..ah.k {
+                if i > rp || (rp - i) % ah.s != 0 {
+                    continue;
+                }
+                let oh = (rp - i) / ah.s;
+                if oh >= oh_n {
+                    continue;
+                }
+                let grow = g.as_ptr().add(oh * owc);
+                for j in 0..aw.k {
+                    let m = j as isize - aw.p as isize;
+                    let shift = m.div_euclid(2);
+                    let v = load_masked(grow, ow, (16 * c) as isize - shift, zero);
+                    if m.rem_euclid(2) == 0 {
+                        even = _mm512_add_ps(even, v);
+                    } else {
+                        odd = _mm512_add_ps(odd, v);
+                    }
+                }
+            }
+            let n = w - 32 * c;
+            _mm512_mask_storeu_ps(drow.add(32 * c), head_mask(n), _mm512_permutex2var_ps(even, ilo, odd));
+            if n > 16 {
+                _mm512_mask_storeu_ps(drow.add(32 * c + 16), head_mask(n - 16), _mm512_permutex2var_ps(even, ihi, odd));
+            }
+        }
+    }
+}
