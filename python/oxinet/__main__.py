@@ -1,4 +1,8 @@
-"""``python -m oxinet``: version, SIMD level, thread count and a GEMM self-check."""
+"""``python -m oxinet [bench ...]``.
+
+Without arguments: version, SIMD level, thread count and a GEMM self-check.
+``bench``: the side-by-side comparison table (see ``python -m oxinet bench --help``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 import oxinet
 
 
-def self_check(n: int = 512) -> str:
+def self_check(n: int = 512) -> tuple[bool, str]:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
@@ -22,20 +26,31 @@ def self_check(n: int = 512) -> str:
     for _ in range(reps):
         oxinet.ops.matmul(a, b)
     dt = (time.perf_counter() - t0) / reps
-    status = "ok" if err < 1e-5 else "FAILED"
-    return (
-        f"gemm self-check {n}x{n}x{n} float32: {status} (max rel. error {err:.1e}), "
-        f"{2 * n**3 / dt / 1e9:.0f} GFLOP/s"
+    ok = err < 1e-5
+    return ok, (
+        f"gemm self-check {n}x{n}x{n} float32: {'ok' if ok else 'FAILED'} "
+        f"(max rel. error {err:.1e}), {2 * n**3 / dt / 1e9:.0f} GFLOP/s"
     )
 
 
-def main(argv: list[str]) -> int:
+def info() -> int:
     print(f"oxinet {oxinet.__version__}")
     print(f"simd: {oxinet.simd_level()}")
     print(f"threads: {oxinet.get_num_threads()}")
-    line = self_check()
+    ok, line = self_check()
     print(line)
-    return 0 if "ok" in line else 1
+    return 0 if ok else 1
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "bench":
+        from oxinet.benchmarks.harness import main as bench_main
+
+        return bench_main(argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    return info()
 
 
 if __name__ == "__main__":

@@ -50,3 +50,33 @@ def check_out(out, shape: tuple, dtype: np.dtype, op: str, *inputs: np.ndarray) 
 def kernel_for(dtype: np.dtype, f32, f64):
     """Pick the float32 or float64 variant of a Rust kernel."""
     return f32 if dtype == np.float32 else f64
+
+
+def as_index_array(x, name: str, op: str) -> np.ndarray:
+    """``x`` as an int64 ndarray; integer dtypes only (bool and float raise ``TypeError``)."""
+    arr = np.asarray(x)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(
+            f"{op}: '{name}' must be an integer array, got dtype {arr.dtype} with shape {arr.shape}"
+        )
+    return arr.astype(np.int64, copy=False)
+
+
+def normalize_axis(axis, ndim: int, op: str, name: str = "dim") -> int:
+    """A possibly negative axis index as a non-negative one, with a clear error."""
+    try:
+        axis = int(axis)
+    except (TypeError, ValueError):
+        raise TypeError(f"{op}: '{name}' must be an int, got {axis!r}") from None
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
+        raise ValueError(f"{op}: '{name}'={axis} is out of range for an array of {ndim} dimensions")
+    return axis % max(ndim, 1)
+
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction, op: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: 'reduction' must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction

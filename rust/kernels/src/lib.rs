@@ -4,11 +4,19 @@
 //! Nothing here knows about Python: the `oxinet-py` crate wraps these functions, and
 //! the Python layer decides dtype, shape and contiguity policy.
 
+pub mod activation;
+pub mod attention;
+pub mod conv;
+pub mod detection;
+pub mod embedding;
 pub mod error;
 pub mod gemm;
 pub mod interpolate;
 pub mod parallel;
 pub mod pool;
+pub mod rnn;
 pub mod simd;
+pub mod softmax;
+pub mod vmath;
 
 pub use error::KernelError;

@@ -1,0 +1,41 @@
+"""``oxinet.nn``: modules, layers, losses, initialisation (``torch.nn``-shaped).
+
+Layers wrapping the Rust kernels (convolution, pooling, recurrent nets, attention,
+embedding) are added next to these as they land in :mod:`oxinet.ops`: a layer over an op
+pair ``f`` / ``f_backward`` is an :class:`oxinet.autograd.Function` plus a small Module.
+"""
+
+from oxinet.nn.parameter import Buffer, Parameter
+from oxinet.nn.module import Module
+from oxinet.nn.containers import ModuleDict, ModuleList, ParameterList, Sequential
+from oxinet.nn.layers import (
+    ELU, CELU, GELU, SELU, AlphaDropout, BatchNorm1d, BatchNorm2d, BatchNorm3d, Bilinear, Dropout,
+    Dropout1d, Dropout2d, Flatten, GroupNorm, Hardtanh, Identity, InstanceNorm1d, InstanceNorm2d,
+    LayerNorm, LeakyReLU, Linear, LogSigmoid, LogSoftmax, Maxout, Mish, PReLU, ReLU, ReLU6, Sigmoid,
+    SiLU, Softmax, Softmin, Softplus, Softsign, Swish, Tanh, Unflatten,
+    CircularPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
+    ReplicationPad2d, ZeroPad1d, ZeroPad2d,
+)
+from oxinet.nn.loss import (
+    BCELoss, BCEWithLogitsLoss, CosineEmbeddingLoss, CrossEntropyLoss, DiceLoss, FocalLoss,
+    HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, MultiMarginLoss,
+    NLLLoss, SmoothL1Loss, TripletMarginLoss,
+)
+from oxinet.nn import functional, init, utils
+
+__all__ = [
+    "Parameter", "Buffer", "Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList",
+    "Identity", "Linear", "Bilinear", "Flatten", "Unflatten",
+    "ReLU", "ReLU6", "Sigmoid", "Tanh", "LeakyReLU", "PReLU", "ELU", "CELU", "SELU", "GELU", "SiLU",
+    "Swish", "Mish", "Softplus", "LogSigmoid", "Hardtanh", "Softsign", "Softmax", "LogSoftmax",
+    "Softmin", "Maxout",
+    "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "LayerNorm",
+    "GroupNorm",
+    "ZeroPad1d", "ZeroPad2d", "ConstantPad1d", "ConstantPad2d", "ReflectionPad1d", "ReflectionPad2d",
+    "ReplicationPad1d", "ReplicationPad2d", "CircularPad2d",
+    "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "BCELoss", "BCEWithLogitsLoss", "NLLLoss",
+    "CrossEntropyLoss", "MultiMarginLoss", "TripletMarginLoss", "CosineEmbeddingLoss",
+    "MarginRankingLoss", "HingeEmbeddingLoss", "KLDivLoss", "FocalLoss", "DiceLoss",
+    "functional", "init", "utils",
+]
