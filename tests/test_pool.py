@@ -287,3 +287,32 @@ def test_max_unpool2d_inverts_max_pool():
     y1, ix1 = F.max_pool1d(x1, 3, 2, 1, return_indices=True)
     u1 = F.max_unpool1d(y1, ix1, 3, 2, 1, output_size=(9,))
     np.testing.assert_array_equal(np.take_along_axis(u1, ix1, 2), y1)
+
+
+def test_out_parameter():
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y, ix = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    out = np.full(y.shape, np.nan, np.float32)
+    r = F.max_pool2d(x, 3, 2, 1, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, y)
+    dx = F.max_pool2d_backward(y, ix, x.shape)
+    buf = np.full(x.shape, 7.0, np.float32)
+    assert F.max_pool2d_backward(y, ix, x.shape, out=buf) is buf
+    np.testing.assert_array_equal(buf, dx)
+    # a non-contiguous out is filled too
+    big = np.zeros((2, 3, 8, 16), np.float32)
+    view = big[:, :, :, ::2]
+    F.avg_pool2d_backward(y, x.shape, 3, 2, 1, out=view)
+    np.testing.assert_allclose(view, F.avg_pool2d_backward(y, x.shape, 3, 2, 1))
+    assert not big[:, :, :, 1::2].any()
+    a = F.avg_pool2d(x, 2)
+    o2 = np.empty_like(a)
+    F.avg_pool2d(x, 2, out=o2)
+    np.testing.assert_array_equal(o2, a)
+    with pytest.raises(ValueError, match="'out'"):
+        F.max_pool2d(x, 2, out=np.empty((2, 3, 3, 3), np.float32))
+    with pytest.raises(TypeError, match="'out'"):
+        F.avg_pool2d_backward(y, x.shape, 3, 2, 1, out=np.empty(x.shape, np.float64))
+    with pytest.raises(ValueError, match="'out'"):
+        F.avg_pool2d(x, 1, out=x)
