@@ -283,7 +283,7 @@ mod tests {
             ([4, 1], [3, 1], [2, 0], true),
         ];
         for (k, s, pd, ceil) in cases {
-            for (h, w) in [(7, 9), (5, 5), (8, 6), (1, 3)] {
+            for (h, w) in [(7, 9), (5, 5), (8, 6), (1, 3), (4, 70)] {
                 let prm = Pool2d { kernel: k, stride: s, padding: pd, dilation: [1, 1], ceil_mode: ceil };
                 let Ok([oh, ow]) = prm.output_shape("t", h, w) else { continue };
                 for opt in [
@@ -305,6 +305,14 @@ mod tests {
                     let lhs: f64 = (&dy * &out).sum();
                     let rhs: f64 = (&dx * &x).sum();
                     assert!((lhs - rhs).abs() < 1e-9, "{prm:?} {opt:?} {h}x{w}: {lhs} vs {rhs}");
+                    // f32 (SIMD paths) against f64
+                    let mut o32 = Array3::<f32>::zeros((2, oh, ow));
+                    avg_pool2d(x.mapv(|v| v as f32).view(), &prm, &opt, o32.view_mut()).unwrap();
+                    let mut d32 = Array3::<f32>::zeros((2, h, w));
+                    avg_pool2d_backward(dy.mapv(|v| v as f32).view(), &prm, &opt, d32.view_mut()).unwrap();
+                    for (a, b) in o32.iter().zip(out.iter()).chain(d32.iter().zip(dx.iter())) {
+                        assert!((*a as f64 - b).abs() < 1e-5, "f32 {prm:?} {opt:?} {h}x{w}");
+                    }
                 }
             }
         }

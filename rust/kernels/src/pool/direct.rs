@@ -219,7 +219,13 @@ pub(crate) unsafe fn avg_backward_plane(
                 for j in 0..aw.k {
                     let m = j as isize - aw.p as isize;
                     let shift = m.div_euclid(2);
-                    let v = load_masked(grow, ow, (16 * c) as isize - shift, zero);
+                    let start = (16 * c) as isize - shift;
+                    // g rows are zero-padded to whole chunks: no mask needed inside them
+                    let v = if start >= 0 && start + 16 <= owc as isize {
+                        _mm512_loadu_ps(grow.offset(start))
+                    } else {
+                        load_masked(grow, ow, start, zero)
+                    };
                     if m.rem_euclid(2) == 0 {
                         even = _mm512_add_ps(even, v);
                     } else {

@@ -278,7 +278,7 @@ mod tests {
             ([3, 3], [2, 3], [1, 1], [2, 1], true),
             ([1, 4], [1, 3], [0, 2], [1, 2], false),
         ] {
-            for (h, w) in [(7, 9), (5, 5), (8, 6)] {
+            for (h, w) in [(7, 9), (5, 5), (8, 6), (3, 70)] {
                 let prm = Pool2d { kernel: k, stride: s, padding: pd, dilation: d, ceil_mode: ceil };
                 let Ok([oh, ow]) = prm.output_shape("t", h, w) else { continue };
                 let x = Array3::from_shape_fn((3, h, w), |_| rnd());
@@ -291,6 +291,13 @@ mod tests {
                 let mut out2 = Array3::zeros((3, oh, ow));
                 max_pool2d(x.view(), &prm, out2.view_mut(), None).unwrap();
                 assert_eq!(out2, want);
+                // f32 takes the SIMD paths (AVX-512 direct kernel for stride 2)
+                let x32 = x.mapv(|v| v as f32);
+                let mut o32 = Array3::<f32>::zeros((3, oh, ow));
+                let mut i32x = Array3::zeros((3, oh, ow));
+                max_pool2d(x32.view(), &prm, o32.view_mut(), Some(i32x.view_mut())).unwrap();
+                assert_eq!(o32.mapv(|v| v as f64), want, "f32 {prm:?} {h}x{w}");
+                assert_eq!(i32x, want_ix, "f32 {prm:?} {h}x{w}");
             }
         }
     }
