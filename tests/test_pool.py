@@ -316,3 +316,22 @@ def test_out_parameter():
         F.avg_pool2d_backward(y, x.shape, 3, 2, 1, out=np.empty(x.shape, np.float64))
     with pytest.raises(ValueError, match="'out'"):
         F.avg_pool2d(x, 1, out=x)
+
+
+def test_results_do_not_depend_on_thread_count():
+    import oxinet
+
+    x = RNG.standard_normal((4, 16, 30, 30)).astype(np.float32)
+    before = oxinet.get_num_threads()
+    res = []
+    try:
+        for n in (1, 2, 3):
+            oxinet.set_num_threads(n)
+            y, ix = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+            res.append((y, ix, F.avg_pool2d_backward(y, x.shape, 3, 2, 1), F.max_pool2d_backward(y, ix, x.shape),
+                        F.interpolate(x, scale_factor=1.5, mode="bilinear")))
+    finally:
+        oxinet.set_num_threads(before)
+    for other in res[1:]:
+        for a, b in zip(res[0], other):
+            np.testing.assert_array_equal(a, b)
