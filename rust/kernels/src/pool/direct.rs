@@ -1,0 +1,243 @@
+//! AVX-512 `f32` forward kernels for the common horizontal geometry stride 2,
+//! dilation 1 (any kernel width and padding; any vertical parameters).
+//!
+//! Each chunk of 16 outputs of a row reads the taps straight from the input row:
+//! column `2*o + m` (`m = j - pad`) of 16 consecutive outputs is the even or odd half
+//! of 32 consecutive input columns, loaded with masks (so the padding and the row end
+//! need no copies) and split with one `vpermt2ps`. Values, argmax and the scan order
+//! are exactly those of the portable path.
+
+#![cfg(target_arch = "x86_64")]
+
+use super::Axis;
+use std::arch::x86_64::*;
+
+/// Lanes `[start, start + 16)` of a row of `w` floats, `pad` outside `[0, w)`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load_masked(row: *const f32, w: usize, start: isize, pad: __m512) -> __m512 {
+    let a = (-start).clamp(0, 16) as u32;
+    let b = (w as isize - start).clamp(0, 16) as u32;
+    let mask = if b > a { (((1u32 << b) - 1) & !((1u32 << a) - 1)) as u16 } else { 0 };
+    // Masked-off lanes are not read, so an out-of-range address there is harmless.
+    _mm512_mask_loadu_ps(pad, mask, row.wrapping_offset(start))
+}
+
+/// Mask of the first `n` (<= 16) lanes.
+#[inline(always)]
+fn head_mask(n: usize) -> u16 {
+    if n >= 16 { u16::MAX } else { ((1u32 << n) - 1) as u16 }
+}
+
+struct Taps {
+    ie: __m512i,
+    io: __m512i,
+    base: isize,
+    lo: __m512,
+    hi: __m512,
+}
+
+impl Taps {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn new() -> Self {
+        Taps {
+            ie: _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+            io: _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31),
+            base: isize::MIN,
+            lo: _mm512_setzero_ps(),
+            hi: _mm512_setzero_ps(),
+        }
+    }
+
+    /// Forget the cached row segment (call when moving to another row).
+    #[inline(always)]
+    fn reset(&mut self) {
+        self.base = isize::MIN;
+    }
+
+    /// Column `c0 + 2*t` of the row for lanes `t`, where `c0` may be odd or negative.
+    /// Consecutive taps of one row share the 32-column segment they are cut from.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tap(&mut self, row: *const f32, w: usize, c0: isize, pad: __m512) -> __m512 {
+        let par = c0.rem_euclid(2);
+        let base = c0 - par;
+        if base != self.base {
+            self.base = base;
+            if base >= 0 && base + 32 <= w as isize {
+                self.lo = _mm512_loadu_ps(row.offset(base));
+                self.hi = _mm512_loadu_ps(row.offset(base + 16));
+            } else {
+                self.lo = load_masked(row, w, base, pad);
+                self.hi = load_masked(row, w, base + 16, pad);
+            }
+        }
+        let sel = if par == 0 { self.ie } else { self.io };
+        _mm512_permutex2var_ps(self.lo, sel, self.hi)
+    }
+}
+
+/// Max pooling of one plane (`aw.s == 2`, `aw.d == 1`). `first_col` holds, per output
+/// column (padded to whole chunks), the first in-bounds column of its window.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn max_plane(
+    x: &[f32],
+    out: &mut [f32],
+    mut idx: Option<&mut [i64]>,
+    ah: &Axis,
+    aw: &Axis,
+    first_col: &[i32],
+) {
+    let (h, w, ow) = (ah.n_in, aw.n_in, aw.n_out);
+    assert!(x.len() == h * w && out.len() == ah.n_out * ow && first_col.len() >= ow.div_ceil(16) * 16);
+    if let Some(ix) = idx.as_deref() {
+        assert!(ix.len() == out.len());
+    }
+    let mut taps = Taps::new();
+    let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
+    let two_iota = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for oh in 0..ah.n_out {
+        let r0 = (ah.first_valid(oh) * w) as i32;
+        let rs = ah.start(oh);
+        for c in 0..ow.div_ceil(16) {
+            let mut best = ninf;
+            let mut arg = _mm512_add_epi32(_mm512_set1_epi32(r0), _mm512_loadu_si512(first_col.as_ptr().add(16 * c) as *const __m512i));
+            for i in 0..ah.k {
+                let r = rs + (i * ah.d) as isize;
+                if r < 0 {
+                    continue;
+                }
+                if r as usize >= h {
+                    break;
+                }
+                let row = x.as_ptr().add(r as usize * w);
+                taps.reset();
+                for j in 0..aw.k {
+                    let c0 = (32 * c + j) as isize - aw.p as isize;
+                    let v = taps.tap(row, w, c0, ninf);
+                    let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best) | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+                    best = _mm512_mask_mov_ps(best, take, v);
+                    if idx.is_some() {
+                        let cand = _mm512_add_epi32(_mm512_set1_epi32((r * w as isize + c0) as i32), two_iota);
+                        arg = _mm512_mask_mov_epi32(arg, take, cand);
+                    }
+                }
+            }
+            let n = (ow - 16 * c).min(16);
+            let o = oh * ow + 16 * c;
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(o), head_mask(n), best);
+            if let Some(ix) = idx.as_deref_mut() {
+                let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(arg));
+                let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64::<1>(arg));
+                _mm512_mask_storeu_epi64(ix.as_mut_ptr().add(o), head_mask(n.min(8)) as u8, lo);
+                if n > 8 {
+                    _mm512_mask_storeu_epi64(ix.as_mut_ptr().add(o + 8), head_mask(n - 8) as u8, hi);
+                }
+            }
+        }
+    }
+}
+
+/// Average pooling of one plane (`aw.s == 2`, `aw.d == 1`); `div[oh]` holds the
+/// divisors of output row `oh` (padded to whole chunks).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avg_plane(x: &[f32], out: &mut [f32], ah: &Axis, aw: &Axis, div: &[Vec<f32>]) {
+    let (h, w, ow) = (ah.n_in, aw.n_in, aw.n_out);
+    assert!(x.len() == h * w && out.len() == ah.n_out * ow && div.len() == ah.n_out);
+    let mut taps = Taps::new();
+    let zero = _mm512_setzero_ps();
+    for (oh, dv) in div.iter().enumerate() {
+        assert!(dv.len() >= ow.div_ceil(16) * 16);
+        let rs = ah.start(oh);
+        for c in 0..ow.div_ceil(16) {
+            let mut acc = zero;
+            for i in 0..ah.k {
+                let r = rs + i as isize;
+                if r < 0 {
+                    continue;
+                }
+                if r as usize >= h {
+                    break;
+                }
+                let row = x.as_ptr().add(r as usize * w);
+                taps.reset();
+                for j in 0..aw.k {
+                    let c0 = (32 * c + j) as isize - aw.p as isize;
+                    acc = _mm512_add_ps(acc, taps.tap(row, w, c0, zero));
+                }
+            }
+            let y = _mm512_div_ps(acc, _mm512_loadu_ps(dv.as_ptr().add(16 * c)));
+            let n = (ow - 16 * c).min(16);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(oh * ow + 16 * c), head_mask(n), y);
+        }
+    }
+}
+
+/// Gradient of [`avg_plane`]: every `dx` element written once. Input row `r` gathers
+/// `g = dy / divisor` of the output rows whose windows cover it; even and odd input
+/// columns are summed separately (column `2*o + m` receives `g[o]` for tap offset
+/// `m = j - pad`) and interleaved on the store. `g` is scratch of `OH` rows of `OW`
+/// floats rounded up to whole chunks.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn avg_backward_plane(
+    dy: &[f32],
+    dx: &mut [f32],
+    ah: &Axis,
+    aw: &Axis,
+    div: &[Vec<f32>],
+    g: &mut [f32],
+) {
+    let (h, w, ow, oh_n) = (ah.n_in, aw.n_in, aw.n_out, ah.n_out);
+    let owc = ow.div_ceil(16) * 16;
+    assert!(dy.len() == oh_n * ow && dx.len() == h * w && div.len() == oh_n && g.len() >= oh_n * owc);
+    for (oh, dv) in div.iter().enumerate() {
+        assert!(dv.len() >= owc);
+        let (src, dst) = (dy.as_ptr().add(oh * ow), g.as_mut_ptr().add(oh * owc));
+        for c in 0..owc / 16 {
+            let v = load_masked(src, ow, (16 * c) as isize, _mm512_setzero_ps());
+            _mm512_storeu_ps(dst.add(16 * c), _mm512_div_ps(v, _mm512_loadu_ps(dv.as_ptr().add(16 * c))));
+        }
+    }
+    let zero = _mm512_setzero_ps();
+    let ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for r in 0..h {
+        let rp = r + ah.p;
+        let drow = dx.as_mut_ptr().add(r * w);
+        for c in 0..w.div_ceil(32) {
+            let (mut even, mut odd) = (zero, zero);
+            for i in 0..ah.k {
+                if i > rp || (rp - i) % ah.s != 0 {
+                    continue;
+                }
+                let oh = (rp - i) / ah.s;
+                if oh >= oh_n {
+                    continue;
+                }
+                let grow = g.as_ptr().add(oh * owc);
+                for j in 0..aw.k {
+                    let m = j as isize - aw.p as isize;
+                    let shift = m.div_euclid(2);
+                    let start = (16 * c) as isize - shift;
+                    // g rows are zero-padded to whole chunks: no mask needed inside them
+                    let v = if start >= 0 && start + 16 <= owc as isize {
+                        _mm512_loadu_ps(grow.offset(start))
+                    } else {
+                        load_masked(grow, ow, start, zero)
+                    };
+                    if m.rem_euclid(2) == 0 {
+                        even = _mm512_add_ps(even, v);
+                    } else {
+                        odd = _mm512_add_ps(odd, v);
+                    }
+                }
+            }
+            let n = w - 32 * c;
+            _mm512_mask_storeu_ps(drow.add(32 * c), head_mask(n), _mm512_permutex2var_ps(even, ilo, odd));
+            if n > 16 {
+                _mm512_mask_storeu_ps(drow.add(32 * c + 16), head_mask(n - 16), _mm512_permutex2var_ps(even, ihi, odd));
+            }
+        }
+    }
+}
