@@ -378,3 +378,23 @@ def test_bad_inputs_name_the_argument():
         F.gru_cell(x, None, w_ih[:3 * H], w_hh[:3 * H])
     with pytest.raises(ValueError, match="'dh_next'"):
         F.gru_cell_backward(np.zeros((B, H + 1)), x[0], None, w_ih[:3 * H], w_hh[:3 * H])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_float32_backward_close_to_float64(kind):
+    # B = 32 gives chunks of 16 rows; H = 160 makes the backward per-step product long
+    # enough (k = G*H) to take the GEMM path rather than the packed kernel.
+    rng = np.random.default_rng(19)
+    T, B, D, H = 3, 32, 8, 160
+    x = rng.standard_normal((T, B, D))
+    w = params(kind, D, H, seed=20, scale=0.1)
+    lengths = rng.integers(1, T + 1, B)
+    dy = rng.standard_normal((T, B, H))
+    res = []
+    for dt in (np.float64, np.float32):
+        out = run(kind, x.astype(dt), None, None, [a.astype(dt) for a in w], lengths=lengths, return_cache=True)
+        res.append(run_backward(kind, dy.astype(dt), None, None, out[3]))
+    for a64, a32 in zip(*res):
+        if a64 is not None:
+            assert a32.dtype == np.float32
+            np.testing.assert_allclose(a32, a64, rtol=2e-4, atol=2e-4 * np.abs(a64).max())

@@ -175,3 +175,18 @@ def test_stack_bad_inputs_name_the_argument():
         F.lstm_stack_backward(y[:, :, :H], None, None, cache)
     with pytest.raises(TypeError, match="'cache'"):
         F.gru_stack_backward(None, None, object())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pytorch_parity_when_installed(kind):
+    torch = pytest.importorskip("torch")
+    T, B, D, H, L = 5, 3, 4, 3, 2
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[kind]
+    torch.manual_seed(0)
+    mod = cls(D, H, num_layers=L, bidirectional=True).double()
+    w = {k: v.detach().numpy().copy() for k, v in mod.named_parameters()}
+    x = np.random.default_rng(0).standard_normal((T, B, D))
+    ty, th = mod(torch.from_numpy(x))
+    y, h_n, c_n = call(kind, x, None, None, w, L, True)
+    np.testing.assert_allclose(y, ty.detach().numpy(), atol=1e-10)
+    np.testing.assert_allclose(h_n, (th[0] if kind == "lstm" else th).detach().numpy(), atol=1e-10)
