@@ -74,7 +74,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let er = p * (r * r) + r + 1.0;
     // t = ROUND + n exactly, so its low mantissa bits are n (two's complement): 2^n by
     // integer arithmetic only (a float-to-int cast would not vectorise). NaN gives
@@ -95,7 +95,7 @@ pub fn tanh_f32(x: f32) -> f32 {
     p = p * u + 2.171_555_3e-2;
     p = p * u - 5.394_94e-2;
     p = p * u + 1.333_322_7e-1;
-    p = p * u - 3.333_333_1e-1;
+    p = p * u - 3.333_333e-1;
     let small = x + x * u * p;
     let large = 1.0 - 2.0 / (exp_f32(2.0 * ax) + 1.0);
     let large = large.copysign(x);

@@ -37,7 +37,7 @@ mod avx512 {
     /// stride `lda` with k entries, `wp` holds the packed panels, `out` R rows of stride
     /// `ldo` with n columns.
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     unsafe fn block<const R: usize, const P: usize>(
         a: *const f32,
         lda: usize,
