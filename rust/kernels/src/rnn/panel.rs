@@ -189,7 +189,7 @@ pub fn product_f32(a: &[f32], lda: usize, m: usize, k: usize, wp: &[f32], n: usi
     thread_local! {
         static AT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let aliasing = lda % 512 == 0 && m > 1;
+    let aliasing = lda.is_multiple_of(512) && m > 1;
     let mut r0 = 0;
     while r0 < m {
         let rows = (m - r0).min(16);
