@@ -10,6 +10,7 @@
 /// Columns per panel (one 512-bit register of float32).
 pub const PANEL: usize = 16;
 
+
 /// `W (k, n)`, read through `w(kk, col)`, packed into `ceil(n/16)` panels of `k * 16`.
 pub fn pack<T: Copy + Default>(k: usize, n: usize, w: impl Fn(usize, usize) -> T) -> Vec<T> {
     let panels = n.div_ceil(PANEL);
@@ -33,15 +34,17 @@ mod avx512 {
     use super::PANEL;
     use std::arch::x86_64::*;
 
-    /// Panels p0..p0+P for R rows. SAFETY: caller guarantees AVX-512F, `a` has R rows of
-    /// stride `lda` with k entries, `wp` holds the packed panels, `out` R rows of stride
-    /// `ldo` with n columns.
+    /// Panels p0..p0+P for R rows. SAFETY: caller guarantees AVX-512F, `a` holds R x k
+    /// entries at `r * ars + kk * aks`, `wp` the packed panels (panel stride `kst * 16`),
+    /// `out` R rows of stride `ldo` with n columns.
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     unsafe fn block<const R: usize, const P: usize>(
         a: *const f32,
-        lda: usize,
+        ars: usize,
+        aks: usize,
         k: usize,
+        kst: usize,
         wp: *const f32,
         p0: usize,
         n: usize,
@@ -52,7 +55,7 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); P]; R];
         let mut wptr = [std::ptr::null::<f32>(); P];
         for (p, w) in wptr.iter_mut().enumerate() {
-            *w = wp.add((p0 + p) * k * PANEL);
+            *w = wp.add((p0 + p) * kst * PANEL);
         }
         for kk in 0..k {
             let mut w = [_mm512_setzero_ps(); P];
@@ -60,7 +63,7 @@ mod avx512 {
                 w[p] = _mm512_loadu_ps(wptr[p].add(kk * PANEL));
             }
             for r in 0..R {
-                let s = _mm512_set1_ps(*a.add(r * lda + kk));
+                let s = _mm512_set1_ps(*a.add(r * ars + kk * aks));
                 for p in 0..P {
                     acc[r][p] = _mm512_fmadd_ps(s, w[p], acc[r][p]);
                 }
@@ -86,8 +89,10 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows<const R: usize, const P: usize>(
         a: *const f32,
-        lda: usize,
+        ars: usize,
+        aks: usize,
         k: usize,
+        kst: usize,
         wp: *const f32,
         n: usize,
         out: *mut f32,
@@ -97,11 +102,11 @@ mod avx512 {
         let panels = n.div_ceil(PANEL);
         let mut p = 0;
         while p + P <= panels {
-            block::<R, P>(a, lda, k, wp, p, n, out, ldo, accumulate);
+            block::<R, P>(a, ars, aks, k, kst, wp, p, n, out, ldo, accumulate);
             p += P;
         }
         while p < panels {
-            block::<R, 1>(a, lda, k, wp, p, n, out, ldo, accumulate);
+            block::<R, 1>(a, ars, aks, k, kst, wp, p, n, out, ldo, accumulate);
             p += 1;
         }
     }
@@ -111,9 +116,11 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn product(
         a: *const f32,
-        lda: usize,
+        ars: usize,
+        aks: usize,
         m: usize,
         k: usize,
+        kst: usize,
         wp: *const f32,
         n: usize,
         out: *mut f32,
@@ -124,7 +131,7 @@ mod avx512 {
         // enough independent FMA chains in flight.
         macro_rules! go {
             ($r:literal, $p:literal) => {
-                rows::<$r, $p>(a, lda, k, wp, n, out, ldo, accumulate)
+                rows::<$r, $p>(a, ars, aks, k, kst, wp, n, out, ldo, accumulate)
             };
         }
         match m {
@@ -144,16 +151,8 @@ mod avx512 {
             13 => go!(13, 1),
             14 => go!(14, 1),
             15 => go!(15, 1),
-            _ => {
-                let mut r0 = 0;
-                while r0 + 16 <= m {
-                    rows::<16, 1>(a.add(r0 * lda), lda, k, wp, n, out.add(r0 * ldo), ldo, accumulate);
-                    r0 += 16;
-                }
-                if r0 < m {
-                    product(a.add(r0 * lda), lda, m - r0, k, wp, n, out.add(r0 * ldo), ldo, accumulate);
-                }
-            }
+            16 => go!(16, 1),
+            _ => unreachable!("rnn: the packed product takes at most 16 rows at a time"),
         }
     }
 }
@@ -183,10 +182,45 @@ pub fn product_f32(a: &[f32], lda: usize, m: usize, k: usize, wp: &[f32], n: usi
     assert!(a.len() >= (m - 1) * lda + k, "rnn: packed product lhs too short");
     assert!(out.len() >= (m - 1) * ldo + n, "rnn: packed product output too short");
     assert!(wp.len() >= n.div_ceil(PANEL) * k * PANEL, "rnn: packed weights too short");
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F checked above; bounds checked above.
-    unsafe {
-        avx512::product(a.as_ptr(), lda, m, k, wp.as_ptr(), n, out.as_mut_ptr(), ldo, accumulate)
+    // Rows go through in groups of 16. When the rows of `a` sit a multiple of 2 KB apart
+    // they alias in L1 (16 lines competing for the same set), so such a group is first
+    // copied k-major (`at[kk * 16 + r]`, the 16 values broadcast at step kk then share
+    // one cache line); other strides are read in place.
+    thread_local! {
+        static AT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let aliasing = lda.is_multiple_of(512) && m > 1;
+    let mut r0 = 0;
+    while r0 < m {
+        let rows = (m - r0).min(16);
+        let dst = out[r0 * ldo..].as_mut_ptr();
+        if aliasing {
+            AT.with(|cell| {
+                let mut at = cell.borrow_mut();
+                if at.len() < k * 16 {
+                    at.resize(k * 16, 0.0);
+                }
+                for r in 0..rows {
+                    let src = &a[(r0 + r) * lda..(r0 + r) * lda + k];
+                    for (kk, &v) in src.iter().enumerate() {
+                        at[kk * 16 + r] = v;
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F checked above; `at` holds k x 16; `out`, `wp` bounds
+                // checked above.
+                unsafe {
+                    avx512::product(at.as_ptr(), 1, 16, rows, k, k, wp.as_ptr(), n, dst, ldo, accumulate)
+                }
+            });
+        } else {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with `a` read in place (bounds checked above).
+            unsafe {
+                avx512::product(a[r0 * lda..].as_ptr(), lda, 1, rows, k, k, wp.as_ptr(), n, dst, ldo, accumulate)
+            }
+        }
+        r0 += rows;
     }
 }
 
@@ -199,7 +233,7 @@ mod tests {
         if !available() {
             return;
         }
-        for &(m, k, n) in &[(1, 1, 1), (1, 37, 100), (3, 64, 48), (5, 20, 17), (9, 33, 200), (16, 64, 512), (20, 10, 40), (12, 128, 384)] {
+        for &(m, k, n) in &[(1, 1, 1), (1, 37, 100), (3, 64, 48), (5, 20, 17), (9, 33, 200), (16, 64, 512), (20, 10, 40), (12, 128, 384), (16, 1024, 40), (7, 3000, 20), (17, 512, 33)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 11) as f32) * 0.1 - 0.5).collect();
             let w: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 13) as f32) * 0.07 - 0.4).collect();
             let wp = pack(k, n, |kk, c| w[kk * n + c]);

@@ -92,6 +92,11 @@ impl<T: RnnFloat> StepWeight<T> {
     }
 }
 
+/// 1 + the last row of chunk b0..b1 whose sequence is still running at step s (0 if none).
+fn active_rows(lens: &[usize], b0: usize, b1: usize, s: usize) -> usize {
+    lens[b0..b1].iter().rposition(|&l| s < l).map_or(0, |r| r + 1)
+}
+
 fn to_vec2<T: RnnFloat>(a: ArrayView2<'_, T>) -> Vec<T> {
     a.as_standard_layout().iter().copied().collect()
 }
@@ -176,10 +181,14 @@ pub(crate) fn forward<T: RnnFloat>(
             let mut hn_scratch = vec![zero; if gru { h } else { 0 }];
             for s in 0..t {
                 let gchunk = unsafe { sg.slice((s * b + b0) * gh, bc * gh) };
+                // Rows past the chunk's last still-running sequence need no product (with
+                // lengths sorted longest first, as packed sequences are, that is all the
+                // finished rows).
+                let m = active_rows(lens, b0, b1, s);
                 if gru {
-                    wt.product(&hrun, &mut hh, bc, false);
+                    wt.product(&hrun, &mut hh, m, false);
                 } else {
-                    wt.product(&hrun, gchunk, bc, true);
+                    wt.product(&hrun, gchunk, m, true);
                 }
                 for r in 0..bc {
                     let bi = b0 + r;
@@ -359,7 +368,7 @@ pub(crate) fn backward<T: RnnFloat>(
                     }
                 }
                 let dg_chunk: &[T] = if gru { dgh_chunk } else { dgx_chunk };
-                whh.product(dg_chunk, &mut tmp, bc, false);
+                whh.product(dg_chunk, &mut tmp, active_rows(lens, b0, b1, s), false);
                 for r in 0..bc {
                     if s >= lens[b0 + r] {
                         continue;
