@@ -26,7 +26,9 @@ def _act(x, kind: str, op: str, p1: float = 0.0, p2: float = 0.0) -> np.ndarray:
     a = as_float_array(x, "input", op)
     a = np.ascontiguousarray(a)
     f = kernel_for(a.dtype, _core.activation_f32, _core.activation_f64)
-    return f(a, kind, p1, p2)
+    out = np.empty_like(a)
+    f(a, out, kind, p1, p2)
+    return out
 
 
 def _act_bwd(g, x, kind: str, op: str, p1: float = 0.0, p2: float = 0.0) -> np.ndarray:
@@ -38,7 +40,9 @@ def _act_bwd(g, x, kind: str, op: str, p1: float = 0.0, p2: float = 0.0) -> np.n
     a = np.ascontiguousarray(a, dtype=dtype)
     gy = np.ascontiguousarray(gy, dtype=dtype)
     f = kernel_for(dtype, _core.activation_backward_f32, _core.activation_backward_f64)
-    return f(a, gy, kind, p1, p2)
+    dx = np.empty_like(a)
+    f(a, gy, dx, kind, p1, p2)
+    return dx
 
 
 def sigmoid(input) -> np.ndarray:
@@ -156,7 +160,8 @@ def _softmax(x, dim, axis, log: bool, op: str) -> np.ndarray:
     d = normalize_axis(dim, a1.ndim, op)
     a1 = np.ascontiguousarray(a1)
     f = kernel_for(a1.dtype, _core.softmax_f32, _core.softmax_f64)
-    y = f(a1, *_dims(a1.shape, d), log)
+    y = np.empty_like(a1)
+    f(a1, y, *_dims(a1.shape, d), log)
     return y.reshape(shape)
 
 
@@ -189,7 +194,9 @@ def _softmax_bwd(g, y, dim, axis, log: bool, op: str) -> np.ndarray:
     o1 = np.ascontiguousarray(o1, dtype=dtype)
     g1 = np.ascontiguousarray(g1, dtype=dtype)
     f = kernel_for(dtype, _core.softmax_backward_f32, _core.softmax_backward_f64)
-    return f(o1, g1, *_dims(o1.shape, d), log).reshape(shape)
+    dx = np.empty_like(o1)
+    f(o1, g1, dx, *_dims(o1.shape, d), log)
+    return dx.reshape(shape)
 
 
 def softmax_backward(grad_output, output, dim: int = -1, *, axis: int | None = None) -> np.ndarray:

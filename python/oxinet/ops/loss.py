@@ -93,7 +93,10 @@ def _ce_denominator(t2, prob, w1, ignore_index, n):
 
 def _ce_run(x2, t2, prob, w1, dtype, eps, ignore_index, gscale):
     f = kernel_for(dtype, _core.cross_entropy_f32, _core.cross_entropy_f64)
-    return f(x2, None if prob else t2, t2 if prob else None, w1, ignore_index, eps, gscale)
+    loss = np.empty(x2.shape[0], dtype)
+    grad = None if gscale is None else np.empty_like(x2)
+    f(x2, None if prob else t2, t2 if prob else None, w1, ignore_index, eps, loss, gscale, grad)
+    return loss, grad
 
 
 def _reduce(rows, reduction, denom, tshape, dtype):
@@ -273,7 +276,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=N
     op = "binary_cross_entropy_with_logits"
     x, y, w, pw, dtype = _bce_prepare(input, target, weight, pos_weight, reduction, op)
     f = kernel_for(dtype, _core.bce_with_logits_f32, _core.bce_with_logits_f64)
-    rows, _ = f(x, y, w, pw, None)
+    rows = np.empty_like(x)
+    f(x, y, w, pw, rows, None, None)
     return _reduce(rows, reduction, float(x.size), x.shape, dtype)
 
 
@@ -284,7 +288,8 @@ def binary_cross_entropy_with_logits_with_grad(input, target, weight=None, *, po
     x, y, w, pw, dtype = _bce_prepare(input, target, weight, pos_weight, reduction, op)
     gs = _gscale(grad_output, reduction, float(x.size), x.shape, dtype, op)
     f = kernel_for(dtype, _core.bce_with_logits_f32, _core.bce_with_logits_f64)
-    rows, g = f(x, y, w, pw, gs)
+    rows, g = np.empty_like(x), np.empty_like(x)
+    f(x, y, w, pw, rows, gs, g)
     return _reduce(rows, reduction, float(x.size), x.shape, dtype), g
 
 
