@@ -119,6 +119,19 @@ def test_cross_entropy_probability_targets(shape, use_w, red, eps):
     check_grad(loss, x, F.cross_entropy_backward(P, x, t, w, reduction=red, label_smoothing=eps))
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (2, 4, 3)])
+def test_cross_entropy_out_buffer(shape):
+    x = rand(*shape, seed=20)
+    t = targets((shape[0],) + shape[2:], shape[1], seed=21)
+    want = F.cross_entropy_with_grad(x, t)
+    out = np.full(shape, np.nan)
+    loss, g = F.cross_entropy_with_grad(x, t, out=out)
+    assert g is out and loss == want[0]
+    np.testing.assert_array_equal(out, want[1])
+    with pytest.raises(ValueError, match="'out'"):
+        F.cross_entropy_with_grad(x, t, out=np.empty((1,) + shape))
+
+
 def test_cross_entropy_course_f6_gradient_is_softmax_minus_onehot():
     x = rand(5, 4, seed=9)
     t = np.array([0, 3, 1, 1, 2])

@@ -192,24 +192,37 @@ pub fn row_max<T: Real>(x: &[T]) -> T {
             acc[i] = fmax(c[i], acc[i]);
         }
     }
-    let mut m = T::neg_infinity();
+    let mut m = lane_max(acc);
     for &v in chunks.remainder() {
         m = fmax(v, m);
-    }
-    for a in acc {
-        m = fmax(a, m);
     }
     m
 }
 
-/// Sum of a fixed-lane accumulator, in a fixed order.
+/// Sum of a fixed-lane accumulator, as a fixed pairwise tree (vectorises as shuffles).
 #[inline(always)]
-pub fn lane_sum<T: Real>(acc: [T; LANES], tail: T) -> T {
-    let mut s = T::zero();
-    for a in acc {
-        s = s + a;
+pub fn lane_sum<T: Real>(mut acc: [T; LANES], tail: T) -> T {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for i in 0..w {
+            acc[i] = acc[i] + acc[i + w];
+        }
+        w /= 2;
     }
-    s + tail
+    acc[0] + tail
+}
+
+/// Maximum of a fixed-lane accumulator, as a pairwise tree.
+#[inline(always)]
+fn lane_max<T: Real>(mut acc: [T; LANES]) -> T {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for i in 0..w {
+            acc[i] = fmax(acc[i], acc[i + w]);
+        }
+        w /= 2;
+    }
+    acc[0]
 }
 
 /// `sum(x)`.
