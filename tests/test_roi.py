@@ -171,3 +171,24 @@ def test_bad_inputs_name_the_argument():
         F.roi_align_backward(np.zeros((1, 2, 3, 3), np.float32), np.zeros((1, 5), np.float32), x.shape, 2)
     with pytest.raises(TypeError, match="'argmax'"):
         F.roi_pool_backward(np.zeros((1, 2, 2, 2)), np.zeros((1, 5)), np.zeros((1, 2, 2, 2)), x.shape)
+
+
+def test_roi_results_do_not_depend_on_thread_count():
+    import oxinet
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 64, 20, 24)).astype(np.float32)
+    xy = rng.uniform(0, 18, (40, 2))
+    rois = np.concatenate([rng.integers(0, 2, (40, 1)), xy, xy + rng.uniform(1, 10, (40, 2))], axis=1).astype(np.float32)
+    g = rng.standard_normal((40, 64, 3, 3)).astype(np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        res = []
+        for t in (1, 2):
+            oxinet.set_num_threads(t)
+            res.append((F.roi_align(x, rois, 3, aligned=True), F.roi_align_backward(g, rois, x.shape, 3, aligned=True),
+                        F.roi_pool(x, rois, 3)))
+    finally:
+        oxinet.set_num_threads(before)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)

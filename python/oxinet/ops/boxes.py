@@ -352,7 +352,8 @@ def roi_align(input, boxes, output_size, spatial_scale: float = 1.0, sampling_ra
     input: (N, C, H, W); boxes: (K, 5) rows (batch_index, x1, y1, x2, y2), or a list of
     N arrays (L_i, 4); box coordinates are multiplied by ``spatial_scale``. Each of the
     ``output_size`` bins averages ``sampling_ratio``^2 bilinear samples (adaptive
-    ``ceil(roi_size / output_size)`` per side when <= 0). ``aligned=True`` shifts the
+    ``ceil(roi_size / output_size)`` per side when <= 0; either way at most 1024 per
+    side, a cap torchvision does not have). ``aligned=True`` shifts the
     boxes by -0.5 pixel. Returns (K, C, ph, pw) of the input's dtype.
     """
     op = "roi_align"

@@ -67,15 +67,22 @@ fn validate<T: Scalar>(
 
 /// Indices of the boxes that pass the score filter, by decreasing score, ties by index.
 fn rank<T: Scalar>(scores: &ArrayView1<'_, T>, score_threshold: Option<T>) -> Vec<usize> {
-    let mut order: Vec<usize> = match score_threshold {
-        Some(t) => (0..scores.len()).filter(|&i| scores[i] > t).collect(),
-        None => (0..scores.len()).collect(),
+    // Sort (key, index) pairs of integers: the key maps the score (NaN excluded by the
+    // caller, -0.0 folded into +0.0) to a u64 whose ascending order is the scores'
+    // descending order, so equal scores fall back to the lower index.
+    let key = |v: T| -> u64 {
+        let bits = (v.to_f64().unwrap_or(0.0) + 0.0).to_bits();
+        let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+        !ordered
     };
-    // Keys are unique (the index breaks ties), so an unstable sort is deterministic.
-    order.sort_unstable_by(|&i, &j| {
-        scores[j].partial_cmp(&scores[i]).unwrap_or(std::cmp::Ordering::Equal).then(i.cmp(&j))
-    });
-    order
+    let mut pairs: Vec<(u64, usize)> = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| score_threshold.is_none_or(|t| v > t))
+        .map(|(i, &v)| (key(v), i))
+        .collect();
+    pairs.sort_unstable();
+    pairs.into_iter().map(|(_, i)| i).collect()
 }
 
 #[inline(always)]
@@ -151,6 +158,11 @@ pub(crate) fn greedy<T: Scalar>(b: &BoxesSoa<T>, thr: T, limit: usize) -> Vec<us
     if limit == 0 || n == 0 {
         return keep;
     }
+    if thr >= T::one() {
+        // IoU never exceeds 1 (even rounded: fl(a + b) - inter >= inter when a, b >= inter),
+        // so nothing is suppressed.
+        return (0..n.min(limit)).collect();
+    }
     if n < GRID_MIN {
         let mut kept = BoxesSoa::with_capacity(n.min(limit));
         for i in 0..n {
@@ -177,7 +189,7 @@ struct Grid<T> {
     inv_ch: f64,
     gx: i64,
     gy: i64,
-    cells: Vec<Vec<[T; 5]>>,
+    cells: Vec<BoxesSoa<T>>,
 }
 
 impl<T: Scalar> Grid<T> {
@@ -202,12 +214,13 @@ impl<T: Scalar> Grid<T> {
             }
         }
         if cnt == 0 {
-            return Grid { x0: 0.0, y0: 0.0, inv_cw: 0.0, inv_ch: 0.0, gx: 1, gy: 1, cells: vec![Vec::new()] };
+            return Grid { x0: 0.0, y0: 0.0, inv_cw: 0.0, inv_ch: 0.0, gx: 1, gy: 1, cells: vec![BoxesSoa::default()] };
         }
         let (ew, eh) = ((x1 - x0).max(f64::MIN_POSITIVE), (y1 - y0).max(f64::MIN_POSITIVE));
-        // Cells about the size of an average box, at most ~n cells in all.
-        let (mut cw, mut ch) = ((sw / cnt as f64).max(ew / 4096.0), (sh / cnt as f64).max(eh / 4096.0));
-        let max_cells = (cnt as f64).max(16.0);
+        // Cells twice the size of an average box (most boxes cover 1 to 4 cells, and the
+        // scan of a cell is vectorised), at most ~n/4 cells in all (few allocations).
+        let (mut cw, mut ch) = ((2.0 * sw / cnt as f64).max(ew / 4096.0), (2.0 * sh / cnt as f64).max(eh / 4096.0));
+        let max_cells = (cnt as f64 / 4.0).max(16.0);
         let cells = (ew / cw).ceil() * (eh / ch).ceil();
         if cells > max_cells {
             let s = (cells / max_cells).sqrt();
@@ -217,7 +230,7 @@ impl<T: Scalar> Grid<T> {
         let gx = ((ew / cw).ceil() as i64).clamp(1, 1 << 16);
         let gy = ((eh / ch).ceil() as i64).clamp(1, 1 << 16);
         let (inv_cw, inv_ch) = (gx as f64 / ew, gy as f64 / eh);
-        Grid { x0, y0, inv_cw, inv_ch, gx, gy, cells: vec![Vec::new(); (gx * gy) as usize] }
+        Grid { x0, y0, inv_cw, inv_ch, gx, gy, cells: vec![BoxesSoa::default(); (gx * gy) as usize] }
     }
 
     #[inline]
@@ -229,7 +242,6 @@ impl<T: Scalar> Grid<T> {
 
     fn run(mut self, b: &BoxesSoa<T>, thr: T, limit: usize, simd: SimdLevel) -> Vec<usize> {
         let n = b.len();
-        let zero = T::zero();
         let mut keep = Vec::new();
         let mut all_kept = BoxesSoa::with_capacity(1024);
         let mut big_kept = BoxesSoa::with_capacity(16);
@@ -250,19 +262,11 @@ impl<T: Scalar> Grid<T> {
             } else {
                 let mut hit = any_overlap(simd, &big_kept, a, aa, thr);
                 'cells: for cy in cy1..=cy2 {
-                    if hit {
-                        break;
-                    }
                     for cx in cx1..=cx2 {
-                        for k in &self.cells[(cy * self.gx + cx) as usize] {
-                            let w = fmax(fmin(a[2], k[2]) - fmax(a[0], k[0]), zero);
-                            let h = fmax(fmin(a[3], k[3]) - fmax(a[1], k[1]), zero);
-                            let inter = w * h;
-                            if inter > zero && inter > thr * (aa + k[4] - inter) {
-                                hit = true;
-                                break 'cells;
-                            }
+                        if hit {
+                            break 'cells;
                         }
+                        hit = any_overlap(simd, &self.cells[(cy * self.gx + cx) as usize], a, aa, thr);
                     }
                 }
                 hit
@@ -280,7 +284,7 @@ impl<T: Scalar> Grid<T> {
             } else {
                 for cy in cy1..=cy2 {
                     for cx in cx1..=cx2 {
-                        self.cells[(cy * self.gx + cx) as usize].push([a[0], a[1], a[2], a[3], aa]);
+                        self.cells[(cy * self.gx + cx) as usize].push_from(b, i);
                     }
                 }
             }
