@@ -163,3 +163,16 @@ def test_box_iou_out():
         F.box_iou(a, b, out=np.empty((5, 6), np.float64))
     with pytest.raises(ValueError, match="'out'"):
         F.box_iou(a, b, out=np.empty((6, 5), np.float32).T)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box_iou_streaming_sized_output(dtype):
+    # Outputs above 24 MB take the streaming-store path; odd widths exercise head/tail.
+    rng = np.random.default_rng(10)
+    n, m = (2600, 2601) if dtype == np.float32 else (1800, 1801)
+    a = random_boxes(rng, n, degenerate=True).astype(dtype)
+    b = random_boxes(rng, m, degenerate=True).astype(dtype)
+    got = F.box_iou(a, b)
+    rows = np.r_[0:3, n // 2, n - 3:n]
+    np.testing.assert_array_equal(got[rows], F.box_iou(a[rows], b))
+    np.testing.assert_allclose(got[rows], brute_iou(a[rows].astype(np.float64), b.astype(np.float64)), rtol=1e-5, atol=1e-6)
