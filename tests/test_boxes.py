@@ -176,3 +176,24 @@ def test_box_iou_streaming_sized_output(dtype):
     rows = np.r_[0:3, n // 2, n - 3:n]
     np.testing.assert_array_equal(got[rows], F.box_iou(a[rows], b))
     np.testing.assert_allclose(got[rows], brute_iou(a[rows].astype(np.float64), b.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+def test_generalized_box_iou_backward_gradcheck():
+    from helpers import check_grad, random_projection
+
+    rng = np.random.default_rng(11)
+    # Overlapping, disjoint and nested pairs; continuous coordinates avoid min/max ties.
+    a = random_boxes(rng, 4) + rng.uniform(0, 0.1, (4, 4))
+    b = np.concatenate([a[:2] + rng.uniform(-3, 3, (2, 4)), random_boxes(rng, 3)])
+    w = random_projection((4, 5), seed=3)
+    ga, gb = F.generalized_box_iou_backward(w, a, b)
+    assert ga.shape == a.shape and gb.shape == b.shape
+    check_grad(lambda: np.sum(w * F.generalized_box_iou(a, b)), a, ga)
+    check_grad(lambda: np.sum(w * F.generalized_box_iou(a, b)), b, gb)
+    we = random_projection((4,), seed=4)
+    ea, eb = F.elementwise_generalized_box_iou_backward(we, a, b[:4])
+    check_grad(lambda: np.sum(we * F.elementwise_generalized_box_iou(a, b[:4])), a, ea)
+    bb = b[:4].copy()
+    check_grad(lambda: np.sum(we * F.elementwise_generalized_box_iou(a, bb)), bb, eb)
+    with pytest.raises(ValueError, match="'grad_output'"):
+        F.generalized_box_iou_backward(np.zeros((5, 4)), a, b)
