@@ -192,3 +192,21 @@ def test_roi_results_do_not_depend_on_thread_count():
         oxinet.set_num_threads(before)
     for a, b in zip(*res):
         np.testing.assert_array_equal(a, b)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_c = st.floats(-3, 12, allow_nan=False, width=32).map(float)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), _c, _c, _c, _c), min_size=1, max_size=4),
+       st.sampled_from([-1, 1, 3]), st.booleans(), st.sampled_from([1.0, 0.75]),
+       st.tuples(st.integers(1, 3), st.integers(1, 3)))
+def test_roi_ops_match_reference_on_random_boxes(rows, sr, aligned, scale, size):
+    x = np.random.default_rng(8).standard_normal((2, 2, 6, 8))
+    rois = np.array(rows, np.float64)
+    ph, pw = size
+    np.testing.assert_allclose(F.roi_align(x, rois, size, scale, sr, aligned),
+                               ref_roi_align(x, rois, ph, pw, scale, sr, aligned), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(F.roi_pool(x, rois, size, scale), ref_roi_pool(x, rois, ph, pw, scale))
