@@ -193,7 +193,33 @@ fn roi_coords<T: Scalar>(rois: &ArrayView2<'_, T>, k: usize) -> [T; 4] {
     [rois[[k, 1]], rois[[k, 2]], rois[[k, 3]], rois[[k, 4]]]
 }
 
+/// `o[b] = inv * sum of the samples of bin b` for the bins `bins` (samples from `starts`).
+#[inline]
+fn gather_bins<T: Scalar>(
+    plane: &[T],
+    samples: &[Sample<T>],
+    starts: &[usize],
+    bins: std::ops::Range<usize>,
+    inv: T,
+    o: &mut [T],
+) {
+    for (bi, b) in bins.enumerate() {
+        let mut acc = T::zero();
+        for s in &samples[starts[bi]..starts[bi + 1]] {
+            acc = acc
+                + s.w[0] * plane[s.off[0]]
+                + s.w[1] * plane[s.off[1]]
+                + s.w[2] * plane[s.off[2]]
+                + s.w[3] * plane[s.off[3]];
+        }
+        o[b] = acc * inv;
+    }
+}
+
 /// RoIAlign forward: `(K, C, pooled_h, pooled_w)`.
+///
+/// Many rois: parallel over rois (each computes its samples once, then all channels).
+/// Few rois: parallel over channels within each roi.
 pub fn roi_align<T: Scalar>(
     input: ArrayView4<'_, T>,
     rois: ArrayView2<'_, T>,
@@ -214,6 +240,32 @@ pub fn roi_align<T: Scalar>(
     if k == 0 || c == 0 {
         return Ok(out);
     }
+    let per_roi = |r: usize, out_k: &mut [T], samples: &mut Vec<Sample<T>>, starts: &mut Vec<usize>| {
+        let g = align_geom(roi_coords(&rois, r), &p);
+        let per = bins_per_chunk(&g, nbins);
+        let base = &data[batch[r] * c * hw..(batch[r] + 1) * c * hw];
+        let mut b0 = 0;
+        while b0 < nbins {
+            let b1 = (b0 + per).min(nbins);
+            align_samples(&g, p.pooled_w, b0..b1, h, w, samples, starts);
+            for (ch, o) in out_k.chunks_mut(nbins).enumerate() {
+                gather_bins(&base[ch * hw..(ch + 1) * hw], samples, starts, b0..b1, g.inv_count, o);
+            }
+            b0 = b1;
+        }
+    };
+    let work = k * c * nbins * 16;
+    if k >= 4 * parallel::num_threads() {
+        parallel::run(work, || {
+            out_flat
+                .par_chunks_mut(c * nbins)
+                .enumerate()
+                .for_each_init(|| (Vec::new(), Vec::new()), |(samples, starts), (r, out_k)| {
+                    per_roi(r, out_k, samples, starts)
+                });
+        });
+        return Ok(out);
+    }
     let (mut samples, mut starts) = (Vec::new(), Vec::new());
     for (r, out_k) in out_flat.chunks_mut(c * nbins).enumerate() {
         let g = align_geom(roi_coords(&rois, r), &p);
@@ -224,21 +276,9 @@ pub fn roi_align<T: Scalar>(
             let b1 = (b0 + per).min(nbins);
             align_samples(&g, p.pooled_w, b0..b1, h, w, &mut samples, &mut starts);
             let (samples, starts) = (&samples, &starts);
-            let inv = g.inv_count;
             parallel::run(c * samples.len() * 4 + c, || {
                 out_k.par_chunks_mut(nbins).enumerate().for_each(|(ch, o)| {
-                    let plane = &base[ch * hw..(ch + 1) * hw];
-                    for (bi, b) in (b0..b1).enumerate() {
-                        let mut acc = T::zero();
-                        for s in &samples[starts[bi]..starts[bi + 1]] {
-                            acc = acc
-                                + s.w[0] * plane[s.off[0]]
-                                + s.w[1] * plane[s.off[1]]
-                                + s.w[2] * plane[s.off[2]]
-                                + s.w[3] * plane[s.off[3]];
-                        }
-                        o[b] = acc * inv;
-                    }
+                    gather_bins(&base[ch * hw..(ch + 1) * hw], samples, starts, b0..b1, g.inv_count, o);
                 });
             });
             b0 = b1;
@@ -247,11 +287,26 @@ pub fn roi_align<T: Scalar>(
     Ok(out)
 }
 
+/// Samples precomputed per backward pass (bounds its scratch memory).
+const BACKWARD_SAMPLES: usize = 1 << 18;
+
+/// A run of bins of one roi whose samples are in the shared scratch buffers.
+struct Segment<T> {
+    roi: usize,
+    bins: std::ops::Range<usize>,
+    /// Index in `starts` of the segment's first bin.
+    first: usize,
+    inv: T,
+}
+
 /// RoIAlign backward: adds the gradient w.r.t. the input into `grad_input` (N, C, H, W).
+///
+/// The samples of many rois are computed once, then each thread takes whole channels
+/// and scatters every roi into them in roi order (deterministic for any thread count).
 pub fn roi_align_backward<T: Scalar>(
     grad_output: ArrayView4<'_, T>,
     rois: ArrayView2<'_, T>,
-    mut grad_input: ArrayViewMut4<'_, T>,
+    grad_input: ArrayViewMut4<'_, T>,
     p: RoiAlignParams<T>,
 ) -> KernelResult<()> {
     let op = "roi_align_backward";
@@ -272,40 +327,64 @@ pub fn roi_align_backward<T: Scalar>(
         return Err(KernelError::shape(format!("{op}: 'grad_output' must be C-contiguous")));
     };
     let hw = h * w;
-    let Some(gi) = grad_input.as_slice_mut() else {
+    if !grad_input.is_standard_layout() {
         return Err(KernelError::shape(format!("{op}: 'grad_input' must be C-contiguous")));
-    };
+    }
     if k == 0 || c == 0 || hw == 0 {
         return Ok(());
     }
-    let (mut samples, mut starts) = (Vec::new(), Vec::new());
-    for r in 0..k {
-        let g = align_geom(roi_coords(&rois, r), &p);
-        let per = bins_per_chunk(&g, nbins);
-        let go_k = &go[r * c * nbins..(r + 1) * c * nbins];
-        let gi_n = &mut gi[batch[r] * c * hw..(batch[r] + 1) * c * hw];
-        let mut b0 = 0;
-        while b0 < nbins {
-            let b1 = (b0 + per).min(nbins);
-            align_samples(&g, p.pooled_w, b0..b1, h, w, &mut samples, &mut starts);
-            let (samples, starts) = (&samples, &starts);
-            let inv = g.inv_count;
-            parallel::run(c * samples.len() * 4 + c, || {
-                gi_n.par_chunks_mut(hw).enumerate().for_each(|(ch, plane)| {
-                    let gch = &go_k[ch * nbins..(ch + 1) * nbins];
-                    for (bi, b) in (b0..b1).enumerate() {
-                        let gv = gch[b] * inv;
-                        for s in &samples[starts[bi]..starts[bi + 1]] {
+    let Ok(mut gi) = grad_input.into_shape_with_order((n, c, hw)) else {
+        return Err(KernelError::shape(format!("{op}: 'grad_input' must be C-contiguous")));
+    };
+    let mut samples: Vec<Sample<T>> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
+    let mut segs: Vec<Segment<T>> = Vec::new();
+    let (mut tmp_s, mut tmp_b) = (Vec::new(), Vec::new());
+    let mut flush = |samples: &mut Vec<Sample<T>>, starts: &mut Vec<usize>, segs: &mut Vec<Segment<T>>| {
+        if segs.is_empty() {
+            return;
+        }
+        starts.push(samples.len());
+        let (sm, st, sg) = (&*samples, &*starts, &*segs);
+        parallel::run(c * sm.len() * 4 + c, || {
+            gi.axis_iter_mut(Axis(1)).into_par_iter().enumerate().for_each(|(ch, mut planes)| {
+                for seg in sg {
+                    let mut row = planes.row_mut(batch[seg.roi]);
+                    let plane = row.as_slice_mut().expect("rows of a C-contiguous array are contiguous");
+                    let gch = &go[(seg.roi * c + ch) * nbins..(seg.roi * c + ch + 1) * nbins];
+                    for (bi, b) in seg.bins.clone().enumerate() {
+                        let gv = gch[b] * seg.inv;
+                        for s in &sm[st[seg.first + bi]..st[seg.first + bi + 1]] {
                             for q in 0..4 {
                                 plane[s.off[q]] = plane[s.off[q]] + gv * s.w[q];
                             }
                         }
                     }
-                });
+                }
             });
+        });
+        samples.clear();
+        starts.clear();
+        segs.clear();
+    };
+    for r in 0..k {
+        let g = align_geom(roi_coords(&rois, r), &p);
+        let per = bins_per_chunk(&g, nbins);
+        let mut b0 = 0;
+        while b0 < nbins {
+            let b1 = (b0 + per).min(nbins);
+            align_samples(&g, p.pooled_w, b0..b1, h, w, &mut tmp_s, &mut tmp_b);
+            if samples.len() + tmp_s.len() > BACKWARD_SAMPLES {
+                flush(&mut samples, &mut starts, &mut segs);
+            }
+            let base = samples.len();
+            segs.push(Segment { roi: r, bins: b0..b1, first: starts.len(), inv: g.inv_count });
+            starts.extend(tmp_b[..tmp_b.len() - 1].iter().map(|&x| x + base));
+            samples.extend_from_slice(&tmp_s);
             b0 = b1;
         }
     }
+    flush(&mut samples, &mut starts, &mut segs);
     Ok(())
 }
 
