@@ -19,7 +19,13 @@ fn iou_row_from<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, j0: usize, out: &mut [T])
     let r = j0..j0 + out.len();
     let zero = T::zero();
     let area_a = (a[2] - a[0]) * (a[3] - a[1]);
-    let (bx1, by1, bx2, by2, ba) = (&b.x1[r.clone()], &b.y1[r.clone()], &b.x2[r.clone()], &b.y2[r.clone()], &b.area[r]);
+    let (bx1, by1, bx2, by2, ba) = (
+        &b.x1[r.clone()],
+        &b.y1[r.clone()],
+        &b.x2[r.clone()],
+        &b.y2[r.clone()],
+        &b.area[r],
+    );
     let m = out.len();
     for j in 0..m {
         let w = fmax(fmin(a[2], bx2[j]) - fmax(a[0], bx1[j]), zero);
@@ -61,7 +67,11 @@ mod stream {
                 let m = out.len();
                 // Scalar head up to a 64-byte boundary of `out`.
                 let misalign = (out.as_ptr() as usize % 64) / std::mem::size_of::<$t>();
-                let head = if misalign == 0 { 0 } else { ($lanes - misalign).min(m) };
+                let head = if misalign == 0 {
+                    0
+                } else {
+                    ($lanes - misalign).min(m)
+                };
                 iou_row_from(a, b, 0, &mut out[..head]);
                 let (ax1, ay1, ax2, ay2) = ($set1(a[0]), $set1(a[1]), $set1(a[2]), $set1(a[3]));
                 let aa = $set1((a[2] - a[0]) * (a[3] - a[1]));
@@ -87,10 +97,36 @@ mod stream {
         };
     }
 
-    stream_row!(row_f32, f32, 16, _mm512_set1_ps, _mm512_loadu_ps, _mm512_max_ps, _mm512_min_ps, _mm512_sub_ps,
-        _mm512_mul_ps, _mm512_add_ps, _mm512_div_ps, _mm512_stream_ps, _mm512_setzero_ps);
-    stream_row!(row_f64, f64, 8, _mm512_set1_pd, _mm512_loadu_pd, _mm512_max_pd, _mm512_min_pd, _mm512_sub_pd,
-        _mm512_mul_pd, _mm512_add_pd, _mm512_div_pd, _mm512_stream_pd, _mm512_setzero_pd);
+    stream_row!(
+        row_f32,
+        f32,
+        16,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_max_ps,
+        _mm512_min_ps,
+        _mm512_sub_ps,
+        _mm512_mul_ps,
+        _mm512_add_ps,
+        _mm512_div_ps,
+        _mm512_stream_ps,
+        _mm512_setzero_ps
+    );
+    stream_row!(
+        row_f64,
+        f64,
+        8,
+        _mm512_set1_pd,
+        _mm512_loadu_pd,
+        _mm512_max_pd,
+        _mm512_min_pd,
+        _mm512_sub_pd,
+        _mm512_mul_pd,
+        _mm512_add_pd,
+        _mm512_div_pd,
+        _mm512_stream_pd,
+        _mm512_setzero_pd
+    );
 
     #[target_feature(enable = "avx512f")]
     pub unsafe fn fence() {
@@ -171,20 +207,22 @@ pub fn box_iou<T: Scalar>(
     parallel::run(n.saturating_mul(m).saturating_mul(8), || {
         // Blocks of rows: enough tasks to balance, few enough to keep overhead low.
         let rows_per_task = (16384 / m).clamp(1, 64);
-        flat.par_chunks_mut(m * rows_per_task).enumerate().for_each(|(t, chunk)| {
-            for (r, out_row) in chunk.chunks_mut(m).enumerate() {
-                if stream {
-                    iou_row_stream(simd, rows[t * rows_per_task + r], &soa, out_row);
-                } else {
-                    iou_row_dispatch(simd, rows[t * rows_per_task + r], &soa, out_row);
+        flat.par_chunks_mut(m * rows_per_task)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                for (r, out_row) in chunk.chunks_mut(m).enumerate() {
+                    if stream {
+                        iou_row_stream(simd, rows[t * rows_per_task + r], &soa, out_row);
+                    } else {
+                        iou_row_dispatch(simd, rows[t * rows_per_task + r], &soa, out_row);
+                    }
                 }
-            }
-            #[cfg(target_arch = "x86_64")]
-            if stream && simd == SimdLevel::Avx512 {
-                // SAFETY: AVX-512F present; orders this task's streaming stores.
-                unsafe { stream::fence() };
-            }
-        });
+                #[cfg(target_arch = "x86_64")]
+                if stream && simd == SimdLevel::Avx512 {
+                    // SAFETY: AVX-512F present; orders this task's streaming stores.
+                    unsafe { stream::fence() };
+                }
+            });
     });
     Ok(())
 }
@@ -254,7 +292,10 @@ mod tests {
         let a = Array2::<f32>::zeros((3, 5));
         let b = Array2::<f32>::zeros((3, 4));
         let mut out = Array2::zeros((3, 3));
-        assert!(box_iou(a.view(), b.view(), out.view_mut()).unwrap_err().to_string().contains("'boxes1'"));
+        assert!(box_iou(a.view(), b.view(), out.view_mut())
+            .unwrap_err()
+            .to_string()
+            .contains("'boxes1'"));
         assert!(box_iou(b.view(), b.view(), Array2::zeros((2, 3)).view_mut()).is_err());
     }
 }
