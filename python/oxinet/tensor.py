@@ -287,10 +287,13 @@ class _MatmulB(Node):
         return ga, gb
 
 
-# Below about this many multiply-adds the fixed cost of a kernel call (argument policy,
-# GIL release, thread dispatch: ~8-15 us) exceeds the product itself, and NumPy's matmul
-# is faster; measured crossover on the 2-core Zen 5 machine: ~96^3.
-_SMALL_GEMM = 1 << 19
+# Below about this many multiply-adds the fixed cost of a kernel call exceeds the product
+# itself and NumPy's matmul is faster. Re-measured after ops.matmul's 2-D fast path
+# (~2 us per call; medians of alternating calls, 2-core machine under load): float32
+# 32^3 1.7 vs 2.0 us (NumPy), 40^3 2.4 vs 2.6, 16x64x64 / 8x128x64 2.4-2.7 vs 2.2-2.3
+# (Rust), 64^3 6.2 vs 4.3, 128^3 57 vs 31; float64 already wins from 32^3 (3.2 vs 2.2).
+# The crossover moved from ~96^3 (2^19) to ~40^3.
+_SMALL_GEMM = 1 << 16
 
 
 def _mm(a, b):
