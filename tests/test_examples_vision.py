@@ -63,7 +63,7 @@ def test_init_regularisation_optimisers(tmp_path):
 
 @needs_layers
 def test_cnn_and_resnet_on_digits():
-    out = _load("cnn_resnet_digits").main(cnn_epochs=6, resnet_epochs=3, width=8, blocks=(1, 1), verbose=False)
+    out = _load("cnn_resnet_digits").main(cnn_epochs=6, resnet_epochs=8, width=8, blocks=(1, 1), verbose=False)
     assert out["cnn_loss"][1] < 0.5 * out["cnn_loss"][0]
     assert out["cnn_test_accuracy"] >= 0.85
     assert out["resnet_loss"][1] < 0.5 * out["resnet_loss"][0]
