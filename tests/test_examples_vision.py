@@ -72,9 +72,10 @@ def test_cnn_and_resnet_on_digits():
 
 @needs_layers
 def test_yolo_shapes(tmp_path):
-    out = _load("yolo_shapes").main(n_train=300, n_test=60, epochs=6, width=8, out_dir=str(tmp_path), verbose=False)
-    assert out["losses"][-1] < 0.6 * out["losses"][0]
-    assert out["map50"] >= 0.1
+    # full run (2000 images, 30 epochs): mAP@0.5 ~0.99; this 5-second configuration ~0.28
+    out = _load("yolo_shapes").main(n_train=400, n_test=60, epochs=10, width=8, out_dir=str(tmp_path), verbose=False)
+    assert out["losses"][-1] < 0.5 * out["losses"][0]
+    assert out["map50"] >= 0.15
     h, w, c = _png_shape(out["png"])
     assert (h, w, c) == (256, 512, 3)
 
