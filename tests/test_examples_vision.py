@@ -95,9 +95,9 @@ def test_unet_shapes(tmp_path):
 def test_face_verification():
     out = _load("face_verification").main(epochs=6, steps_per_epoch=10, n_pairs=400, verbose=False)
     assert out["losses"][-1] < out["losses"][0]
-    assert out["verification_accuracy"] >= 0.8
+    assert out["verification_accuracy"] >= 0.9
     assert out["far"] + out["frr"] == pytest.approx(1 - out["verification_accuracy"])
-    assert out["one_shot_nearest_accuracy"] >= 0.6
+    assert out["one_shot_nearest_accuracy"] >= 0.8
 
 
 @needs_layers
