@@ -21,6 +21,11 @@ from oxinet.nn.loss import (
     HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss, MultiMarginLoss,
     NLLLoss, SmoothL1Loss, TripletMarginLoss,
 )
+from oxinet.nn.loss import CTCLoss
+from oxinet.nn.conv import *  # noqa: F401,F403
+from oxinet.nn.rnn import *  # noqa: F401,F403
+from oxinet.nn.transformer import *  # noqa: F401,F403
+from oxinet.nn import conv as _conv, rnn as _rnn, transformer as _transformer
 from oxinet.nn import functional, init, utils
 
 __all__ = [
@@ -38,4 +43,4 @@ __all__ = [
     "CrossEntropyLoss", "MultiMarginLoss", "TripletMarginLoss", "CosineEmbeddingLoss",
     "MarginRankingLoss", "HingeEmbeddingLoss", "KLDivLoss", "FocalLoss", "DiceLoss",
     "functional", "init", "utils",
-]
+] + list(_conv.__all__) + list(_rnn.__all__) + list(_transformer.__all__) + ["CTCLoss"]

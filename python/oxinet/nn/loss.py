@@ -171,3 +171,17 @@ class DiceLoss(_Loss):
 
     def forward(self, input, target):
         return F.dice_loss(input, target, self.smooth, self.reduction)
+
+
+class CTCLoss(_Loss):
+    """Connectionist Temporal Classification loss: forward(log_probs (T, N, C), targets,
+    input_lengths, target_lengths); see :func:`oxinet.nn.functional.ctc_loss`."""
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False):
+        super().__init__(reduction)
+        self.blank = blank
+        self.zero_infinity = zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        return F.ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+                          self.zero_infinity)
