@@ -113,12 +113,16 @@ def test_style_transfer(tmp_path):
 
 @needs_layers
 def test_sliding_windows_and_localisation():
-    out = _load("sliding_windows_localization").main(n_images=300, window_epochs=3, loc_epochs=6, verbose=False)
+    # full run: window accuracy ~0.98, presence 1.0, class ~0.99, mean box IoU ~0.59
+    out = _load("sliding_windows_localization").main(n_images=300, window_epochs=6, loc_epochs=8, n_loc_images=400,
+                                                     verbose=False)
     assert out["dense_shape"] == (2, 4, 10, 10)
     assert out["conv_vs_windows_max_diff"] < 1e-4          # FC->conv gives the per-window outputs (F36)
-    assert out["window_accuracy"] >= 0.7
+    assert out["window_accuracy"] >= 0.6
+    assert out["window_losses"][-1] < 0.7 * out["window_losses"][0]
     assert out["loc_losses"][-1] < 0.5 * out["loc_losses"][0]
-    assert out["presence_accuracy"] >= 0.8
+    assert out["presence_accuracy"] >= 0.9
+    assert out["mean_iou"] >= 0.3
 
 
 @needs_layers
