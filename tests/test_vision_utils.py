@@ -1,5 +1,6 @@
 """PNG writer/reader and drawing, column-layout helpers, segmentation metrics (F43)."""
 
+import sys
 import zlib
 
 import numpy as np
@@ -62,7 +63,8 @@ def test_draw_boxes():
     assert out[0, 0].any() and not out[5:, 5:].any()
 
 
-def test_plot_and_decision_boundary(tmp_path):
+def test_plot_and_decision_boundary(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # the built-in renderer, not matplotlib's
     p = draw.plot_curves(tmp_path / "c.png", [("a", {"x": [3, 2, 1], "y": [1, 1, 2]}), ("b", {"z": [1, 0]})])
     with open(p, "rb") as f:
         im = draw.decode_png(f.read())

@@ -13,15 +13,6 @@ RNN/GRU/LSTM sequences), ``activation`` (softmax family and nonlinearities),
 """
 
 from types import ModuleType as _ModuleType
-from oxinet.ops.linalg import gemm, matmul
-from oxinet.ops import boxes
-from oxinet.ops.boxes import (
-    batched_nms, box_area, box_convert, box_iou, clip_boxes_to_image, elementwise_box_iou,
-    elementwise_generalized_box_iou, elementwise_generalized_box_iou_backward, generalized_box_iou,
-    generalized_box_iou_backward, nms, remove_small_boxes, roi_align,
-    roi_align_backward, roi_pool, roi_pool_backward, soft_nms,
-)
-
 from oxinet.ops.linalg import *  # noqa: F401,F403
 from oxinet.ops.conv import *  # noqa: F401,F403
 from oxinet.ops.pool import *  # noqa: F401,F403
