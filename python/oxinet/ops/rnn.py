@@ -28,6 +28,11 @@ consistent with that.
 
 Gradients of arguments passed as ``None`` (``h0``, ``c0``, biases) are returned as
 ``None``. float32 is the default dtype, float64 is kept, mixing promotes to float64.
+
+Not supported (compared with ``torch.nn.LSTM``): dropout between stacked layers and
+LSTM ``proj_size``. Unbatched (T, D) input is accepted by the ``*_stack`` functions.
+float32 gate nonlinearities use vectorised approximations within ~2 ulp; float64 uses
+the exact library functions (for gradient checks).
 """
 
 from __future__ import annotations

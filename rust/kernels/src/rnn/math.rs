@@ -20,7 +20,15 @@ pub trait RnnFloat: Scalar {
     /// `out (m, n) (+)= a (m, k) @ W` with `W` packed by `panel::pack`, row-major
     /// contiguous `a` and `out`. Only called when [`RnnFloat::packed_kernel`] is true.
     #[allow(clippy::too_many_arguments)]
-    fn packed_product(_a: &[Self], _m: usize, _k: usize, _wp: &[Self], _n: usize, _out: &mut [Self], _accumulate: bool) {
+    fn packed_product(
+        _a: &[Self],
+        _m: usize,
+        _k: usize,
+        _wp: &[Self],
+        _n: usize,
+        _out: &mut [Self],
+        _accumulate: bool,
+    ) {
         unreachable!("rnn: no packed kernel for this type")
     }
 }
@@ -48,7 +56,15 @@ impl RnnFloat for f32 {
     fn packed_kernel() -> bool {
         super::panel::available()
     }
-    fn packed_product(a: &[f32], m: usize, k: usize, wp: &[f32], n: usize, out: &mut [f32], accumulate: bool) {
+    fn packed_product(
+        a: &[f32],
+        m: usize,
+        k: usize,
+        wp: &[f32],
+        n: usize,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
         super::panel::product_f32(a, k, m, k, wp, n, out, n, accumulate)
     }
 }
@@ -124,9 +140,15 @@ mod tests {
             let x = -20.0 + 40.0 * (i as f64) / (n as f64);
             let xf = x as f32;
             let xd = xf as f64;
-            worst.0 = worst.0.max(ulps(exp_f32(xf.clamp(-80.0, 80.0)), xd.clamp(-80.0, 80.0).exp()));
+            worst.0 = worst.0.max(ulps(
+                exp_f32(xf.clamp(-80.0, 80.0)),
+                xd.clamp(-80.0, 80.0).exp(),
+            ));
             worst.1 = worst.1.max(ulps(tanh_f32(xf), xd.tanh()));
-            worst.2 = worst.2.max(ulps(<f32 as RnnFloat>::sigmoid(xf), 1.0 / (1.0 + (-xd).exp())));
+            worst.2 = worst.2.max(ulps(
+                <f32 as RnnFloat>::sigmoid(xf),
+                1.0 / (1.0 + (-xd).exp()),
+            ));
         }
         assert!(worst.0 <= 2.0, "exp worst {} ulp", worst.0);
         assert!(worst.1 <= 2.5, "tanh worst {} ulp", worst.1);

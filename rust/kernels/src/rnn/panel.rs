@@ -10,7 +10,6 @@
 /// Columns per panel (one 512-bit register of float32).
 pub const PANEL: usize = 16;
 
-
 /// `W (k, n)`, read through `w(kk, col)`, packed into `ceil(n/16)` panels of `k * 16`.
 pub fn pack<T: Copy + Default>(k: usize, n: usize, w: impl Fn(usize, usize) -> T) -> Vec<T> {
     let panels = n.div_ceil(PANEL);
@@ -72,7 +71,11 @@ mod avx512 {
         for p in 0..P {
             let col = (p0 + p) * PANEL;
             let width = (n - col).min(PANEL);
-            let mask: __mmask16 = if width == PANEL { 0xffff } else { ((1u32 << width) - 1) as __mmask16 };
+            let mask: __mmask16 = if width == PANEL {
+                0xffff
+            } else {
+                ((1u32 << width) - 1) as __mmask16
+            };
             for r in 0..R {
                 let dst = out.add(r * ldo + col);
                 let v = if accumulate {
@@ -173,15 +176,34 @@ pub fn available() -> bool {
 /// row-major with leading dimensions `lda`, `ldo`. Panics if [`available`] is false or
 /// the slices are too short (internal use only).
 #[allow(clippy::too_many_arguments)]
-pub fn product_f32(a: &[f32], lda: usize, m: usize, k: usize, wp: &[f32], n: usize, out: &mut [f32], ldo: usize, accumulate: bool) {
+pub fn product_f32(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    k: usize,
+    wp: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+    accumulate: bool,
+) {
     assert!(available(), "rnn: packed product needs AVX-512");
     if m == 0 || n == 0 {
         return;
     }
     assert!(lda >= k && ldo >= n, "rnn: packed product strides");
-    assert!(a.len() >= (m - 1) * lda + k, "rnn: packed product lhs too short");
-    assert!(out.len() >= (m - 1) * ldo + n, "rnn: packed product output too short");
-    assert!(wp.len() >= n.div_ceil(PANEL) * k * PANEL, "rnn: packed weights too short");
+    assert!(
+        a.len() >= (m - 1) * lda + k,
+        "rnn: packed product lhs too short"
+    );
+    assert!(
+        out.len() >= (m - 1) * ldo + n,
+        "rnn: packed product output too short"
+    );
+    assert!(
+        wp.len() >= n.div_ceil(PANEL) * k * PANEL,
+        "rnn: packed weights too short"
+    );
     // Rows go through in groups of 16. When the rows of `a` sit a multiple of 2 KB apart
     // they alias in L1 (16 lines competing for the same set), so such a group is first
     // copied k-major (`at[kk * 16 + r]`, the 16 values broadcast at step kk then share
@@ -210,14 +232,38 @@ pub fn product_f32(a: &[f32], lda: usize, m: usize, k: usize, wp: &[f32], n: usi
                 // SAFETY: AVX-512F checked above; `at` holds k x 16; `out`, `wp` bounds
                 // checked above.
                 unsafe {
-                    avx512::product(at.as_ptr(), 1, 16, rows, k, k, wp.as_ptr(), n, dst, ldo, accumulate)
+                    avx512::product(
+                        at.as_ptr(),
+                        1,
+                        16,
+                        rows,
+                        k,
+                        k,
+                        wp.as_ptr(),
+                        n,
+                        dst,
+                        ldo,
+                        accumulate,
+                    )
                 }
             });
         } else {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, with `a` read in place (bounds checked above).
             unsafe {
-                avx512::product(a[r0 * lda..].as_ptr(), lda, 1, rows, k, k, wp.as_ptr(), n, dst, ldo, accumulate)
+                avx512::product(
+                    a[r0 * lda..].as_ptr(),
+                    lda,
+                    1,
+                    rows,
+                    k,
+                    k,
+                    wp.as_ptr(),
+                    n,
+                    dst,
+                    ldo,
+                    accumulate,
+                )
             }
         }
         r0 += rows;
@@ -233,9 +279,25 @@ mod tests {
         if !available() {
             return;
         }
-        for &(m, k, n) in &[(1, 1, 1), (1, 37, 100), (3, 64, 48), (5, 20, 17), (9, 33, 200), (16, 64, 512), (20, 10, 40), (12, 128, 384), (16, 1024, 40), (7, 3000, 20), (17, 512, 33)] {
-            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 11) as f32) * 0.1 - 0.5).collect();
-            let w: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 13) as f32) * 0.07 - 0.4).collect();
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (1, 37, 100),
+            (3, 64, 48),
+            (5, 20, 17),
+            (9, 33, 200),
+            (16, 64, 512),
+            (20, 10, 40),
+            (12, 128, 384),
+            (16, 1024, 40),
+            (7, 3000, 20),
+            (17, 512, 33),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 11) as f32) * 0.1 - 0.5)
+                .collect();
+            let w: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 13) as f32) * 0.07 - 0.4)
+                .collect();
             let wp = pack(k, n, |kk, c| w[kk * n + c]);
             let ldo = n + 3;
             let base: Vec<f32> = (0..m * ldo).map(|i| (i % 3) as f32).collect();
@@ -249,11 +311,18 @@ mod tests {
                             assert_eq!(got, base[r * ldo + c], "padding column touched");
                             continue;
                         }
-                        let mut s = if accumulate { base[r * ldo + c] as f64 } else { 0.0 };
+                        let mut s = if accumulate {
+                            base[r * ldo + c] as f64
+                        } else {
+                            0.0
+                        };
                         for p in 0..k {
                             s += a[r * k + p] as f64 * w[p * n + c] as f64;
                         }
-                        assert!((got as f64 - s).abs() < 1e-4 * (1.0 + s.abs()), "{m} {k} {n}: {got} vs {s}");
+                        assert!(
+                            (got as f64 - s).abs() < 1e-4 * (1.0 + s.abs()),
+                            "{m} {k} {n}: {got} vs {s}"
+                        );
                     }
                 }
             }
@@ -277,7 +346,12 @@ mod speed {
         if !available() {
             return;
         }
-        for &(m, k, n) in &[(16usize, 256usize, 1024usize), (16, 128, 512), (1, 128, 384), (16, 1024, 256)] {
+        for &(m, k, n) in &[
+            (16usize, 256usize, 1024usize),
+            (16, 128, 512),
+            (1, 128, 384),
+            (16, 1024, 256),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.01).collect();
             let w: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.01).collect();
             let wp = pack(k, n, |kk, c| w[kk * n + c]);
@@ -288,7 +362,11 @@ mod speed {
                 product_f32(&a, k, m, k, &wp, n, &mut out, n, true);
             }
             let dt = (cpu_now() - t0) / reps as f64;
-            println!("{m}x{k}x{n}: {:.2} us, {:.1} GFLOP/s", dt * 1e6, 2.0 * (m * k * n) as f64 / dt / 1e9);
+            println!(
+                "{m}x{k}x{n}: {:.2} us, {:.1} GFLOP/s",
+                dt * 1e6,
+                2.0 * (m * k * n) as f64 / dt / 1e9
+            );
             let av = ndarray::ArrayView2::from_shape((m, k), &a[..]).unwrap();
             let wv = ndarray::ArrayView2::from_shape((k, n), &w[..]).unwrap();
             let t0 = cpu_now();
@@ -297,7 +375,11 @@ mod speed {
                 crate::gemm::gemm(1.0, av, wv, 1.0, ov, crate::gemm::Threads::Single).unwrap();
             }
             let dt = (cpu_now() - t0) / reps as f64;
-            println!("  gemm crate: {:.2} us, {:.1} GFLOP/s", dt * 1e6, 2.0 * (m * k * n) as f64 / dt / 1e9);
+            println!(
+                "  gemm crate: {:.2} us, {:.1} GFLOP/s",
+                dt * 1e6,
+                2.0 * (m * k * n) as f64 / dt / 1e9
+            );
         }
     }
 }
