@@ -104,7 +104,8 @@ def test_face_verification():
 def test_style_transfer(tmp_path):
     out = _load("style_transfer").main(steps=40, extractor_epochs=2, n_extractor_images=200, out_dir=str(tmp_path),
                                        verbose=False)
-    assert out["final_cost"] < 0.5 * out["initial_cost"]
+    # full run (300 Adam steps): J falls ~4x, the style cost ~7x; here ~2.3x and ~3x
+    assert out["final_cost"] < 0.6 * out["initial_cost"]
     assert out["final_style"] < 0.5 * out["initial_style"]
     g = out["generated"]
     assert g.min() >= 0 and g.max() <= 1
@@ -130,3 +131,19 @@ def test_augmentation_small_data():
     out = _load("augmentation_small_data").main(per_class=5, epochs=30, repeats=1, verbose=False)
     assert out["plain"]["train"] >= 0.9                     # the small set is learnt
     assert out["plain"]["test"] >= 0.5 and out["augmented"]["test"] >= 0.5
+
+
+@needs_layers
+def test_style_costs_match_course_formulas():
+    st = _load("style_transfer")
+    import oxinet
+    rng = np.random.default_rng(0)
+    a_s = rng.standard_normal((1, 3, 4, 5)).astype(np.float64)
+    a_g = rng.standard_normal((1, 3, 4, 5)).astype(np.float64)
+    A_s, A_g = a_s.reshape(3, -1), a_g.reshape(3, -1)
+    ref_style = ((A_s @ A_s.T - A_g @ A_g.T) ** 2).sum() / (2 * 4 * 5 * 3) ** 2          # F46
+    ref_content = ((a_s - a_g) ** 2).sum() / (4 * 4 * 5 * 3)
+    t = lambda a: oxinet.tensor(a, dtype=np.float64)
+    assert float(st.layer_style_cost(t(a_s), t(a_g)).item()) == pytest.approx(ref_style, rel=1e-12)
+    assert float(st.content_cost(t(a_s), t(a_g)).item()) == pytest.approx(ref_content, rel=1e-12)
+    np.testing.assert_allclose(st.gram_matrix(t(a_s)).numpy(), A_s @ A_s.T, rtol=1e-12)
