@@ -128,9 +128,12 @@ def test_sliding_windows_and_localisation():
 
 @needs_layers
 def test_augmentation_small_data():
-    out = _load("augmentation_small_data").main(per_class=5, epochs=30, repeats=1, verbose=False)
-    assert out["plain"]["train"] >= 0.9                     # the small set is learnt
-    assert out["plain"]["test"] >= 0.5 and out["augmented"]["test"] >= 0.5
+    # full run (3 draws of 100 digits, 150 epochs): mean test accuracy plain 0.897, augmented 0.915
+    out = _load("augmentation_small_data").main(per_class=10, epochs=100, repeats=1, verbose=False)
+    assert out["plain"]["train"] == 1.0                     # 100 digits are memorised
+    assert out["plain"]["test"] >= 0.85 and out["augmented"]["test"] >= 0.85
+    gap = lambda k: out[k]["train"] - out[k]["test"]
+    assert gap("augmented") <= gap("plain") + 0.02
 
 
 @needs_layers
