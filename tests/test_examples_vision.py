@@ -29,12 +29,12 @@ def _png_shape(path):
 def test_logistic_and_deep_network_column_layout():
     out = _load("logistic_deep_digits").main(lr_iterations=600, deep_iterations=600, verbose=False)
     assert out["grad_diff"] < 1e-10                      # analytic F3 gradients == autograd
-    lr = out["logistic"]
+    lr = out["logistic"]                                  # even vs odd: ~0.91 (full run 0.913)
     assert lr["costs"][-1] < 0.5 * lr["costs"][0]
-    assert lr["test_accuracy"] >= 0.93
-    deep = out["deep"]
-    assert deep["costs"][-1] < 0.5 * deep["costs"][0]
-    assert deep["test_accuracy"] >= 0.93
+    assert lr["test_accuracy"] >= 0.88
+    deep = out["deep"]                                    # ~0.98 (full run 0.980)
+    assert deep["costs"][-1] < 0.1 * deep["costs"][0]
+    assert deep["test_accuracy"] >= 0.95 and deep["test_accuracy"] > lr["test_accuracy"]
 
 
 def test_planar_flower(tmp_path):
