@@ -150,3 +150,12 @@ def test_style_costs_match_course_formulas():
     assert float(st.layer_style_cost(t(a_s), t(a_g)).item()) == pytest.approx(ref_style, rel=1e-12)
     assert float(st.content_cost(t(a_s), t(a_g)).item()) == pytest.approx(ref_content, rel=1e-12)
     np.testing.assert_allclose(st.gram_matrix(t(a_s)).numpy(), A_s @ A_s.T, rtol=1e-12)
+
+
+@needs_layers
+def test_transfer_learning_example():
+    out = _load("transfer_digits").main(pretrain_steps=100, steps=60, verbose=False)
+    assert out["source_accuracy"] >= 0.95
+    assert out["backbone_unchanged"]                       # frozen weights bit-identical
+    assert out["frozen_backbone"] >= 0.45                  # chance is 0.2
+    assert out["fine_tuned"] >= 0.65 and out["scratch"] >= 0.65
