@@ -10,7 +10,8 @@
 3. Optimisers with mini-batches of 64: gradient descent, momentum (beta = 0.9) and Adam
    (F21), same initial weights.
 
-All cost curves go into one PNG (three panels).
+All cost curves go into one PNG (three panels, log-scale cost; without matplotlib the curves
+are coloured red, green, blue in the order listed above).
 
 Run: python examples/init_reg_optim.py   (well under a minute)
 """
@@ -142,7 +143,8 @@ def main(init_epochs: int = 1500, reg_epochs: int = 1500, opt_epochs: int = 60, 
             f"test {out['optim'][name]['test']:.3f}")
     panels.append(("optimisers (mini-batch 64)", curves))
     out["curves"] = panels
-    out["png"] = plot_curves(os.path.join(out_dir, "init_reg_optim_curves.png"), panels, xlabel="epoch", ylabel="cost")
+    out["png"] = plot_curves(os.path.join(out_dir, "init_reg_optim_curves.png"), panels, xlabel="epoch",
+                             ylabel="cost (log scale)", logy=True)
     say(f"curves written to {out['png']}")
     return out
 

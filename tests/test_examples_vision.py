@@ -29,12 +29,12 @@ def _png_shape(path):
 def test_logistic_and_deep_network_column_layout():
     out = _load("logistic_deep_digits").main(lr_iterations=600, deep_iterations=600, verbose=False)
     assert out["grad_diff"] < 1e-10                      # analytic F3 gradients == autograd
-    lr = out["logistic"]
+    lr = out["logistic"]                                  # even vs odd: ~0.91 (full run 0.913)
     assert lr["costs"][-1] < 0.5 * lr["costs"][0]
-    assert lr["test_accuracy"] >= 0.93
-    deep = out["deep"]
-    assert deep["costs"][-1] < 0.5 * deep["costs"][0]
-    assert deep["test_accuracy"] >= 0.93
+    assert lr["test_accuracy"] >= 0.88
+    deep = out["deep"]                                    # ~0.98 (full run 0.980)
+    assert deep["costs"][-1] < 0.1 * deep["costs"][0]
+    assert deep["test_accuracy"] >= 0.95 and deep["test_accuracy"] > lr["test_accuracy"]
 
 
 def test_planar_flower(tmp_path):
@@ -104,7 +104,8 @@ def test_face_verification():
 def test_style_transfer(tmp_path):
     out = _load("style_transfer").main(steps=40, extractor_epochs=2, n_extractor_images=200, out_dir=str(tmp_path),
                                        verbose=False)
-    assert out["final_cost"] < 0.5 * out["initial_cost"]
+    # full run (300 Adam steps): J falls ~4x, the style cost ~7x; here ~2.3x and ~3x
+    assert out["final_cost"] < 0.6 * out["initial_cost"]
     assert out["final_style"] < 0.5 * out["initial_style"]
     g = out["generated"]
     assert g.min() >= 0 and g.max() <= 1
@@ -113,7 +114,7 @@ def test_style_transfer(tmp_path):
 
 @needs_layers
 def test_sliding_windows_and_localisation():
-    # full run: window accuracy ~0.98, presence 1.0, class ~0.99, mean box IoU ~0.59
+    # full run: window accuracy ~0.98, presence 1.0, class 1.0, mean box IoU ~0.65
     out = _load("sliding_windows_localization").main(n_images=300, window_epochs=6, loc_epochs=8, n_loc_images=400,
                                                      verbose=False)
     assert out["dense_shape"] == (2, 4, 10, 10)
@@ -127,6 +128,34 @@ def test_sliding_windows_and_localisation():
 
 @needs_layers
 def test_augmentation_small_data():
-    out = _load("augmentation_small_data").main(per_class=5, epochs=30, repeats=1, verbose=False)
-    assert out["plain"]["train"] >= 0.9                     # the small set is learnt
-    assert out["plain"]["test"] >= 0.5 and out["augmented"]["test"] >= 0.5
+    # full run (3 draws of 100 digits, 150 epochs): mean test accuracy plain 0.897, augmented 0.915
+    out = _load("augmentation_small_data").main(per_class=10, epochs=100, repeats=1, verbose=False)
+    assert out["plain"]["train"] == 1.0                     # 100 digits are memorised
+    assert out["plain"]["test"] >= 0.85 and out["augmented"]["test"] >= 0.85
+    gap = lambda k: out[k]["train"] - out[k]["test"]
+    assert gap("augmented") <= gap("plain") + 0.02
+
+
+@needs_layers
+def test_style_costs_match_course_formulas():
+    st = _load("style_transfer")
+    import oxinet
+    rng = np.random.default_rng(0)
+    a_s = rng.standard_normal((1, 3, 4, 5)).astype(np.float64)
+    a_g = rng.standard_normal((1, 3, 4, 5)).astype(np.float64)
+    A_s, A_g = a_s.reshape(3, -1), a_g.reshape(3, -1)
+    ref_style = ((A_s @ A_s.T - A_g @ A_g.T) ** 2).sum() / (2 * 4 * 5 * 3) ** 2          # F46
+    ref_content = ((a_s - a_g) ** 2).sum() / (4 * 4 * 5 * 3)
+    t = lambda a: oxinet.tensor(a, dtype=np.float64)
+    assert float(st.layer_style_cost(t(a_s), t(a_g)).item()) == pytest.approx(ref_style, rel=1e-12)
+    assert float(st.content_cost(t(a_s), t(a_g)).item()) == pytest.approx(ref_content, rel=1e-12)
+    np.testing.assert_allclose(st.gram_matrix(t(a_s)).numpy(), A_s @ A_s.T, rtol=1e-12)
+
+
+@needs_layers
+def test_transfer_learning_example():
+    out = _load("transfer_digits").main(pretrain_steps=100, steps=60, verbose=False)
+    assert out["source_accuracy"] >= 0.95
+    assert out["backbone_unchanged"]                       # frozen weights bit-identical
+    assert out["frozen_backbone"] >= 0.45                  # chance is 0.2
+    assert out["fine_tuned"] >= 0.65 and out["scratch"] >= 0.65

@@ -88,8 +88,10 @@ def _x(shape, seed=0):
     (lambda: M.MiniXception(num_classes=5, in_channels=1, stem=4, widths=(8, 16), middle=1), (2, 1, 16, 16), (2, 5)),
     (lambda: M.FCN(num_classes=3, widths=(4, 8, 8, 16), fc_channels=16), (2, 3, 32, 32), (2, 3, 32, 32)),
     (lambda: M.UNet(num_classes=2, in_channels=1, base=4, depth=2), (2, 1, 16, 16), (2, 2, 16, 16)),
+    (lambda: M.UNet(num_classes=3, in_channels=3, base=4, depth=3, bilinear=True, batch_norm=False), (1, 3, 16, 24),
+     (1, 3, 16, 24)),
 ], ids=["lenet", "lenet-modern-28", "alexnet", "vgg16", "vgg19-bn", "resnet18-small", "resnet50",
-        "mobilenet_v1", "mobilenet_v2", "xception", "fcn", "unet"])
+        "mobilenet_v1", "mobilenet_v2", "xception", "fcn", "unet", "unet-bilinear"])
 def test_forward_shapes(build, shape, out):
     m = build()
     m.eval()
@@ -152,6 +154,20 @@ def test_mobilenet_blocks():
     assert n_params(sep) == 4 * 9 + 4 * 6
 
 
+def test_unet_skip_connections_carry_detail():
+    # with the deepest levels zeroed out, the output still depends on the input through the skips
+    m = M.UNet(num_classes=2, in_channels=1, base=4, depth=2)
+    m.eval()
+    with oxinet.no_grad():
+        for p in m.down[-1].parameters():
+            p.zero_()
+        a = m(_x((1, 1, 8, 8), 1)).numpy()
+        b = m(_x((1, 1, 8, 8), 2)).numpy()
+    assert not np.allclose(a, b)
+    # the concatenation doubles the decoder's input channels
+    assert tuple(m.up_conv[0][0][0].weight.shape)[1] == 2 * 8
+
+
 def test_backward_reaches_all_parameters():
     m = M.resnet18(num_classes=3, width=4, stem="small", in_channels=1)
     y = m(_x((4, 1, 8, 8)))
@@ -207,6 +223,17 @@ def test_summary_counts_frozen_and_buffers():
     assert sum(r.params for r in s.rows) == s.total_params
     assert s.buffer_elements > 0
     assert s.output_shape == (2, 5)
+
+
+def test_summary_of_keras_model_and_multi_output():
+    s = M.summary(oxinet.Model(M.LeNet5(variant="modern")), (1, 32, 32))
+    assert s.total_params == 61_706 and s.output_shape == (2, 10)
+    g = M.googlenet(num_classes=3, width=0.125)
+    g.train()
+    s = M.summary(g, (3, 64, 64))          # runs in eval mode: no auxiliary outputs
+    assert s.output_shape == (2, 3) and g.training
+    assert not any(r.name.startswith("aux") for r in s.rows)
+    assert s.total_params == n_params(g)
 
 
 def test_summary_bad_input():
