@@ -168,3 +168,34 @@ fn bad_arguments_are_errors() {
     let p = ConvParams { groups: 2, ..ConvParams::unit() };
     assert!(conv_forward(x.view(), w.view(), None, p).is_err());
 }
+
+#[test]
+fn image_blocks_im2row_and_depthwise_agree_across_threads_and_with_naive() {
+    // small images (several per GEMM), few output channels (im2row weight gradient),
+    // and a stride-1 depthwise layer
+    let p = ConvParams { stride: [1, 1, 1], dilation: [1, 1, 1], pad_lo: [0, 1, 1], pad_hi: [0, 2, 2], groups: 1 };
+    let pd = ConvParams { groups: 6, ..p };
+    let x = filled([13, 6, 1, 9, 10], 11);
+    let w = filled([4, 6, 1, 4, 4], 12);
+    let wd = filled([12, 1, 1, 4, 3], 13);
+    let run = || {
+        let y = conv_forward(x.view(), w.view(), None, p).unwrap();
+        let dx = conv_input_grad(y.view(), w.view(), [13, 6, 1, 9, 10], p).unwrap();
+        let dw = conv_weight_grad(y.view(), x.view(), [1, 4, 4], p).unwrap();
+        let yd = conv_forward(x.view(), wd.view(), None, pd).unwrap();
+        let dxd = conv_input_grad(yd.view(), wd.view(), [13, 6, 1, 9, 10], pd).unwrap();
+        let dwd = conv_weight_grad(yd.view(), x.view(), [1, 4, 3], pd).unwrap();
+        (y, dx, dw, yd, dxd, dwd)
+    };
+    let a = crate::parallel::set_num_threads(1).map(|_| run()).unwrap();
+    let b = crate::parallel::set_num_threads(2).map(|_| run()).unwrap();
+    assert_eq!(a, b);
+    close(&a.0, &naive(&x, &w, p));
+    close(&a.3, &naive(&x, &wd, pd));
+    let lhs = dot(&a.0, &a.0);
+    assert!((lhs - dot(&a.2, &w)).abs() < 1e-9 * lhs.abs());
+    assert!((lhs - dot(&a.1, &x)).abs() < 1e-9 * lhs.abs());
+    let lhs = dot(&a.3, &a.3);
+    assert!((lhs - dot(&a.5, &wd)).abs() < 1e-9 * lhs.abs());
+    assert!((lhs - dot(&a.4, &x)).abs() < 1e-9 * lhs.abs());
+}
