@@ -117,7 +117,9 @@ fn fwd_plane_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, xin: &[T], wk: &[T
     for y in 0..pl.oh {
         let orow = &mut o[y * pl.ow..(y + 1) * pl.ow];
         for ky in 0..pl.kh {
-            let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else { continue };
+            let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else {
+                continue;
+            };
             let xrow = &xin[iy * pl.iw..(iy + 1) * pl.iw];
             for kx in 0..pl.kw {
                 let (lo, hi) = pl.ranges[kx];
@@ -138,7 +140,9 @@ fn dx_plane_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, dys: &[&[T]], wks: 
         for y in 0..pl.oh {
             let dyrow = &dyp[y * pl.ow..(y + 1) * pl.ow];
             for ky in 0..pl.kh {
-                let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else { continue };
+                let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else {
+                    continue;
+                };
                 let drow = &mut d[iy * pl.iw..(iy + 1) * pl.iw];
                 for kx in 0..pl.kw {
                     let (lo, hi) = pl.ranges[kx];
@@ -172,7 +176,9 @@ fn dw_plane_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, dyp: &[T], xin: &[T
     for y in 0..pl.oh {
         let dyrow = &dyp[y * ow..(y + 1) * ow];
         for ky in 0..pl.kh {
-            let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else { continue };
+            let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else {
+                continue;
+            };
             let xrow = &xin[iy * pl.iw..(iy + 1) * pl.iw];
             for kx in 0..pl.kw {
                 let (lo, hi) = pl.ranges[kx];
@@ -210,7 +216,10 @@ struct Padded<T> {
 impl<T: Scalar> Padded<T> {
     fn new(rows: usize, cols: usize) -> Self {
         let cols = cols + B;
-        Padded { buf: vec![T::zero(); (rows + 1) * cols], cols }
+        Padded {
+            buf: vec![T::zero(); (rows + 1) * cols],
+            cols,
+        }
     }
     /// Copy `src (h, w)` to rows `top..`, columns `left..`; the rest stays zero.
     fn fill(&mut self, src: &[T], h: usize, w: usize, top: usize, left: usize) {
@@ -327,10 +336,19 @@ pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
     let pl = Plane::new(g, &mut ranges);
     let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
     let fast = pl.sh == 1 && pl.sw == 1;
-    let (prows, pcols) = (pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1], pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2]);
+    let (prows, pcols) = (
+        pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1],
+        pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
+    );
     parallel::run(g.macs(), || {
         out.par_chunks_mut(oplane).enumerate().for_each_init(
-            || if fast { Some(Padded::<T>::new(prows, pcols)) } else { None },
+            || {
+                if fast {
+                    Some(Padded::<T>::new(prows, pcols))
+                } else {
+                    None
+                }
+            },
             |xp, (plane, o)| {
                 let ni = plane / g.c_out;
                 let co = plane % g.c_out;
@@ -360,7 +378,13 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
     let (qrows, qcols) = ((pl.ih + pl.ph + a).max(pl.oh + a), (pl.iw + pl.pw + b).max(pl.ow + b));
     parallel::run(g.macs(), || {
         dx.par_chunks_mut(iplane).enumerate().for_each_init(
-            || if fast { Some(Padded::<T>::new(qrows, qcols)) } else { None },
+            || {
+                if fast {
+                    Some(Padded::<T>::new(qrows, qcols))
+                } else {
+                    None
+                }
+            },
             |q, (plane, d)| {
                 let ni = plane / g.c_in;
                 let ci = plane % g.c_in;
@@ -373,8 +397,10 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
                         }
                     }
                     None => {
-                        let dys: Vec<&[T]> =
-                            cos.clone().map(|co| &dy[(ni * g.c_out + co) * oplane..][..oplane]).collect();
+                        let dys: Vec<&[T]> = cos
+                            .clone()
+                            .map(|co| &dy[(ni * g.c_out + co) * oplane..][..oplane])
+                            .collect();
                         let wks: Vec<&[T]> = cos.map(|co| &w[co * kk..(co + 1) * kk]).collect();
                         dx_plane(&pl, &dys, &wks, d);
                     }
@@ -391,7 +417,10 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T])
     let pl = Plane::new(g, &mut ranges);
     let (iplane, oplane, kk, ow) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw, pl.ow);
     let fast = pl.sh == 1 && pl.sw == 1;
-    let (prows, pcols) = (pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1], pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2]);
+    let (prows, pcols) = (
+        pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1],
+        pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
+    );
     let width = ow;
     parallel::run(g.macs(), || {
         dwt.par_chunks_mut(kk).enumerate().for_each_init(

@@ -134,7 +134,14 @@ pub fn conv_forward<T: Scalar>(
             fill_block(&g, xs, n0, n1, gi, col, false);
             let colv = ArrayView2::from_shape((k, m), &*col).expect("block");
             let tv = ArrayViewMut2::from_shape((g.og, m), &mut *tmp).expect("block");
-            gemm_ok(gemm(T::one(), w2.slice(s![gi * g.og..(gi + 1) * g.og, ..]), colv, T::zero(), tv, threads));
+            gemm_ok(gemm(
+                T::one(),
+                w2.slice(s![gi * g.og..(gi + 1) * g.og, ..]),
+                colv,
+                T::zero(),
+                tv,
+                threads,
+            ));
             for (i, ni) in (n0..n1).enumerate() {
                 for o in 0..g.og {
                     let co = gi * g.og + o;
@@ -175,7 +182,9 @@ pub fn conv_forward<T: Scalar>(
         let (l0, l1) = (tile * lt, ((tile + 1) * lt).min(l));
         let xg = &xs[(ni * g.c_in + gi * g.cg) * plane..(ni * g.c_in + (gi + 1) * g.cg) * plane];
         let col = if g.pointwise() {
-            ArrayView2::from_shape((g.cg, l), xg).expect("image").slice_move(s![.., l0..l1])
+            ArrayView2::from_shape((g.cg, l), xg)
+                .expect("image")
+                .slice_move(s![.., l0..l1])
         } else {
             let buf = &mut buf[..k * (l1 - l0)];
             if threads == Threads::Auto {
@@ -188,9 +197,8 @@ pub fn conv_forward<T: Scalar>(
         let wg = w2.slice(s![gi * g.og..(gi + 1) * g.og, ..]);
         let row0 = ni * g.c_out + gi * g.og;
         // SAFETY: task (ni, gi, tile) alone writes rows row0..row0+og, columns l0..l1.
-        let mut o = unsafe {
-            ArrayViewMut2::from_shape_ptr((g.og, l1 - l0).strides((l, 1)), optr.get().add(row0 * l + l0))
-        };
+        let mut o =
+            unsafe { ArrayViewMut2::from_shape_ptr((g.og, l1 - l0).strides((l, 1)), optr.get().add(row0 * l + l0)) };
         gemm_ok(gemm(T::one(), wg, col, T::zero(), o.view_mut(), threads));
         if let Some(b) = bias.as_deref() {
             for (r, mut row) in o.outer_iter_mut().enumerate() {
@@ -306,8 +314,8 @@ pub fn conv_input_grad<T: Scalar>(
         // SAFETY: task (ni, gi) alone writes this group's channels of image ni.
         let dxg = unsafe { std::slice::from_raw_parts_mut(xptr.get().add(x0), g.cg * plane) };
         let wgt = w2.slice(s![gi * g.og..(gi + 1) * g.og, ..]).reversed_axes();
-        let dyi = ArrayView2::from_shape((g.c_out, l), &dys_[ni * g.c_out * l..(ni + 1) * g.c_out * l])
-            .expect("grad shape");
+        let dyi =
+            ArrayView2::from_shape((g.c_out, l), &dys_[ni * g.c_out * l..(ni + 1) * g.c_out * l]).expect("grad shape");
         for tile in 0..ntiles {
             let (l0, l1) = (tile * lt, ((tile + 1) * lt).min(l));
             let dyt = dyi.slice(s![gi * g.og..(gi + 1) * g.og, l0..l1]);
@@ -361,7 +369,7 @@ pub fn conv_weight_grad<T: Scalar>(
     let op = "conv_backward";
     let dys = shape5(&dy);
     let xs = shape5(&x);
-    if p.groups == 0 || xs[1] % p.groups != 0 || dys[1] % p.groups != 0 {
+    if p.groups == 0 || !xs[1].is_multiple_of(p.groups) || !dys[1].is_multiple_of(p.groups) {
         return Err(KernelError::param(format!(
             "{op}: 'groups'={} must divide both the input channels ({}) and the output channels ({})",
             p.groups, xs[1], dys[1]
@@ -458,7 +466,11 @@ pub fn conv_weight_grad<T: Scalar>(
     } else {
         k * lt
     };
-    let chunks = if g.c_out * k <= CHUNK_MAX_WEIGHT { g.n.min(MAX_CHUNKS) } else { 1 };
+    let chunks = if g.c_out * k <= CHUNK_MAX_WEIGHT {
+        g.n.min(MAX_CHUNKS)
+    } else {
+        1
+    };
     let dw2 = dw.view_mut().into_shape_with_order((g.c_out, k)).expect("contiguous");
     if chunks <= 1 {
         let mut acc = Array2::<T>::zeros((g.c_out, k));
@@ -467,8 +479,9 @@ pub fn conv_weight_grad<T: Scalar>(
         let mut dw2 = dw2;
         dw2.assign(&acc);
     } else {
-        let bounds: Vec<(usize, usize)> =
-            (0..chunks).map(|c| (c * g.n / chunks, (c + 1) * g.n / chunks)).collect();
+        let bounds: Vec<(usize, usize)> = (0..chunks)
+            .map(|c| (c * g.n / chunks, (c + 1) * g.n / chunks))
+            .collect();
         let partials: Vec<Array2<T>> = parallel::run(g.macs(), || {
             bounds
                 .par_iter()

@@ -12,12 +12,23 @@ use rayon::prelude::*;
 /// For kernel offset `k` along an axis: the output positions `[lo, hi)` whose input
 /// coordinate `o * stride + k * dilation - pad` falls inside `[0, input)`.
 #[inline]
-pub(crate) fn valid_range(out: usize, input: usize, k: usize, stride: usize, dilation: usize, pad: usize) -> (usize, usize) {
+pub(crate) fn valid_range(
+    out: usize,
+    input: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    pad: usize,
+) -> (usize, usize) {
     let shift = k * dilation;
     // o * stride >= pad - shift
     let lo = if pad > shift { (pad - shift).div_ceil(stride) } else { 0 };
     // o * stride + shift - pad <= input - 1
-    let hi = if input + pad > shift { ((input - 1 + pad - shift) / stride + 1).min(out) } else { 0 };
+    let hi = if input + pad > shift {
+        ((input - 1 + pad - shift) / stride + 1).min(out)
+    } else {
+        0
+    };
     (lo.min(hi), hi)
 }
 
@@ -44,7 +55,13 @@ fn runs(g: &Geom, l0: usize, l1: usize) -> Vec<Run> {
     let mut l = l0;
     while l < l1 {
         let x1 = (x + (l1 - l)).min(ow);
-        out.push(Run { z, y, x0: x, x1, off: l - l0 });
+        out.push(Run {
+            z,
+            y,
+            x0: x,
+            x1,
+            off: l - l0,
+        });
         l += x1 - x;
         x = 0;
         y += 1;
@@ -141,7 +158,7 @@ pub(crate) fn im2col_rows<T: Scalar>(
     let ow = g.output[2];
     let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
     let plane = g.in_plane();
-    if sw == 1 && l0 % ow == 0 && (l1 - l0) % ow == 0 {
+    if sw == 1 && l0.is_multiple_of(ow) && (l1 - l0).is_multiple_of(ow) {
         // Whole output rows at unit stride: per row a zero prefix, a copy, a zero suffix.
         let oh = g.output[1];
         let nrows = (l1 - l0) / ow;
@@ -319,11 +336,14 @@ pub(crate) fn im2col_tile_par<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize
     }
     let block = rows.div_ceil(16).max(1);
     parallel::run(work, || {
-        col[..rows * ld].par_chunks_mut(block * ld).enumerate().for_each(|(i, chunk)| {
-            let r0 = i * block;
-            let r1 = (r0 + block).min(rows);
-            im2col_rows(g, x, r0, r1, l0, l1, chunk, ld);
-        });
+        col[..rows * ld]
+            .par_chunks_mut(block * ld)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                let r0 = i * block;
+                let r1 = (r0 + block).min(rows);
+                im2col_rows(g, x, r0, r1, l0, l1, chunk, ld);
+            });
     });
 }
 
@@ -337,11 +357,14 @@ pub(crate) fn col2im_tile_par<T: Scalar>(g: &Geom, col: &[T], ld: usize, l0: usi
     let plane = g.in_plane();
     let kvol = g.kvol();
     parallel::run(work, || {
-        x[..g.cg * plane].par_chunks_mut(block * plane).enumerate().for_each(|(i, xc)| {
-            let c0 = i * block;
-            let c1 = (c0 + block).min(g.cg);
-            col2im_channels(g, &col[c0 * kvol * ld..], ld, l0, l1, c0, c1, xc);
-        });
+        x[..g.cg * plane]
+            .par_chunks_mut(block * plane)
+            .enumerate()
+            .for_each(|(i, xc)| {
+                let c0 = i * block;
+                let c1 = (c0 + block).min(g.cg);
+                col2im_channels(g, &col[c0 * kvol * ld..], ld, l0, l1, c0, c1, xc);
+            });
     });
 }
 

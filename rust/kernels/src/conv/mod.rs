@@ -36,14 +36,23 @@ pub struct ConvParams {
 impl ConvParams {
     /// Stride 1, no padding, no dilation, one group.
     pub fn unit() -> Self {
-        ConvParams { stride: [1; 3], dilation: [1; 3], pad_lo: [0; 3], pad_hi: [0; 3], groups: 1 }
+        ConvParams {
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad_lo: [0; 3],
+            pad_hi: [0; 3],
+            groups: 1,
+        }
     }
 
     fn check(&self, op: &str) -> KernelResult<()> {
-        if self.stride.iter().any(|&s| s == 0) {
-            return Err(KernelError::param(format!("{op}: 'stride' must be >= 1, got {:?}", self.stride)));
+        if self.stride.contains(&0) {
+            return Err(KernelError::param(format!(
+                "{op}: 'stride' must be >= 1, got {:?}",
+                self.stride
+            )));
         }
-        if self.dilation.iter().any(|&d| d == 0) {
+        if self.dilation.contains(&0) {
             return Err(KernelError::param(format!(
                 "{op}: 'dilation' must be >= 1, got {:?}",
                 self.dilation
@@ -118,7 +127,18 @@ impl Geom {
                     ))
                 })?;
         }
-        Ok(Geom { n, c_in, c_out, groups, cg, og: c_out / groups, input, kernel, output, p })
+        Ok(Geom {
+            n,
+            c_in,
+            c_out,
+            groups,
+            cg,
+            og: c_out / groups,
+            input,
+            kernel,
+            output,
+            p,
+        })
     }
 
     /// Like [`Geom::new`] but with a given output size, which may be smaller than the
@@ -162,8 +182,14 @@ impl Geom {
     }
     /// Depthwise 2-D: one input channel per group, no depth axis.
     pub fn depthwise(&self) -> bool {
-        self.cg == 1 && self.groups == self.c_in && self.groups > 1 && self.kernel[0] == 1 && self.input[0] == 1
-            && self.output[0] == 1 && self.p.pad_lo[0] == 0 && self.p.pad_hi[0] == 0
+        self.cg == 1
+            && self.groups == self.c_in
+            && self.groups > 1
+            && self.kernel[0] == 1
+            && self.input[0] == 1
+            && self.output[0] == 1
+            && self.p.pad_lo[0] == 0
+            && self.p.pad_hi[0] == 0
     }
     /// Multiply-adds of the forward pass.
     pub fn macs(&self) -> usize {
@@ -235,14 +261,18 @@ pub fn conv_bias_grad<T: Scalar>(dy: ArrayView3<'_, T>) -> Array1<T> {
     let mut db = Array1::zeros(c);
     crate::parallel::run(dy.len(), || {
         use rayon::prelude::*;
-        db.as_slice_mut().unwrap().par_iter_mut().enumerate().for_each(|(ch, out)| {
-            let mut total = T::zero();
-            for i in 0..n {
-                let row = dy.slice(ndarray::s![i, ch, ..]);
-                total = total + sum_lanes(row);
-            }
-            *out = total;
-        });
+        db.as_slice_mut()
+            .unwrap()
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(ch, out)| {
+                let mut total = T::zero();
+                for i in 0..n {
+                    let row = dy.slice(ndarray::s![i, ch, ..]);
+                    total = total + sum_lanes(row);
+                }
+                *out = total;
+            });
     });
     db
 }
@@ -272,7 +302,9 @@ fn sum_lanes<T: Scalar>(v: ArrayView1<'_, T>) -> T {
 /// Convenience for 3-D (N, C, L) views of 5-D gradients.
 pub fn flatten_spatial<'a, T>(a: &'a Array5<T>) -> ArrayView3<'a, T> {
     let s = a.shape();
-    a.view().into_shape_with_order((s[0], s[1], s[2] * s[3] * s[4])).expect("contiguous")
+    a.view()
+        .into_shape_with_order((s[0], s[1], s[2] * s[3] * s[4]))
+        .expect("contiguous")
 }
 
 #[cfg(test)]
