@@ -5,6 +5,11 @@ use oxinet_kernels::pool::{avg, max, Pool2d};
 use std::time::Instant;
 
 fn time(name: &str, outputs: usize, mut f: impl FnMut()) {
+    if let Ok(only) = std::env::var("ONLY") {
+        if !name.contains(&only) {
+            return;
+        }
+    }
     let reps = (800_000 / outputs).clamp(1, 50);
     f();
     let mut best = f64::MAX;

@@ -4,8 +4,8 @@
 //! elements; `divisor_override` replaces both. Sums run row-major over the window.
 
 use super::{
-    contiguous, lanes, contiguous_mut, dispatch, for_each_plane, shape_str, Axis, Phases, Pool2d, SimdJob,
-    LANES,
+    contiguous, lanes, contiguous_mut, dispatch, for_each_plane, shape_str, tap_descs, Axis, Phases, Pool2d,
+    SimdJob, TapDesc, LANES,
 };
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
@@ -67,6 +67,7 @@ struct Fwd<'a, T> {
     ah: Axis,
     aw: Axis,
     div: &'a [Vec<T>],
+    desc: &'a [TapDesc],
     ph: &'a mut Phases<T>,
     acc: &'a mut [T],
 }
@@ -75,12 +76,12 @@ impl<T: Scalar> SimdJob for Fwd<'_, T> {
     type Out = ();
     #[inline(always)]
     fn run(self, avx: bool) {
-        let Fwd { x, out, ah, aw, div, ph, acc } = self;
+        let Fwd { x, out, ah, aw, div, desc, ph, acc } = self;
         #[cfg(target_arch = "x86_64")]
-        if avx && lanes::is_f32::<T>() && aw.s == 2 {
+        if avx && lanes::is_f32::<T>() && !desc.is_empty() {
             // SAFETY: avx is only true on CPUs with AVX-512F; T is f32, so Vec<T> is Vec<f32>.
             let div32 = unsafe { &*(div as *const [Vec<T>] as *const [Vec<f32>]) };
-            unsafe { super::direct::avg_plane(lanes::f32s(x), lanes::f32s_mut(out), &ah, &aw, div32) };
+            unsafe { super::direct::avg_plane(lanes::f32s(x), lanes::f32s_mut(out), &ah, &aw, div32, desc) };
             return;
         }
         let (w, ow) = (aw.n_in, aw.n_out);
@@ -191,9 +192,11 @@ pub fn avg_pool2d<T: Scalar>(
     let div: Vec<Vec<T>> = hc.iter().map(|&c| divisors(opt, c, &wc)).collect();
     let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
     let (hw, owc) = (h * w, aw.out_chunks() * LANES);
+    let desc = tap_descs(&aw);
+    let desc = &desc[..];
     parallel::run(work, || {
         for_each_plane(os, oh * ow, || (Phases::new(&aw), vec![T::zero(); owc]), |(ph, acc), i, out| {
-            dispatch(Fwd { x: &xs[i * hw..(i + 1) * hw], out, ah, aw, div: &div, ph, acc });
+            dispatch(Fwd { x: &xs[i * hw..(i + 1) * hw], out, ah, aw, div: &div, desc, ph, acc });
             None
         })
     });

@@ -7,8 +7,8 @@
 //! its first in-bounds position. Indices are flat `h * W + w` offsets in each plane.
 
 use super::{
-    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, shape_str, Axis, Phases,
-    Pool2d, SimdJob, LANES,
+    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, shape_str, tap_descs, Axis,
+    Phases, Pool2d, SimdJob, TapDesc, LANES,
 };
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
@@ -29,6 +29,7 @@ struct Plane<'a, T> {
     idx: Option<&'a mut [i64]>,
     ah: Axis,
     aw: Axis,
+    desc: &'a [TapDesc],
     scr: &'a mut Scratch<T>,
 }
 
@@ -42,12 +43,12 @@ impl<T: Scalar> SimdJob for Plane<'_, T> {
 
 #[inline(always)]
 fn plane<T: Scalar>(job: Plane<'_, T>, avx: bool) {
-    let Plane { x, out, mut idx, ah, aw, scr } = job;
+    let Plane { x, out, mut idx, ah, aw, desc, scr } = job;
     #[cfg(target_arch = "x86_64")]
-    if avx && lanes::is_f32::<T>() && aw.s == 2 && aw.d == 1 {
+    if avx && lanes::is_f32::<T>() && !desc.is_empty() {
         let idx = idx.as_deref_mut();
         // SAFETY: avx is only true on CPUs with AVX-512F; T is f32.
-        unsafe { super::direct::max_plane(lanes::f32s(x), lanes::f32s_mut(out), idx, &ah, &aw, &scr.first_col) };
+        unsafe { super::direct::max_plane(lanes::f32s(x), lanes::f32s_mut(out), idx, &ah, &aw, &scr.first_col, desc) };
         return;
     }
     let (w, ow) = (aw.n_in, aw.n_out);
@@ -153,14 +154,16 @@ pub fn max_pool2d<T: Scalar>(
         first_col: first_col.clone(),
     };
     let hw = h * w;
+    let desc = tap_descs(&aw);
+    let desc = &desc[..];
     let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * hw;
     parallel::run(work, || match is {
         Some(is) => for_each_plane2(os, is, oh * ow, new_scratch, |scr, i, out, idx| {
-            dispatch(Plane { x: &xs[i * hw..(i + 1) * hw], out, idx: Some(idx), ah, aw, scr })
+            dispatch(Plane { x: &xs[i * hw..(i + 1) * hw], out, idx: Some(idx), ah, aw, desc, scr })
         }),
         None => {
             for_each_plane(os, oh * ow, new_scratch, |scr, i, out| {
-                dispatch(Plane { x: &xs[i * hw..(i + 1) * hw], out, idx: None, ah, aw, scr });
+                dispatch(Plane { x: &xs[i * hw..(i + 1) * hw], out, idx: None, ah, aw, desc, scr });
                 None
             });
         }

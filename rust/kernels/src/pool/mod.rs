@@ -312,6 +312,27 @@ pub(crate) fn for_each_plane2<T, U, S, F, I>(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) use direct::TapDesc;
+
+/// Placeholder where the AVX-512 direct kernels do not exist.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TapDesc;
+
+/// Load descriptors of the AVX-512 direct kernels (empty when they do not apply).
+pub(crate) fn tap_descs(aw: &Axis) -> Vec<TapDesc> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        direct::tap_descs(aw)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = aw;
+        Vec::new()
+    }
+}
+
 /// Shape of a `(P, H, W)` array as a string for messages.
 pub(crate) fn shape_str(s: &[usize]) -> String {
     format!("{s:?}")
