@@ -138,7 +138,7 @@ fn forward_body<T: Real>(act: Act<T>, x: &[T], y: &mut [T]) {
     match act {
         Act::Sigmoid => it.for_each(|(y, &x)| *y = sigmoid(x)),
         Act::Tanh => it.for_each(|(y, &x)| *y = tanh(x)),
-        Act::Relu => it.for_each(|(y, &x)| *y = if x > zero { x } else if x.is_nan() { x } else { zero }),
+        Act::Relu => it.for_each(|(y, &x)| *y = if x > zero || x.is_nan() { x } else { zero }),
         Act::LeakyRelu(s) => it.for_each(|(y, &x)| *y = if x > zero { x } else { s * x }),
         Act::Elu(a) => it.for_each(|(y, &x)| *y = if x > zero { x } else { a * x.fexpm1() }),
         Act::Selu => {
