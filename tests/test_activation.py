@@ -31,7 +31,8 @@ def ref(name, x, **kw):
     if name == "gelu":
         # Stable rewrites of 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)) and 0.5 x (1 + erf(x/sqrt2)).
         if kw.get("approximate", "none") == "tanh":
-            return x / (1 + np.exp(-2 * np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
+            with np.errstate(over="ignore"):  # exp -> inf gives the correct -0
+                return x / (1 + np.exp(-2 * np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)))
         return 0.5 * x * erfc(-x / np.sqrt(2))
     if name == "silu":
         return x / (1 + np.exp(-x))

@@ -106,6 +106,18 @@ def test_fully_masked_rows_give_zeros_and_no_gradient():
 def test_empty_key_sequence_gives_zeros():
     out = F.scaled_dot_product_attention(rand(2, 4, 3), rand(2, 0, 3), rand(2, 0, 5))
     assert out.shape == (2, 4, 5) and np.all(out == 0)
+    out = F.scaled_dot_product_attention(rand(2, 0, 3, dtype=np.float32), rand(2, 6, 3), rand(2, 6, 5))
+    assert out.shape == (2, 0, 5) and out.dtype == np.float64
+    dq, dk, dv = F.scaled_dot_product_attention_backward(np.zeros((2, 0, 5)), rand(2, 0, 3), rand(2, 6, 3), rand(2, 6, 5))
+    assert dq.shape == (2, 0, 3) and np.all(dk == 0) and np.all(dv == 0)
+
+
+def test_huge_scores_are_stable():
+    q = np.array([[100.0, 0.0], [-100.0, 0.0]])
+    k = np.array([[100.0, 0.0], [0.0, 1.0], [-100.0, 0.0]])
+    v = np.array([[1.0], [2.0], [3.0]])
+    out = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # scores of +/-1e4
+    np.testing.assert_array_equal(out, [[1.0], [3.0]])
 
 
 GRAD_CASES = [

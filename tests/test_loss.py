@@ -151,6 +151,25 @@ def test_cross_entropy_huge_logits_exact(dtype):
     assert np.all(np.isfinite(g))
 
 
+def test_cross_entropy_thread_count_does_not_change_bits():
+    import oxinet
+
+    x = rand(700, 3000, seed=30).astype(np.float32)
+    t = targets(700, 3000, seed=31, ignore=-100)
+    w = np.random.default_rng(32).random(3000).astype(np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        res = []
+        for n in (1, 2, 3):
+            oxinet.set_num_threads(n)
+            res.append(F.cross_entropy_with_grad(x, t, w, label_smoothing=0.1))
+    finally:
+        oxinet.set_num_threads(before)
+    for v, g in res[1:]:
+        assert v == res[0][0]
+        np.testing.assert_array_equal(g, res[0][1])
+
+
 def test_cross_entropy_all_ignored_mean_is_nan_with_zero_grad():
     x = rand(3, 4, seed=10)
     t = np.full(3, -100)

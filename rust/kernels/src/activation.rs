@@ -138,7 +138,7 @@ fn forward_body<T: Real>(act: Act<T>, x: &[T], y: &mut [T]) {
     match act {
         Act::Sigmoid => it.for_each(|(y, &x)| *y = sigmoid(x)),
         Act::Tanh => it.for_each(|(y, &x)| *y = tanh(x)),
-        Act::Relu => it.for_each(|(y, &x)| *y = if x > zero { x } else if x.is_nan() { x } else { zero }),
+        Act::Relu => it.for_each(|(y, &x)| *y = if x > zero || x.is_nan() { x } else { zero }),
         Act::LeakyRelu(s) => it.for_each(|(y, &x)| *y = if x > zero { x } else { s * x }),
         Act::Elu(a) => it.for_each(|(y, &x)| *y = if x > zero { x } else { a * x.fexpm1() }),
         Act::Selu => {
@@ -255,30 +255,36 @@ pub fn backward<T: Real>(act: Act<T>, x: &[T], dy: &[T], dx: &mut [T]) -> Kernel
 }
 
 #[inline(always)]
-fn bce_body<T: Real>(x: &[T], y: &[T], w: Option<&[T]>, pw: Option<&[T]>, gs: T, loss: &mut [T], grad: Option<&mut [T]>) {
-    let one = T::one();
-    let zero = T::zero();
-    for i in 0..x.len() {
-        let (xi, yi) = (x[i], y[i]);
-        let wi = w.map_or(one, |w| w[i]);
-        let pwi = pw.map_or(one, |p| p[i]);
-        let lw = one + (pwi - one) * yi;
-        // softplus(-x) = log1p(exp(-|x|)) + max(-x, 0)
-        let e = (-xi.abs()).fexp();
-        let sp = e.log1p_unit() + if xi < zero { -xi } else { zero };
-        loss[i] = wi * ((one - yi) * xi + lw * sp);
-    }
-    if let Some(g) = grad {
-        for i in 0..x.len() {
-            let (xi, yi) = (x[i], y[i]);
-            let wi = w.map_or(one, |w| w[i]);
-            let pwi = pw.map_or(one, |p| p[i]);
-            let lw = one + (pwi - one) * yi;
-            g[i] = gs * wi * (lw * sigmoid(xi) - pwi * yi);
+fn bce_body<T: Real>(x: &[T], y: &[T], w: &[T], pw: &[T], gs: T, loss: &mut [T], grad: Option<&mut [T]>) {
+    let (one, zero) = (T::one(), T::zero());
+    let n = x.len();
+    let (y, w, pw, loss) = (&y[..n], &w[..n], &pw[..n], &mut loss[..n]);
+    // loss = w ((1 - y) x + lw softplus(-x)), lw = 1 + (pw - 1) y,
+    // softplus(-x) = log1p(exp(-|x|)) + max(-x, 0); dloss/dx = w (lw sigmoid(x) - pw y).
+    match grad {
+        None => {
+            for ((((l, &xi), &yi), &wi), &pwi) in loss.iter_mut().zip(x).zip(y).zip(w).zip(pw) {
+                let lw = one + (pwi - one) * yi;
+                let e = (-xi.abs()).fexp();
+                let sp = e.log1p_unit() + if xi < zero { -xi } else { zero };
+                *l = wi * ((one - yi) * xi + lw * sp);
+            }
+        }
+        Some(g) => {
+            let g = &mut g[..n];
+            for (((((l, gi), &xi), &yi), &wi), &pwi) in loss.iter_mut().zip(g.iter_mut()).zip(x).zip(y).zip(w).zip(pw) {
+                let lw = one + (pwi - one) * yi;
+                let e = (-xi.abs()).fexp();
+                let sp = e.log1p_unit() + if xi < zero { -xi } else { zero };
+                *l = wi * ((one - yi) * xi + lw * sp);
+                let r = one / (one + e);
+                let sig = if xi >= zero { r } else { e * r };
+                *gi = gs * wi * (lw * sig - pwi * yi);
+            }
         }
     }
 }
-multiversion!(fn bce_chunk<T: Real>(x: &[T], y: &[T], w: Option<&[T]>, pw: Option<&[T]>, gs: T, loss: &mut [T], grad: Option<&mut [T]>) -> () => bce_body);
+multiversion!(fn bce_chunk<T: Real>(x: &[T], y: &[T], w: &[T], pw: &[T], gs: T, loss: &mut [T], grad: Option<&mut [T]>) -> () => bce_body);
 
 /// Binary cross-entropy with logits, elementwise (PyTorch's `reduction='none'` values):
 /// `loss = w * ((1 - y) x + (1 + (pw - 1) y) softplus(-x))`, computed stably. `w` and `pw`
@@ -302,23 +308,32 @@ pub fn bce_with_logits<T: Real>(
     if let Some(p) = pw {
         check(op, "pos_weight", p.len(), n)?;
     }
-    fn sub<T>(s: Option<&[T]>, k: usize) -> Option<&[T]> {
-        s.map(|s| &s[k * CHUNK..(k * CHUNK + CHUNK).min(s.len())])
+    // Absent weights read a chunk of ones (L1/L2-resident), so one loop serves every case.
+    let ones = vec![T::one(); CHUNK.min(n.max(1))];
+    fn part<'a, T>(s: Option<&'a [T]>, ones: &'a [T], k: usize, len: usize) -> &'a [T] {
+        match s {
+            Some(s) => &s[k * CHUNK..k * CHUNK + len],
+            None => &ones[..len],
+        }
     }
+    let ones = &ones[..];
     parallel::run(n * 30, || match grad {
         None => loss.par_chunks_mut(CHUNK).enumerate().for_each(|(k, l)| {
-            let r = k * CHUNK..k * CHUNK + l.len();
-            bce_chunk(&x[r.clone()], &y[r], sub(w, k), sub(pw, k), T::zero(), l, None)
+            let len = l.len();
+            let r = k * CHUNK..k * CHUNK + len;
+            bce_chunk(&x[r.clone()], &y[r], part(w, ones, k, len), part(pw, ones, k, len), T::zero(), l, None)
         }),
         Some((gscale, g)) => {
             let one_scale = gscale.len() == 1;
             loss.par_chunks_mut(CHUNK).zip(g.par_chunks_mut(CHUNK)).enumerate().for_each(|(k, (l, gc))| {
-                let r = k * CHUNK..k * CHUNK + l.len();
+                let len = l.len();
+                let r = k * CHUNK..k * CHUNK + len;
+                let (wk, pk) = (part(w, ones, k, len), part(pw, ones, k, len));
                 if one_scale {
-                    bce_chunk(&x[r.clone()], &y[r], sub(w, k), sub(pw, k), gscale[0], l, Some(gc))
+                    bce_chunk(&x[r.clone()], &y[r], wk, pk, gscale[0], l, Some(gc))
                 } else {
                     // Per-element upstream gradient: scale afterwards.
-                    bce_chunk(&x[r.clone()], &y[r.clone()], sub(w, k), sub(pw, k), T::one(), l, Some(&mut *gc));
+                    bce_chunk(&x[r.clone()], &y[r.clone()], wk, pk, T::one(), l, Some(&mut *gc));
                     for (gi, &s) in gc.iter_mut().zip(&gscale[r]) {
                         *gi = *gi * s;
                     }

@@ -91,7 +91,7 @@ impl<'a, T: Real> Options<'a, T> {
 
     fn check(&self, op: &str, bh: usize, l: usize, s: usize) -> KernelResult<()> {
         let heads = self.heads.max(1);
-        if bh % heads != 0 {
+        if !bh.is_multiple_of(heads) {
             return Err(KernelError::param(format!("{op}: heads={heads} does not divide batch*heads={bh}")));
         }
         let g1 = bh / heads;
@@ -167,7 +167,7 @@ fn online_row_body<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T {
 multiversion!(fn online_row<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T => online_row_body);
 
 #[inline(always)]
-fn scale_row_body<T: Real>(x: &mut [T], a: T) -> () {
+fn scale_row_body<T: Real>(x: &mut [T], a: T) {
     for v in x.iter_mut() {
         *v = *v * a;
     }
@@ -176,7 +176,7 @@ multiversion!(fn scale_row<T: Real>(x: &mut [T], a: T) -> () => scale_row_body);
 
 /// `s = exp(s - lse)` (0 for a fully masked row, `lse == -inf`).
 #[inline(always)]
-fn probs_row_body<T: Real>(s: &mut [T], lse: T) -> () {
+fn probs_row_body<T: Real>(s: &mut [T], lse: T) {
     if lse == T::neg_infinity() {
         s.fill(T::zero());
     } else {
@@ -187,7 +187,7 @@ multiversion!(fn probs_row<T: Real>(s: &mut [T], lse: T) -> () => probs_row_body
 
 /// `dp = p * (dp - delta)`.
 #[inline(always)]
-fn dscore_row_body<T: Real>(dp: &mut [T], p: &[T], delta: T) -> () {
+fn dscore_row_body<T: Real>(dp: &mut [T], p: &[T], delta: T) {
     for (d, &pj) in dp.iter_mut().zip(p) {
         *d = pj * (*d - delta);
     }
@@ -335,10 +335,10 @@ fn forward_tile<T: Real>(
     if first {
         acc.fill(T::zero());
     }
-    for r in 0..rows {
+    for (r, &lr) in l.iter().enumerate() {
         let (mut orow, arow) = (ot.row_mut(r), acc.row(r));
-        if l[r] > T::zero() {
-            let inv = T::one() / l[r];
+        if lr > T::zero() {
+            let inv = T::one() / lr;
             for (o, &a) in orow.iter_mut().zip(arow.iter()) {
                 *o = a * inv;
             }

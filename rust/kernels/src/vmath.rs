@@ -107,20 +107,21 @@ impl Real for f64 {
 
 /// `exp` in single precision: Cody-Waite range reduction and a degree-6 polynomial.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // 0.693359375 = 355/512 is exact: the Cody-Waite split
 pub fn exp_f32(x: f32) -> f32 {
     const LO: f32 = -87.0;
     const HI: f32 = 88.3;
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let xc = if x < LO { LO } else if x > HI { HI } else { x };
+    let xc = x.clamp(LO, HI); // NaN stays NaN
     let t = xc * std::f32::consts::LOG2_E + MAGIC;
     let n = t - MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let r = xc - n * 0.693_359_375 - n * -2.121_944_4e-4;
     let z = r * r;
     let p = (((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1)
+        + 0.5)
         * z
         + r
         + 1.0;
@@ -142,7 +143,7 @@ pub fn exp_f64(x: f64) -> f64 {
     const LO: f64 = -708.0;
     const HI: f64 = 709.0;
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
-    let xc = if x < LO { LO } else if x > HI { HI } else { x };
+    let xc = x.clamp(LO, HI); // NaN stays NaN
     let t = xc * std::f64::consts::LOG2_E + MAGIC;
     let n = t - MAGIC;
     let ni = (t.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);

@@ -53,6 +53,7 @@ macro_rules! functional_bindings {
 
         /// Gradient of softmax / log_softmax from its output y.
         #[pyfunction]
+        #[allow(clippy::too_many_arguments)]
         fn $softmax_bwd<'py>(
             py: Python<'py>,
             y: PyReadonlyArrayDyn<'py, $t>,
