@@ -7,7 +7,7 @@
 //! its first in-bounds position. Indices are flat `h * W + w` offsets in each plane.
 
 use super::{
-    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, shape_str, tap_descs, Axis,
+    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, prefetch, shape_str, tap_descs, Axis,
     Phases, Pool2d, SimdJob, TapDesc, LANES,
 };
 use crate::error::{KernelError, KernelResult};
@@ -210,6 +210,10 @@ pub fn max_pool_backward<T: Scalar>(
     let bad = parallel::run(p * (hw + n), || {
         for_each_plane(dxs, hw, || (), |_, k, dx| {
             let (dy, ix) = (&dys[k * n..(k + 1) * n], &ixs[k * n..(k + 1) * n]);
+            // The next plane's inputs, while this one is scattered.
+            prefetch(dys.as_ptr().wrapping_add((k + 1) * n), n * std::mem::size_of::<T>());
+            prefetch(ixs.as_ptr().wrapping_add((k + 1) * n), n * 8);
+            prefetch(dx.as_ptr().wrapping_add(hw), hw * std::mem::size_of::<T>());
             dx.fill(T::zero());
             let mut bad = None;
             for (&g, &i) in dy.iter().zip(ix) {
