@@ -55,6 +55,8 @@ fn plane<T: Scalar>(job: Plane<'_, T>, avx: bool) {
     let owc = aw.out_chunks() * LANES;
     let ninf = T::neg_infinity();
     for oh in 0..ah.n_out {
+        let ahead = ((oh * ah.s).saturating_sub(ah.p) * w) * std::mem::size_of::<T>() + 4096;
+        prefetch((x.as_ptr() as *const u8).wrapping_add(ahead), ah.s * w * std::mem::size_of::<T>());
         let best = &mut scr.best[..owc];
         best.fill(ninf);
         if idx.is_some() {
