@@ -4,7 +4,7 @@
 //! elements; `divisor_override` replaces both. Sums run row-major over the window.
 
 use super::{
-    contiguous, lanes, contiguous_mut, dispatch, for_each_plane, shape_str, tap_descs, Axis, Phases, Pool2d,
+    contiguous, lanes, contiguous_mut, dispatch, for_each_plane, prefetch, shape_str, tap_descs, Axis, Phases, Pool2d,
     SimdJob, TapDesc, LANES,
 };
 use crate::error::{KernelError, KernelResult};
@@ -86,6 +86,8 @@ impl<T: Scalar> SimdJob for Fwd<'_, T> {
         }
         let (w, ow) = (aw.n_in, aw.n_out);
         for oh in 0..ah.n_out {
+            let ahead = ((oh * ah.s).saturating_sub(ah.p) * w) * std::mem::size_of::<T>() + 4096;
+            prefetch((x.as_ptr() as *const u8).wrapping_add(ahead), ah.s * w * std::mem::size_of::<T>());
             acc.fill(T::zero());
             let rs = ah.start(oh);
             for i in 0..ah.k {

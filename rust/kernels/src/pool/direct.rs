@@ -269,6 +269,8 @@ pub(crate) unsafe fn avg_backward_plane(
     let (h, w, ow, oh_n) = (ah.n_in, aw.n_in, aw.n_out, ah.n_out);
     let owc = ow.div_ceil(16) * 16;
     assert!(dy.len() == oh_n * ow && dx.len() == h * w && div.len() == oh_n && g.len() >= oh_n * owc);
+    // dy of the next plane follows this one in memory
+    super::prefetch(dy.as_ptr().wrapping_add(dy.len()), dy.len() * 4);
     for (oh, dv) in div.iter().enumerate() {
         assert!(dv.len() >= owc);
         let (src, dst) = (dy.as_ptr().add(oh * ow), g.as_mut_ptr().add(oh * owc));
@@ -283,6 +285,7 @@ pub(crate) unsafe fn avg_backward_plane(
     for r in 0..h {
         let rp = r + ah.p;
         let drow = dx.as_mut_ptr().add(r * w);
+        super::prefetch(drow.wrapping_add(PREFETCH_AHEAD / 4), w * 4);
         for c in 0..w.div_ceil(32) {
             let (mut even, mut odd) = (zero, zero);
             for i in 0..ah.k {

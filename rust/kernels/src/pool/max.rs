@@ -7,7 +7,7 @@
 //! its first in-bounds position. Indices are flat `h * W + w` offsets in each plane.
 
 use super::{
-    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, shape_str, tap_descs, Axis,
+    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, prefetch, shape_str, tap_descs, Axis,
     Phases, Pool2d, SimdJob, TapDesc, LANES,
 };
 use crate::error::{KernelError, KernelResult};
@@ -55,6 +55,8 @@ fn plane<T: Scalar>(job: Plane<'_, T>, avx: bool) {
     let owc = aw.out_chunks() * LANES;
     let ninf = T::neg_infinity();
     for oh in 0..ah.n_out {
+        let ahead = ((oh * ah.s).saturating_sub(ah.p) * w) * std::mem::size_of::<T>() + 4096;
+        prefetch((x.as_ptr() as *const u8).wrapping_add(ahead), ah.s * w * std::mem::size_of::<T>());
         let best = &mut scr.best[..owc];
         best.fill(ninf);
         if idx.is_some() {
@@ -210,6 +212,10 @@ pub fn max_pool_backward<T: Scalar>(
     let bad = parallel::run(p * (hw + n), || {
         for_each_plane(dxs, hw, || (), |_, k, dx| {
             let (dy, ix) = (&dys[k * n..(k + 1) * n], &ixs[k * n..(k + 1) * n]);
+            // The next plane's inputs, while this one is scattered.
+            prefetch(dys.as_ptr().wrapping_add((k + 1) * n), n * std::mem::size_of::<T>());
+            prefetch(ixs.as_ptr().wrapping_add((k + 1) * n), n * 8);
+            prefetch(dx.as_ptr().wrapping_add(hw), hw * std::mem::size_of::<T>());
             dx.fill(T::zero());
             let mut bad = None;
             for (&g, &i) in dy.iter().zip(ix) {

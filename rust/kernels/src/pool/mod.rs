@@ -333,6 +333,26 @@ pub(crate) fn tap_descs(aw: &Axis) -> Vec<TapDesc> {
     }
 }
 
+/// Hint the CPU to fetch `[ptr, ptr + bytes)` into cache (no effect on other targets;
+/// never faults, so the range may run past the end of an array).
+#[inline(always)]
+pub(crate) fn prefetch<T>(ptr: *const T, bytes: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let p = ptr as *const i8;
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: prefetch instructions never fault.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.wrapping_add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (ptr, bytes);
+    }
+}
+
 /// Shape of a `(P, H, W)` array as a string for messages.
 pub(crate) fn shape_str(s: &[usize]) -> String {
     format!("{s:?}")
