@@ -6,7 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from oxinet.text import beam_search, ctc_beam_decode, ctc_collapse, ctc_greedy_decode, greedy_search
+from oxinet.text import (
+    beam_search, ctc_beam_decode, ctc_collapse, ctc_greedy_decode, greedy_search, sequence_log_prob,
+)
 
 V, EOS, BOS, MAXLEN = 4, 0, 4, 4
 
@@ -95,6 +97,21 @@ def test_length_normalisation_prefers_longer():
     assert long.tokens == [1, 2]  # -1.14 / 3 = -0.38 > -0.69 / 1
     allh = beam_search(step, None, BOS, EOS, beam_width=3, max_len=5, alpha=1.0, return_all=True)
     assert [h.score for h in allh] == sorted((h.score for h in allh), reverse=True)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sequence_log_prob_and_error_analysis(seed):
+    table = _table(seed)
+    step = _model(table)
+    h = beam_search(step, np.zeros(1, np.int64), BOS, EOS, beam_width=2, max_len=MAXLEN, alpha=0.0)
+    finished_with_eos = len(h.tokens) < MAXLEN
+    lp = sequence_log_prob(step, np.zeros(1, np.int64), BOS, h.tokens, EOS if finished_with_eos else None)
+    assert lp == pytest.approx(h.log_prob)
+    # the exhaustive optimum y*: P(y*|x) >= P(y^|x), so a miss by the beam is the search's fault
+    _, best, best_lp = _exhaustive(table, 0.0)
+    ends = len(best) < MAXLEN
+    assert sequence_log_prob(step, np.zeros(1, np.int64), BOS, best, EOS if ends else None) == pytest.approx(best_lp)
+    assert best_lp >= lp - 1e-12
 
 
 def test_greedy_batched():

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
-    "select_state", "greedy_search", "beam_search", "Hypothesis", "ctc_collapse", "ctc_greedy_decode",
+    "select_state", "greedy_search", "beam_search", "Hypothesis", "sequence_log_prob", "ctc_collapse", "ctc_greedy_decode",
     "ctc_beam_decode",
 ]
 
@@ -157,6 +157,21 @@ def beam_search(step, state, bos: int, eos=None, beam_width: int = 3, max_len: i
             finished.append(Hypothesis(norm(s, len(toks)), s, list(toks)))
     finished.sort(key=lambda h: -h.score)
     return finished if return_all else finished[0]
+
+
+def sequence_log_prob(step, state, bos: int, tokens, eos=None) -> float:
+    """log P(tokens (+ eos) | x) under the model: the sum of the step log-probabilities of
+    a given output. The course's beam-search error analysis (F61) compares it for the human
+    output y* and the beam output y^: P(y*|x) > P(y^|x) means the search is at fault,
+    otherwise the model is."""
+    seq = [int(t) for t in tokens] + ([] if eos is None else [int(eos)])
+    last = np.asarray([bos], np.int64)
+    total = 0.0
+    for tok in seq:
+        lp, state = _log_probs(step, state, last, "sequence_log_prob")
+        total += float(lp[0, tok])
+        last = np.asarray([tok], np.int64)
+    return total
 
 
 # --- CTC --------------------------------------------------------------------------------
