@@ -32,7 +32,7 @@ import oxinet.nn.functional as F  # noqa: E402
 from oxinet import nn  # noqa: E402
 from oxinet.data import make_dates  # noqa: E402
 from oxinet.text import (  # noqa: E402
-    beam_search, build_vocab, encode_sequences, greedy_search, pad_sequences,
+    beam_search, build_vocab, encode_sequences, greedy_search, pad_sequences, sequence_log_prob,
 )
 from oxinet.text.png import heatmap_png  # noqa: E402
 from oxinet.text.seq2seq import AttentionNMT  # noqa: E402
@@ -134,6 +134,19 @@ def main(n_train=10000, n_test=500, tx=30, epochs=8, batch_size=100, lr=0.004, e
     beam_acc = float(np.mean([p == t for p, (_, t) in zip(beam, test[:nb_])]))
     log(verbose, f"held-out exact match: greedy {greedy_acc:.4f} ({n_test} dates), "
                  f"beam B={beam_width} {beam_acc:.4f} ({nb_} dates)")
+    # the course's error analysis on beam mistakes: P(y*|x) > P(y^|x) blames the search, else the model
+    step = _step_fn(model)
+    search_fault = model_fault = 0
+    for i, (p, (_, t)) in enumerate(zip(beam, test[:nb_])):
+        if p != t:
+            with ox.no_grad():
+                st = model.encode(xt[i:i + 1], lxt[i:i + 1])
+            ids = lambda s: [tgt.stoi[c] for c in s]  # noqa: E731
+            lp_true = sequence_log_prob(step, st, tgt.bos_index, ids(t), tgt.eos_index)
+            lp_beam = sequence_log_prob(step, st, tgt.bos_index, ids(p), tgt.eos_index)
+            search_fault += lp_true > lp_beam
+            model_fault += lp_true <= lp_beam
+    log(verbose, f"beam errors: {search_fault} search at fault, {model_fault} model at fault")
     for (h, t), p in list(zip(test, beam))[:5]:
         log(verbose, f"  {h!r:36} -> {p}  (truth {t})")
     if heatmap:
@@ -146,6 +159,7 @@ def main(n_train=10000, n_test=500, tx=30, epochs=8, batch_size=100, lr=0.004, e
         heatmap_png(heatmap, img, cell=12)
         log(verbose, f"attention weights of 3 held-out dates -> {heatmap}")
     return {"greedy_accuracy": greedy_acc, "beam_accuracy": beam_acc, "model": model,
+            "search_fault": int(search_fault), "model_fault": int(model_fault),
             "examples": list(zip([h for h, _ in test[:5]], beam[:5]))}
 
 
