@@ -111,7 +111,7 @@ def main(n_sentences=4000, dim=30, sg_epochs=6, glove_epochs=60, window=3, seed=
     log(verbose, "debiasing the skip-gram vectors along the polarity axis:")
     results["debias"] = debias(results["skipgram"]["vectors"], verbose)
     if plot:
-        show = [w for w in POS_ADJ + NEG_ADJ + NEUTRAL[:8] if w in vocab.stoi]
+        show = [w for w in list(POS_ADJ) + list(NEG_ADJ) + NEUTRAL[:8] if w in vocab.stoi]
         wv = results["skipgram"]["vectors"]
         plot_embeddings(np.array([wv[w] for w in show]), show, plot, "skip-gram vectors")
         log(verbose, f"PCA plot -> {plot}")
