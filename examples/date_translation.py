@@ -95,7 +95,7 @@ def attention_map(model, x, lengths, tgt, ty):
     return np.stack(rows)
 
 
-def main(n_train=10000, n_test=500, tx=30, epochs=8, batch_size=100, lr=0.004, emb=32, enc_hidden=64,
+def main(n_train=10000, n_test=500, tx=30, epochs=6, batch_size=100, lr=0.004, emb=32, enc_hidden=64,
          dec_hidden=128, beam_width=3, n_beam=None, seed=0, heatmap="date_attention.png", verbose=True):
     ox.manual_seed(seed)
     rng = np.random.default_rng(seed)
