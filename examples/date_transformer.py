@@ -29,13 +29,19 @@ from date_translation import encode, make_vocabs  # noqa: E402
 
 
 class DateTransformer(nn.Module):
-    def __init__(self, src_vocab, tgt_vocab, d_model=64, nhead=4, layers=2, ff=128, dropout=0.0):
+    def __init__(self, src_vocab, tgt_vocab, d_model=64, nhead=4, layers=2, ff=128, dropout=0.0, norm_first=True):
         super().__init__()
         self.d_model = d_model
         self.src_emb = nn.Embedding(src_vocab, d_model, padding_idx=0)
         self.tgt_emb = nn.Embedding(tgt_vocab, d_model)
+        # embeddings ~ N(0, 1/d): after the sqrt(d) scaling they are as large as the positional code
+        for e in (self.src_emb, self.tgt_emb):
+            nn.init.normal_(e.weight, 0.0, d_model ** -0.5)
+            if e.padding_idx is not None:
+                e.weight.data[e.padding_idx] = 0
         self.pos = nn.PositionalEncoding(d_model, dropout=dropout, max_len=64, batch_first=True)
-        self.core = nn.Transformer(d_model, nhead, layers, layers, ff, dropout, batch_first=True)
+        self.core = nn.Transformer(d_model, nhead, layers, layers, ff, dropout, batch_first=True,
+                                   norm_first=norm_first)
         self.out = nn.Linear(d_model, tgt_vocab)
 
     def encode(self, x, lengths):

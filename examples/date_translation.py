@@ -34,7 +34,7 @@ from oxinet.data import make_dates  # noqa: E402
 from oxinet.text import (  # noqa: E402
     beam_search, build_vocab, encode_sequences, greedy_search, pad_sequences, sequence_log_prob,
 )
-from oxinet.text.png import heatmap_png  # noqa: E402
+from oxinet.text.png import attention_heatmap  # noqa: E402
 from oxinet.text.seq2seq import AttentionNMT  # noqa: E402
 from _textutil import batches, log  # noqa: E402
 
@@ -150,14 +150,18 @@ def main(n_train=10000, n_test=500, tx=30, epochs=6, batch_size=100, lr=0.004, e
     for (h, t), p in list(zip(test, beam))[:5]:
         log(verbose, f"  {h!r:36} -> {p}  (truth {t})")
     if heatmap:
-        maps = []
+        # one figure per example: <stem>_<i>.png (rows: output characters, columns: input characters)
+        stem, ext = os.path.splitext(str(heatmap))
+        paths = []
         for i in range(3):
-            m = attention_map(model, xt[i:i + 1], lxt[i:i + 1], tgt, ty)
-            maps += [m[:, : max(int(lxt[i]), 1)], np.zeros((1, m.shape[1]))[:, : max(int(lxt[i]), 1)]]
-        width = max(m.shape[1] for m in maps)
-        img = np.concatenate([np.pad(m, ((0, 0), (0, width - m.shape[1]))) for m in maps], 0)
-        heatmap_png(heatmap, img, cell=12)
-        log(verbose, f"attention weights of 3 held-out dates -> {heatmap}")
+            n_in = max(int(lxt[i]), 1)
+            m = attention_map(model, xt[i:i + 1], lxt[i:i + 1], tgt, ty)[:, :n_in]
+            out = beam[i] if i < len(beam) else greedy[i]
+            y_labels = list(out.ljust(ty - 1))[: ty - 1] + ["<eos>"]
+            path = f"{stem}_{i}{ext or '.png'}" if i else str(heatmap)
+            attention_heatmap(path, m, list(test[i][0][:n_in]), y_labels, f"{test[i][0]!r} -> {out}")
+            paths.append(path)
+        log(verbose, f"attention weights of 3 held-out dates -> {', '.join(paths)}")
     return {"greedy_accuracy": greedy_acc, "beam_accuracy": beam_acc, "model": model,
             "search_fault": int(search_fault), "model_fault": int(model_fault),
             "examples": list(zip([h for h, _ in test[:5]], beam[:5]))}

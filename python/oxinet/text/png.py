@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["write_png", "heatmap_png", "scatter_png"]
+__all__ = ["write_png", "heatmap_png", "scatter_png", "attention_heatmap"]
 
 
 def write_png(path, rgb: np.ndarray) -> None:
@@ -50,3 +50,30 @@ def scatter_png(coords, path, size: int = 400) -> None:
     for x, y in p:
         img[size - 1 - y - 2: size - y + 1, x - 2: x + 3] = (30, 60, 200)
     write_png(path, img)
+
+
+def attention_heatmap(path, weights, x_labels, y_labels, title: str = "attention weights") -> None:
+    """Save attention weights ``(len(y_labels), len(x_labels))`` (rows: output steps) as a
+    PNG: a labelled matplotlib figure when matplotlib is installed, else a plain heatmap."""
+    w = np.asarray(weights, np.float64)
+    if w.shape != (len(y_labels), len(x_labels)):
+        raise ValueError(f"attention_heatmap: 'weights' has shape {w.shape} but there are {len(y_labels)} "
+                         f"y labels and {len(x_labels)} x labels")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        heatmap_png(path, w)
+        return
+    fig, ax = plt.subplots(figsize=(0.3 * len(x_labels) + 1.5, 0.3 * len(y_labels) + 1.2))
+    ax.imshow(w, cmap="Blues", vmin=0, vmax=max(float(w.max()), 1e-12), aspect="auto")
+    ax.set_xticks(range(len(x_labels)), [repr(c)[1:-1] if c != " " else "␣" for c in x_labels])
+    ax.set_yticks(range(len(y_labels)), list(y_labels))
+    ax.set_xlabel("input")
+    ax.set_ylabel("output")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
