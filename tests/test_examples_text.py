@@ -74,7 +74,7 @@ def test_date_transformer_learns():
 def test_ctc_speech_learns():
     import ctc_speech
 
-    r = ctc_speech.main(n_train=500, n_test=100, epochs=5, verbose=False)
+    r = ctc_speech.main(n_train=500, n_test=100, epochs=5, noise=0.9, verbose=False)
     assert r["greedy_ler"] < 0.5, r
     assert r["beam_ler"] <= r["greedy_ler"] + 0.05, r
 
