@@ -92,7 +92,7 @@ def decode_beam(model, x, lengths, tgt, ty, beam_width=3):
     return out
 
 
-def main(n_train=10000, n_test=500, tx=30, epochs=12, batch_size=100, lr=0.002, d_model=64, nhead=4, layers=2,
+def main(n_train=10000, n_test=500, tx=30, epochs=8, batch_size=100, lr=0.002, d_model=64, nhead=4, layers=2,
          ff=128, beam_width=3, n_beam=200, seed=0, verbose=True):
     ox.manual_seed(seed)
     rng = np.random.default_rng(seed)

@@ -64,7 +64,7 @@ def test_ner_tagging_learns():
 def test_date_transformer_learns():
     import date_transformer
 
-    r = date_transformer.main(n_train=1500, n_test=60, epochs=4, batch_size=50, lr=0.005, n_beam=5,
+    r = date_transformer.main(n_train=1200, n_test=60, epochs=4, batch_size=50, lr=0.004, n_beam=5,
                               verbose=False)
     # a transformer needs more steps than this for whole dates; check it is on its way
     assert r["last_loss"] < 0.5 * r["first_loss"], r
