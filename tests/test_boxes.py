@@ -163,3 +163,37 @@ def test_box_iou_out():
         F.box_iou(a, b, out=np.empty((5, 6), np.float64))
     with pytest.raises(ValueError, match="'out'"):
         F.box_iou(a, b, out=np.empty((6, 5), np.float32).T)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box_iou_streaming_sized_output(dtype):
+    # Outputs above 24 MB take the streaming-store path; odd widths exercise head/tail.
+    rng = np.random.default_rng(10)
+    n, m = (2600, 2601) if dtype == np.float32 else (1800, 1801)
+    a = random_boxes(rng, n, degenerate=True).astype(dtype)
+    b = random_boxes(rng, m, degenerate=True).astype(dtype)
+    got = F.box_iou(a, b)
+    rows = np.r_[0:3, n // 2, n - 3:n]
+    np.testing.assert_array_equal(got[rows], F.box_iou(a[rows], b))
+    np.testing.assert_allclose(got[rows], brute_iou(a[rows].astype(np.float64), b.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+def test_generalized_box_iou_backward_gradcheck():
+    from helpers import check_grad, random_projection
+
+    rng = np.random.default_rng(11)
+    # Overlapping, disjoint and nested pairs; continuous coordinates avoid min/max ties.
+    a = random_boxes(rng, 4) + rng.uniform(0, 0.1, (4, 4))
+    b = np.concatenate([a[:2] + rng.uniform(-3, 3, (2, 4)), random_boxes(rng, 3)])
+    w = random_projection((4, 5), seed=3)
+    ga, gb = F.generalized_box_iou_backward(w, a, b)
+    assert ga.shape == a.shape and gb.shape == b.shape
+    check_grad(lambda: np.sum(w * F.generalized_box_iou(a, b)), a, ga)
+    check_grad(lambda: np.sum(w * F.generalized_box_iou(a, b)), b, gb)
+    we = random_projection((4,), seed=4)
+    ea, eb = F.elementwise_generalized_box_iou_backward(we, a, b[:4])
+    check_grad(lambda: np.sum(we * F.elementwise_generalized_box_iou(a, b[:4])), a, ea)
+    bb = b[:4].copy()
+    check_grad(lambda: np.sum(we * F.elementwise_generalized_box_iou(a, bb)), bb, eb)
+    with pytest.raises(ValueError, match="'grad_output'"):
+        F.generalized_box_iou_backward(np.zeros((5, 4)), a, b)

@@ -22,17 +22,18 @@ CASES = [
     ((2, 4, 7, 7), (4, 1, 3, 3), 1, 1, 1, 4),  # depthwise
     ((2, 3, 8, 7), (6, 1, 3, 3), 2, 1, 1, 3),  # depthwise, multiplier 2, stride 2
     ((1, 2, 9, 9), (2, 1, 3, 3), 1, 2, 2, 2),  # depthwise dilated
+    ((2, 2, 6, 7), (4, 1, 2, 2), 1, "same", 1, 2),  # depthwise x2, even kernel 'same'
+    ((1, 2, 5, 4), (2, 1, 2, 3), 1, 3, (2, 1), 2),  # depthwise, padding wider than the kernel
+    ((1, 3, 20, 37), (3, 1, 5, 5), 1, (2, 1), 1, 3),  # depthwise, several 16-wide blocks
     ((3, 5, 4, 5), (4, 5, 1, 1), 1, 0, 1, 1),  # pointwise
     ((2, 4, 5, 5), (6, 2, 1, 1), 1, 0, 1, 2),  # grouped pointwise
     ((2, 3, 5, 5), (2, 3, 1, 1), 2, 1, 1, 1),  # strided, padded 1x1 (general path)
     ((2, 3, 1, 1), (4, 3, 1, 1), 1, 0, 1, 1),  # 1x1 image
     ((1, 2, 1, 1), (3, 2, 3, 3), 1, 1, 1, 1),  # 1x1 image, 3x3 kernel, padding 1
+    ((2, 2, 1, 1), (3, 2, 3, 3), 1, 2, 2, 1),  # 1x1 image, dilated taps far outside it
+    ((1, 2, 2, 3), (2, 1, 3, 3), 1, 4, 3, 2),  # padding and dilation larger than the image
     ((2, 3, 5, 4), (2, 3, 5, 4), 1, "valid", 1, 1),  # kernel as large as the image
 ]
-
-
-def _pads(padding, w):
-    return padding
 
 
 @pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CASES)
@@ -83,16 +84,16 @@ def test_needs_computes_only_what_is_asked():
 def test_non_contiguous_inputs_and_mixed_dtypes():
     xb = rng.standard_normal((2, 6, 9, 10))
     x = xb[:, ::2, :, ::-1]  # strided and reversed
-    w = rng.standard_normal((3, 4, 3, 3)).transpose(0, 1, 3, 2)  # (3, 3, 3, 3) transposed view
-    w = np.ascontiguousarray(rng.standard_normal((3, 3, 3, 3))).transpose(0, 1, 3, 2)
+    w = rng.standard_normal((3, 3, 3, 3)).transpose(0, 1, 3, 2)  # transposed view
     y = F.conv2d(x, w, padding=1)
     np.testing.assert_allclose(y, conv_ref(x, w, padding=1), rtol=1e-12, atol=1e-12)
     y32 = F.conv2d(x.astype(np.float32), w.astype(np.float32), padding=1)
     assert y32.dtype == np.float32
     ymix = F.conv2d(x.astype(np.float32), w, padding=1)
     assert ymix.dtype == np.float64
-    dy = rng.standard_normal(y.shape)[:, :, ::1, :]
-    dx, dw, db = F.conv2d_backward(dy.transpose(0, 1, 3, 2).transpose(0, 1, 3, 2), x, w, padding=1)
+    dy = rng.standard_normal(y.shape[:2] + (y.shape[3], y.shape[2])).transpose(0, 1, 3, 2)
+    assert not dy.flags.c_contiguous
+    dx, dw, db = F.conv2d_backward(dy, x, w, padding=1)
     dx2, dw2, _ = F.conv2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(x), np.ascontiguousarray(w), padding=1)
     np.testing.assert_array_equal(dx, dx2)
     np.testing.assert_array_equal(dw, dw2)

@@ -81,3 +81,25 @@ def test_nan_propagates():
     y = F.interpolate(x, size=6, mode="bilinear")
     assert np.isnan(y).any() and not np.isnan(y).all()
     assert np.isnan(F.interpolate(x, size=6)).sum() == 4
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 7), w=st.integers(1, 7), oh=st.integers(1, 12), ow=st.integers(1, 12),
+       mode=st.sampled_from(["nearest", "bilinear-f", "bilinear-t"]), f32=st.booleans())
+def test_random_sizes_match_reference(h, w, oh, ow, mode, f32):
+    dt = np.float32 if f32 else np.float64
+    x = RNG.standard_normal((1, 2, h, w)).astype(dt)
+    m, align = ("nearest", None) if mode == "nearest" else ("bilinear", mode.endswith("t"))
+    y = F.interpolate(x, size=(oh, ow), mode=m, align_corners=align)
+    tol = 1e-5 if f32 else 1e-13
+    np.testing.assert_allclose(y, R.interpolate(x, oh, ow, m, bool(align)), rtol=tol, atol=tol)
+    dy = RNG.standard_normal(y.shape).astype(dt)
+    dx = F.interpolate_backward(dy, x.shape, size=(oh, ow), mode=m, align_corners=align)
+    # the backward is the adjoint of the forward: <dy, A x> == <A^T dy, x>
+    adj_tol = 1e-3 if f32 else 1e-10
+    lhs, rhs = float(np.sum(dy * y, dtype=np.float64)), float(np.sum(dx * x, dtype=np.float64))
+    assert abs(lhs - rhs) < adj_tol

@@ -119,6 +119,19 @@ def test_cross_entropy_probability_targets(shape, use_w, red, eps):
     check_grad(loss, x, F.cross_entropy_backward(P, x, t, w, reduction=red, label_smoothing=eps))
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (2, 4, 3)])
+def test_cross_entropy_out_buffer(shape):
+    x = rand(*shape, seed=20)
+    t = targets((shape[0],) + shape[2:], shape[1], seed=21)
+    want = F.cross_entropy_with_grad(x, t)
+    out = np.full(shape, np.nan)
+    loss, g = F.cross_entropy_with_grad(x, t, out=out)
+    assert g is out and loss == want[0]
+    np.testing.assert_array_equal(out, want[1])
+    with pytest.raises(ValueError, match="'out'"):
+        F.cross_entropy_with_grad(x, t, out=np.empty((1,) + shape))
+
+
 def test_cross_entropy_course_f6_gradient_is_softmax_minus_onehot():
     x = rand(5, 4, seed=9)
     t = np.array([0, 3, 1, 1, 2])
@@ -136,6 +149,25 @@ def test_cross_entropy_huge_logits_exact(dtype):
     _, g = F.cross_entropy_with_grad(x, np.array([0, 1, 2]), reduction="sum")
     np.testing.assert_array_equal(g[:2], [[0, 0, 0], [1, -1, 0]])
     assert np.all(np.isfinite(g))
+
+
+def test_cross_entropy_thread_count_does_not_change_bits():
+    import oxinet
+
+    x = rand(700, 3000, seed=30).astype(np.float32)
+    t = targets(700, 3000, seed=31, ignore=-100)
+    w = np.random.default_rng(32).random(3000).astype(np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        res = []
+        for n in (1, 2, 3):
+            oxinet.set_num_threads(n)
+            res.append(F.cross_entropy_with_grad(x, t, w, label_smoothing=0.1))
+    finally:
+        oxinet.set_num_threads(before)
+    for v, g in res[1:]:
+        assert v == res[0][0]
+        np.testing.assert_array_equal(g, res[0][1])
 
 
 def test_cross_entropy_all_ignored_mean_is_nan_with_zero_grad():

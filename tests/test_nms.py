@@ -215,3 +215,22 @@ def test_bad_inputs_name_the_argument():
         F.soft_nms(b, s, sigma=0.0)
     with pytest.raises(ValueError, match="'scores'"):
         F.soft_nms(b, np.array([np.nan, 1, 1], np.float32))
+
+
+def test_results_do_not_depend_on_thread_count():
+    import oxinet
+
+    rng = np.random.default_rng(6)
+    b = random_boxes(rng, 3000, 300)
+    s = rng.uniform(0, 1, 3000).astype(np.float32)
+    c = rng.integers(0, 10, 3000)
+    before = oxinet.get_num_threads()
+    try:
+        res = []
+        for t in (1, 2):
+            oxinet.set_num_threads(t)
+            res.append((F.batched_nms(b, s, c, 0.5), F.box_iou(b[:300], b)))
+    finally:
+        oxinet.set_num_threads(before)
+    np.testing.assert_array_equal(res[0][0], res[1][0])
+    np.testing.assert_array_equal(res[0][1], res[1][1])

@@ -318,3 +318,29 @@ def test_lstm_trains_to_count_ones():
         loss.backward()
         opt.step()
     assert float(loss.item()) < 0.003
+
+
+def test_packed_sequence_helpers_match_lengths_argument():
+    from oxinet.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence, pack_sequence
+
+    ox.manual_seed(10)
+    m = nn.GRU(2, 3, batch_first=True, bidirectional=True).double()
+    rng = np.random.default_rng(0)
+    seqs = [_T(rng.standard_normal((n, 2)), requires_grad=True) for n in (4, 2, 3)]
+    padded = pad_sequence(seqs, batch_first=True)
+    assert padded.shape == (3, 4, 2) and np.all(padded.numpy()[1, 2:] == 0)
+    packed = pack_padded_sequence(padded, [4, 2, 3], batch_first=True, enforce_sorted=False)
+    out, h = m(packed)
+    y, lens = pad_packed_sequence(out, batch_first=True)
+    ref, h_ref = m(padded, lengths=np.array([4, 2, 3]))
+    np.testing.assert_array_equal(y.numpy(), ref.numpy())
+    np.testing.assert_array_equal(h.numpy(), h_ref.numpy())
+    assert lens.numpy().tolist() == [4, 2, 3]
+    y.sum().backward()
+    assert seqs[1].grad.shape == (2, 2)
+    y2, _ = pad_packed_sequence(out, batch_first=False, padding_value=-1.0, total_length=5)
+    assert y2.shape == (5, 3, 6) and np.all(y2.numpy()[2:, 1] == -1.0)
+    with pytest.raises(ValueError, match="sorted"):
+        pack_padded_sequence(padded, [2, 4, 3], batch_first=True)
+    ps = pack_sequence([s.detach() for s in seqs], enforce_sorted=False)
+    assert ps.data.shape == (4, 3, 2) and not ps.batch_first

@@ -69,7 +69,7 @@ MAX_CASES = [
     (1, 2, 0, 1, False),
     (4, 3, 2, 1, True),
 ]
-SHAPES = [(2, 3, 7, 9), (1, 1, 5, 5), (1, 2, 8, 6), (2, 1, 4, 11)]
+SHAPES = [(2, 3, 7, 9), (1, 1, 5, 5), (1, 2, 8, 6), (2, 1, 4, 11), (1, 2, 5, 70)]  # 70: several SIMD chunks
 
 
 @pytest.mark.parametrize("k,s,p,d,ceil", MAX_CASES)
@@ -86,6 +86,9 @@ def test_max_pool2d_matches_loops(k, s, p, d, ceil, shape):
     np.testing.assert_array_equal(y, want)
     np.testing.assert_array_equal(ix, want_ix)
     assert ix.dtype == np.int64
+    y32, ix32 = F.max_pool2d(x.astype(np.float32), k, s, p, d, ceil, return_indices=True)
+    np.testing.assert_array_equal(y32, want)
+    np.testing.assert_array_equal(ix32, want_ix)
     np.testing.assert_array_equal(F.max_pool2d(x.astype(np.float32), k, s, p, d, ceil), want)
 
 
@@ -131,9 +134,10 @@ def test_max_pool2d_random_params(h, w, kh, kw, sh, sw, dh, dw, ceil, data):
             F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
         return
     want, want_ix = R.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil)
-    y, ix = F.max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil, return_indices=True)
-    np.testing.assert_array_equal(y, want)
-    np.testing.assert_array_equal(ix, want_ix)
+    for dt in (np.float64, np.float32):
+        y, ix = F.max_pool2d(x.astype(dt), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil, return_indices=True)
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_array_equal(ix, want_ix)
     ah, aw = R.out_len(h, kh, sh, ph, 1, ceil), R.out_len(w, kw, sw, pw, 1, ceil)
     if ah >= 1 and aw >= 1:
         inc = data.draw(st.booleans())
@@ -283,3 +287,51 @@ def test_max_unpool2d_inverts_max_pool():
     y1, ix1 = F.max_pool1d(x1, 3, 2, 1, return_indices=True)
     u1 = F.max_unpool1d(y1, ix1, 3, 2, 1, output_size=(9,))
     np.testing.assert_array_equal(np.take_along_axis(u1, ix1, 2), y1)
+
+
+def test_out_parameter():
+    x = RNG.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y, ix = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    out = np.full(y.shape, np.nan, np.float32)
+    r = F.max_pool2d(x, 3, 2, 1, out=out)
+    assert r is out
+    np.testing.assert_array_equal(out, y)
+    dx = F.max_pool2d_backward(y, ix, x.shape)
+    buf = np.full(x.shape, 7.0, np.float32)
+    assert F.max_pool2d_backward(y, ix, x.shape, out=buf) is buf
+    np.testing.assert_array_equal(buf, dx)
+    # a non-contiguous out is filled too
+    big = np.zeros((2, 3, 8, 16), np.float32)
+    view = big[:, :, :, ::2]
+    F.avg_pool2d_backward(y, x.shape, 3, 2, 1, out=view)
+    np.testing.assert_allclose(view, F.avg_pool2d_backward(y, x.shape, 3, 2, 1))
+    assert not big[:, :, :, 1::2].any()
+    a = F.avg_pool2d(x, 2)
+    o2 = np.empty_like(a)
+    F.avg_pool2d(x, 2, out=o2)
+    np.testing.assert_array_equal(o2, a)
+    with pytest.raises(ValueError, match="'out'"):
+        F.max_pool2d(x, 2, out=np.empty((2, 3, 3, 3), np.float32))
+    with pytest.raises(TypeError, match="'out'"):
+        F.avg_pool2d_backward(y, x.shape, 3, 2, 1, out=np.empty(x.shape, np.float64))
+    with pytest.raises(ValueError, match="'out'"):
+        F.avg_pool2d(x, 1, out=x)
+
+
+def test_results_do_not_depend_on_thread_count():
+    import oxinet
+
+    x = RNG.standard_normal((4, 16, 30, 30)).astype(np.float32)
+    before = oxinet.get_num_threads()
+    res = []
+    try:
+        for n in (1, 2, 3):
+            oxinet.set_num_threads(n)
+            y, ix = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+            res.append((y, ix, F.avg_pool2d_backward(y, x.shape, 3, 2, 1), F.max_pool2d_backward(y, ix, x.shape),
+                        F.interpolate(x, scale_factor=1.5, mode="bilinear")))
+    finally:
+        oxinet.set_num_threads(before)
+    for other in res[1:]:
+        for a, b in zip(res[0], other):
+            np.testing.assert_array_equal(a, b)

@@ -159,3 +159,23 @@ def test_noncontiguous_grads_inputs():
     assert np.count_nonzero(dx) == dy.size
     dxa = F.avg_pool2d_backward(dy, x.shape, 2)
     np.testing.assert_allclose(dxa, np.repeat(np.repeat(dy, 2, 2), 2, 3) / 4)
+
+
+@pytest.mark.parametrize("k,s,p,ceil,inc", [(2, 2, 0, False, True), (3, 2, 1, False, True), (3, 2, 1, True, False),
+                                            (4, 2, 2, True, True), (3, 1, 1, False, False), (2, 3, 1, True, True)])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 70), (1, 2, 5, 5), (1, 1, 1, 33)])
+def test_float32_backward_matches_float64(k, s, p, ceil, inc, shape):
+    """The float32 kernels (SIMD paths) against the float64 ones."""
+    x = RNG.standard_normal(shape)
+    if F.pool_output_size(shape[2], k, s, p, 1, ceil) < 1:
+        pytest.skip("window larger than input")
+    y64 = F.avg_pool2d(x, k, s, p, ceil, inc)
+    dy = RNG.standard_normal(y64.shape)
+    dx64 = F.avg_pool2d_backward(dy, x.shape, k, s, p, ceil, inc)
+    dx32 = F.avg_pool2d_backward(dy.astype(np.float32), x.shape, k, s, p, ceil, inc)
+    assert dx32.dtype == np.float32
+    np.testing.assert_allclose(dx32, dx64, rtol=1e-5, atol=1e-6)
+    xd = distinct(shape)
+    _, ix = F.max_pool2d(xd, k, s, p, 1, ceil, return_indices=True)
+    np.testing.assert_allclose(F.max_pool2d_backward(dy.astype(np.float32), ix, x.shape),
+                               F.max_pool2d_backward(dy, ix, x.shape), rtol=1e-5, atol=1e-6)

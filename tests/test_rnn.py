@@ -378,3 +378,55 @@ def test_bad_inputs_name_the_argument():
         F.gru_cell(x, None, w_ih[:3 * H], w_hh[:3 * H])
     with pytest.raises(ValueError, match="'dh_next'"):
         F.gru_cell_backward(np.zeros((B, H + 1)), x[0], None, w_ih[:3 * H], w_hh[:3 * H])
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_float32_backward_close_to_float64(kind):
+    # B = 32 gives chunks of 16 rows; H = 160 makes the backward per-step product long
+    # enough (k = G*H) to take the GEMM path rather than the packed kernel.
+    rng = np.random.default_rng(19)
+    T, B, D, H = 3, 32, 8, 160
+    x = rng.standard_normal((T, B, D))
+    w = params(kind, D, H, seed=20, scale=0.1)
+    lengths = rng.integers(1, T + 1, B)
+    dy = rng.standard_normal((T, B, H))
+    res = []
+    for dt in (np.float64, np.float32):
+        out = run(kind, x.astype(dt), None, None, [a.astype(dt) for a in w], lengths=lengths, return_cache=True)
+        res.append(run_backward(kind, dy.astype(dt), None, None, out[3]))
+    for a64, a32 in zip(*res):
+        if a64 is not None:
+            assert a32.dtype == np.float32
+            np.testing.assert_allclose(a32, a64, rtol=2e-4, atol=2e-4 * np.abs(a64).max())
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(KINDS), T=st.integers(1, 6), B=st.integers(1, 40), D=st.integers(1, 5),
+       H=st.integers(1, 20), with_lengths=st.booleans(), sort=st.booleans(), seed=st.integers(0, 2**16))
+def test_random_shapes_and_lengths_match_reference(kind, T, B, D, H, with_lengths, sort, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, D))
+    h0 = rng.standard_normal((B, H)) * 0.5
+    w = params(kind, D, H, seed=seed, scale=0.4)
+    lengths = None
+    if with_lengths:
+        lengths = rng.integers(1, T + 1, B)
+        if sort:
+            lengths = np.sort(lengths)[::-1]
+    y, h_n, c_n, cache = run(kind, x, h0, None, w, lengths=lengths, return_cache=True)
+    ry, rh, rc = ref_seq(kind, x, h0, None, *w, lengths=lengths)
+    np.testing.assert_allclose(y, ry, atol=1e-12)
+    np.testing.assert_allclose(h_n, rh, atol=1e-12)
+    if kind == "lstm":
+        np.testing.assert_allclose(c_n, rc, atol=1e-12)
+    # Backward: one output-gradient direction against a central difference along it.
+    dy = rng.standard_normal(y.shape)
+    dx = run_backward(kind, dy, None, None, cache)[0]
+    v = rng.standard_normal(x.shape)
+    eps = 1e-6
+    fp = np.sum(dy * run(kind, x + eps * v, h0, None, w, lengths=lengths)[0])
+    fm = np.sum(dy * run(kind, x - eps * v, h0, None, w, lengths=lengths)[0])
+    np.testing.assert_allclose(np.sum(dx * v), (fp - fm) / (2 * eps), rtol=1e-5, atol=1e-7)

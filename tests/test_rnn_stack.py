@@ -175,3 +175,48 @@ def test_stack_bad_inputs_name_the_argument():
         F.lstm_stack_backward(y[:, :, :H], None, None, cache)
     with pytest.raises(TypeError, match="'cache'"):
         F.gru_stack_backward(None, None, object())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pytorch_parity_when_installed(kind):
+    torch = pytest.importorskip("torch")
+    T, B, D, H, L = 5, 3, 4, 3, 2
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn_tanh": torch.nn.RNN}[kind]
+    torch.manual_seed(0)
+    mod = cls(D, H, num_layers=L, bidirectional=True).double()
+    w = {k: v.detach().numpy().copy() for k, v in mod.named_parameters()}
+    x = np.random.default_rng(0).standard_normal((T, B, D))
+    ty, th = mod(torch.from_numpy(x))
+    y, h_n, c_n = call(kind, x, None, None, w, L, True)
+    np.testing.assert_allclose(y, ty.detach().numpy(), atol=1e-10)
+    np.testing.assert_allclose(h_n, (th[0] if kind == "lstm" else th).detach().numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unbatched_stack_is_the_batch_of_one(kind):
+    rng = np.random.default_rng(9)
+    T, D, H, L = 4, 3, 2, 2
+    x = rng.standard_normal((T, D))
+    h0 = rng.standard_normal((2 * L, H))
+    c0 = rng.standard_normal((2 * L, H)) if kind == "lstm" else None
+    w = make_weights(kind, D, H, L, 2, seed=10)
+    y, h_n, c_n, cache = call(kind, x, h0, c0, w, L, True, return_cache=True)
+    yb, hb, cb = call(kind, x[:, None], h0[:, None], None if c0 is None else c0[:, None], w, L, True)[:3]
+    assert y.shape == (T, 2 * H) and h_n.shape == (2 * L, H)
+    np.testing.assert_array_equal(y, yb[:, 0])
+    np.testing.assert_array_equal(h_n, hb[:, 0])
+    wy, wh = random_projection(y.shape, 1), random_projection(h_n.shape, 2)
+    dx, dh0, dc0, dw = call_backward(kind, wy, wh, None, cache)
+    assert dx.shape == x.shape and dh0.shape == h0.shape
+
+    def loss():
+        yy, hh = call(kind, x, h0, c0, w, L, True)[:2]
+        return np.sum(wy * yy) + np.sum(wh * hh)
+
+    check_grad(loss, x, dx)
+    check_grad(loss, h0, dh0)
+    check_grad(loss, w["weight_hh_l1_reverse"], dw["weight_hh_l1_reverse"])
+    with pytest.raises(ValueError, match="'lengths'"):
+        call(kind, x, None, None, w, L, True, lengths=[2])
+    with pytest.raises(ValueError, match="'h0'"):
+        call(kind, x, h0[:, None], None, w, L, True)

@@ -171,3 +171,42 @@ def test_bad_inputs_name_the_argument():
         F.roi_align_backward(np.zeros((1, 2, 3, 3), np.float32), np.zeros((1, 5), np.float32), x.shape, 2)
     with pytest.raises(TypeError, match="'argmax'"):
         F.roi_pool_backward(np.zeros((1, 2, 2, 2)), np.zeros((1, 5)), np.zeros((1, 2, 2, 2)), x.shape)
+
+
+def test_roi_results_do_not_depend_on_thread_count():
+    import oxinet
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 64, 20, 24)).astype(np.float32)
+    xy = rng.uniform(0, 18, (40, 2))
+    rois = np.concatenate([rng.integers(0, 2, (40, 1)), xy, xy + rng.uniform(1, 10, (40, 2))], axis=1).astype(np.float32)
+    g = rng.standard_normal((40, 64, 3, 3)).astype(np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        res = []
+        for t in (1, 2):
+            oxinet.set_num_threads(t)
+            res.append((F.roi_align(x, rois, 3, aligned=True), F.roi_align_backward(g, rois, x.shape, 3, aligned=True),
+                        F.roi_pool(x, rois, 3)))
+    finally:
+        oxinet.set_num_threads(before)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_c = st.floats(-3, 12, allow_nan=False, width=32).map(float)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), _c, _c, _c, _c), min_size=1, max_size=4),
+       st.sampled_from([-1, 1, 3]), st.booleans(), st.sampled_from([1.0, 0.75]),
+       st.tuples(st.integers(1, 3), st.integers(1, 3)))
+def test_roi_ops_match_reference_on_random_boxes(rows, sr, aligned, scale, size):
+    x = np.random.default_rng(8).standard_normal((2, 2, 6, 8))
+    rois = np.array(rows, np.float64)
+    ph, pw = size
+    np.testing.assert_allclose(F.roi_align(x, rois, size, scale, sr, aligned),
+                               ref_roi_align(x, rois, ph, pw, scale, sr, aligned), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(F.roi_pool(x, rois, size, scale), ref_roi_pool(x, rois, ph, pw, scale))

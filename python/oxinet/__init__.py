@@ -55,5 +55,5 @@ __all__ = [
     "train", "Model",
 ] + list(_fn_names)
 # classical baselines, second-order optimisation, RL without autograd, tracking (issue 10)
-from oxinet import classic, optimize, rl, tracking  # noqa: E402
-__all__ += ["classic", "optimize", "rl", "tracking"]
+from oxinet import classic, optimize, rl, tracking, gnn, generative  # noqa: E402
+__all__ += ["classic", "optimize", "rl", "tracking", "gnn", "generative"]

@@ -20,8 +20,18 @@ import numpy as np
 
 from oxinet.grad_mode import state as _GM
 from oxinet.autograd import graph as _graph
-from oxinet.autograd.graph import IndexGrad, Node, run_backward
-from oxinet.ops.linalg import matmul as _ox_matmul
+from oxinet.autograd.graph import run_backward
+from oxinet.ops import activation as _act_ops
+from oxinet.autograd.rules import (  # noqa: F401  (the gradient rules the ops below record)
+    _shape_of, _unbroadcast, _AddB, _SubB, _MulB, _DivB, _PowB, _UnaryB, _MatmulB, _SMALL_GEMM, _mm,
+    _expand_to, _SumB, _MeanB, _AmaxB, _IndexReduceB, _VarB, _Norm2B, _LogsumexpB, _SoftmaxB,
+    _LogSoftmaxB, _ReshapeB, _PermuteB, _ExpandB, _CastB, _IndexB, _SetItemB, _CatB, _StackB, _PadB,
+    _WhereB, _MaxMinB, _FixedB, NegBackward, ExpBackward, LogBackward, Log1pBackward, SqrtBackward,
+    AbsBackward, SinBackward, CosBackward, TanhBackward, SigmoidBackward, ReluBackward,
+    PowScalarBackward, CumsumBackward, ClampBackward, LeakyReluBackward, EluBackward,
+    KernelGeluBackward, KernelSiluBackward, _RUST_ACT, _RUST_SOFTMAX, _kernel_ok, GeluBackward,
+    GeluTanhBackward, SiluBackward, SoftplusBackward, LogSigmoidBackward, _erf_vec, _erf,
+)
 
 _ndarray = np.ndarray
 _asarray = np.asarray
@@ -115,25 +125,6 @@ def _one_dim(d, ndim, op="op"):
     return d % n
 
 
-def _shape_of(v):
-    return v.shape if type(v) is _ndarray else np.shape(v)
-
-
-def _unbroadcast(g, shape):
-    """Sum ``g`` over the axes that broadcasting added or stretched to reach ``shape``."""
-    gs = g.shape
-    if gs == shape:
-        return g
-    lead = len(gs) - len(shape)
-    if lead > 0:
-        g = g.sum(axis=tuple(range(lead)))
-    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    if g.shape != shape:
-        g = np.reshape(g, shape)
-    return g
-
 
 def _edge(t):
     """The graph edge of ``t``: its node, itself (a leaf that requires grad) or None."""
@@ -179,448 +170,6 @@ def _operand(x):
     if isinstance(x, numbers.Number):
         return x, None
     return _asarray(x), None
-
-
-# ----------------------------------------------------------------------------- nodes
-
-
-class _AddB(Node):
-    __slots__ = ("sa", "sb")
-
-    def backward(self, g):
-        a, b = self.inputs
-        return (_unbroadcast(g, self.sa) if a is not None else None,
-                _unbroadcast(g, self.sb) if b is not None else None)
-
-
-class _SubB(Node):
-    __slots__ = ("sa", "sb")
-
-    def backward(self, g):
-        a, b = self.inputs
-        return (_unbroadcast(g, self.sa) if a is not None else None,
-                _unbroadcast(-g, self.sb) if b is not None else None)
-
-
-class _MulB(Node):
-    __slots__ = ()
-
-    def backward(self, g):
-        a, b = self.inputs
-        x, y = self.saved
-        return (_unbroadcast(g * y, _shape_of(x)) if a is not None else None,
-                _unbroadcast(g * x, _shape_of(y)) if b is not None else None)
-
-
-class _DivB(Node):
-    __slots__ = ()
-
-    def backward(self, g):
-        a, b = self.inputs
-        x, y = self.saved
-        ga = gb = None
-        gy = g / y
-        if a is not None:
-            ga = _unbroadcast(gy, np.shape(x))
-        if b is not None:
-            gb = _unbroadcast(-gy * x / y, np.shape(y))
-        return ga, gb
-
-
-class _PowB(Node):
-    """x ** y for tensors (either may be a constant)."""
-
-    __slots__ = ()
-
-    def backward(self, g):
-        a, b = self.inputs
-        x, y, out = self.saved
-        ga = gb = None
-        if a is not None:
-            ga = _unbroadcast(g * y * np.power(x, y - 1), np.shape(x))
-        if b is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lx = np.where(x > 0, np.log(np.where(x > 0, x, 1)), np.where(x == 0, 0.0, np.nan))
-            gb = _unbroadcast(g * out * lx, np.shape(y))
-        return ga, gb
-
-
-class _UnaryB(Node):
-    """An elementwise op: ``fn(g, *saved)`` gives the input gradient."""
-
-    __slots__ = ("fn",)
-
-    def backward(self, g):
-        s = self.saved
-        return (self.fn(g, *s) if s is not None else self.fn(g),)
-
-    def name(self):
-        return self.fn.__name__
-
-
-class _MatmulB(Node):
-    __slots__ = ()
-
-    def backward(self, g):
-        ea, eb = self.inputs
-        a, b = self.saved
-        if a.ndim == 1 and b.ndim == 1:
-            return (g * b if ea is not None else None, g * a if eb is not None else None)
-        a2 = a[np.newaxis, :] if a.ndim == 1 else a
-        b2 = b[:, np.newaxis] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
-        if b.ndim == 1:
-            g = np.expand_dims(g, -1)
-        ga = gb = None
-        if ea is not None:
-            ga = _unbroadcast(_mm(g, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
-        if eb is not None:
-            if a2.ndim > 2 and b2.ndim == 2:
-                # fold the batch: (K, B*M) @ (B*M, N)
-                k = a2.shape[-1]
-                gb = _mm(a2.reshape(-1, k).T, g.reshape(-1, g.shape[-1]))
-            else:
-                gb = _unbroadcast(_mm(np.swapaxes(a2, -1, -2), g), b2.shape)
-            gb = gb.reshape(b.shape)
-        return ga, gb
-
-
-# Below about this many multiply-adds the fixed cost of a kernel call (argument policy,
-# GIL release, thread dispatch: ~8-15 us) exceeds the product itself, and NumPy's matmul
-# is faster; measured crossover on the 2-core Zen 5 machine: ~96^3.
-_SMALL_GEMM = 1 << 19
-
-
-def _mm(a, b):
-    """Matrix product for the autograd rules: oxinet's Rust GEMM, except tiny products."""
-    if (a.dtype.kind == "f" and b.dtype.kind == "f"
-            and a.size * (b.shape[-1] if b.ndim > 1 else 1) >= _SMALL_GEMM):
-        return _ox_matmul(a, b)
-    return np.matmul(a, b)
-
-
-def _expand_to(g, shape):
-    out = np.empty(shape, g.dtype)
-    out[...] = g
-    return out
-
-
-class _SumB(Node):
-    __slots__ = ("shape", "dims", "keep")
-
-    def backward(self, g):
-        if self.dims is not None and not self.keep:
-            g = np.expand_dims(g, self.dims)
-        return (_expand_to(g, self.shape),)
-
-
-class _MeanB(Node):
-    __slots__ = ("shape", "dims", "keep", "count")
-
-    def backward(self, g):
-        if self.dims is not None and not self.keep:
-            g = np.expand_dims(g, self.dims)
-        return (_expand_to(g / self.count, self.shape),)
-
-
-class _AmaxB(Node):
-    """amax/amin: the gradient is shared evenly between tied extrema (as PyTorch does)."""
-
-    __slots__ = ("dims", "keep")
-
-    def backward(self, g):
-        x, out = self.saved
-        if self.dims is not None and not self.keep:
-            g = np.expand_dims(g, self.dims)
-            out = np.expand_dims(out, self.dims)
-        mask = x == out
-        count = mask.sum(axis=self.dims, keepdims=True)
-        return (mask * (g / count),)
-
-
-class _IndexReduceB(Node):
-    """max/min along one dim returning indices: the gradient goes to the chosen index."""
-
-    __slots__ = ("shape", "dim", "keep", "dtype")
-
-    def backward(self, g):
-        (idx,) = self.saved
-        if not self.keep:
-            g = np.expand_dims(g, self.dim)
-            idx = np.expand_dims(idx, self.dim)
-        gx = np.zeros(self.shape, self.dtype)
-        np.put_along_axis(gx, idx, g, axis=self.dim)
-        return (gx,)
-
-
-class _VarB(Node):
-    __slots__ = ("dims", "keep", "denom", "std")
-
-    def backward(self, g):
-        x, mean, out = self.saved
-        if self.dims is not None and not self.keep:
-            g = np.expand_dims(g, self.dims)
-            out = np.expand_dims(out, self.dims)
-        centered = x - mean
-        if self.std:
-            return (g * centered / (self.denom * out),)
-        return (g * (2.0 / self.denom) * centered,)
-
-
-class _Norm2B(Node):
-    """Euclidean norm: d||x||/dx = x / ||x||, taken as 0 where the norm is 0 (as PyTorch)."""
-
-    __slots__ = ("dims", "keep")
-
-    def backward(self, g):
-        x, out = self.saved
-        if self.dims is not None and not self.keep:
-            g = np.expand_dims(g, self.dims)
-            out = np.expand_dims(out, self.dims)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(out > 0, g / np.where(out > 0, out, 1), 0)
-        return (x * scale,)
-
-
-class _LogsumexpB(Node):
-    __slots__ = ("dims", "keep")
-
-    def backward(self, g):
-        x, out = self.saved
-        if self.dims is not None and not self.keep:
-            g = np.expand_dims(g, self.dims)
-            out = np.expand_dims(out, self.dims)
-        return (g * np.exp(x - out),)
-
-
-class _SoftmaxB(Node):
-    __slots__ = ("dim",)
-
-    def backward(self, g):
-        (y,) = self.saved
-        return (y * (g - (g * y).sum(axis=self.dim, keepdims=True)),)
-
-
-class _LogSoftmaxB(Node):
-    __slots__ = ("dim",)
-
-    def backward(self, g):
-        (y,) = self.saved
-        return (g - np.exp(y) * g.sum(axis=self.dim, keepdims=True),)
-
-
-class _ReshapeB(Node):
-    __slots__ = ("shape",)
-
-    def backward(self, g):
-        return (g.reshape(self.shape),)
-
-
-class _PermuteB(Node):
-    __slots__ = ("inv",)
-
-    def backward(self, g):
-        return (g.transpose(self.inv),)
-
-
-class _ExpandB(Node):
-    __slots__ = ("shape",)
-
-    def backward(self, g):
-        return (_unbroadcast(g, self.shape),)
-
-
-class _CastB(Node):
-    __slots__ = ("dtype",)
-
-    def backward(self, g):
-        return (g.astype(self.dtype, copy=False),)
-
-
-class _IndexB(Node):
-    __slots__ = ("key", "shape", "dtype", "advanced")
-
-    def backward(self, g):
-        # scattered lazily: the engine adds it in place into the input's gradient buffer
-        return (IndexGrad(self.key, g, self.shape, self.dtype, self.advanced),)
-
-
-class _SetItemB(Node):
-    __slots__ = ("key", "vshape")
-
-    def backward(self, g):
-        ex, ev = self.inputs
-        gx = gv = None
-        if ex is not None:
-            gx = np.array(g, copy=True)
-            gx[self.key] = 0
-        if ev is not None:
-            gv = _unbroadcast(np.asarray(g[self.key]), tuple(self.vshape))
-        return gx, gv
-
-
-class _CatB(Node):
-    __slots__ = ("dim", "bounds")
-
-    def backward(self, g):
-        parts = np.split(g, self.bounds, axis=self.dim)
-        return tuple(p if e is not None else None for p, e in zip(parts, self.inputs))
-
-
-class _StackB(Node):
-    __slots__ = ("dim",)
-
-    def backward(self, g):
-        return tuple(
-            np.take(g, i, axis=self.dim) if e is not None else None for i, e in enumerate(self.inputs)
-        )
-
-
-class _PadB(Node):
-    __slots__ = ("key",)
-
-    def backward(self, g):
-        return (g[self.key],)
-
-
-class _WhereB(Node):
-    __slots__ = ("sa", "sb")
-
-    def backward(self, g):
-        ea, eb = self.inputs
-        (cond,) = self.saved
-        ga = _unbroadcast(np.where(cond, g, 0), self.sa) if ea is not None else None
-        gb = _unbroadcast(np.where(cond, 0, g), self.sb) if eb is not None else None
-        return ga, gb
-
-
-class _MaxMinB(Node):
-    """maximum/minimum: ties share the gradient half and half (PyTorch's rule)."""
-
-    __slots__ = ("is_max",)
-
-    def backward(self, g):
-        ea, eb = self.inputs
-        x, y = self.saved
-        win = (x > y) if self.is_max else (x < y)
-        tie = x == y
-        wa = win + 0.5 * tie
-        ga = _unbroadcast(g * wa, np.shape(x)) if ea is not None else None
-        gb = _unbroadcast(g * (1.0 - wa), np.shape(y)) if eb is not None else None
-        return ga, gb
-
-
-class _FixedB(Node):
-    """Backward of an op whose input gradient is ``g * factor`` for a saved array."""
-
-    __slots__ = ()
-
-    def backward(self, g):
-        return (g * self.saved[0],)
-
-
-# Unary backward rules (their __name__ names the node in grad_fn reprs).
-
-
-def NegBackward(g):
-    return -g
-
-
-def ExpBackward(g, out):
-    return g * out
-
-
-def LogBackward(g, x):
-    return g / x
-
-
-def Log1pBackward(g, x):
-    return g / (1 + x)
-
-
-def SqrtBackward(g, out):
-    return g / (2 * out)
-
-
-def AbsBackward(g, x):
-    return g * np.sign(x)
-
-
-def SinBackward(g, x):
-    return g * np.cos(x)
-
-
-def CosBackward(g, x):
-    return -g * np.sin(x)
-
-
-def TanhBackward(g, out):
-    return g * (1 - out * out)
-
-
-def SigmoidBackward(g, out):
-    return g * out * (1 - out)
-
-
-def ReluBackward(g, out):
-    return g * (out > 0)
-
-
-def PowScalarBackward(g, x, p):
-    return g * p * np.power(x, p - 1)
-
-
-def CumsumBackward(g, d):
-    return np.flip(np.cumsum(np.flip(g, d), axis=d), d)
-
-
-def ClampBackward(g, mask):
-    return g * mask
-
-
-def LeakyReluBackward(g, x, slope):
-    return g * np.where(x > 0, 1.0, slope).astype(g.dtype, copy=False)
-
-
-def EluBackward(g, x, out, alpha, scale):
-    return g * np.where(x > 0, scale, out + alpha * scale).astype(g.dtype, copy=False)
-
-
-def GeluBackward(g, x):
-    cdf = 0.5 * (1.0 + _erf(x / math.sqrt(2.0)))
-    pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-    return g * (cdf + x * pdf)
-
-
-def GeluTanhBackward(g, x):
-    c = math.sqrt(2.0 / math.pi)
-    inner = c * (x + 0.044715 * x**3)
-    t = np.tanh(inner)
-    return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x))
-
-
-def SiluBackward(g, x, s):
-    return g * s * (1 + x * (1 - s))
-
-
-def SoftplusBackward(g, x, beta, threshold):
-    z = x * beta
-    s = 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
-    return g * np.where(z > threshold, 1.0, s).astype(g.dtype, copy=False)
-
-
-def LogSigmoidBackward(g, x):
-    return g * (1.0 / (1.0 + np.exp(np.clip(x, -500, 500))))
-
-
-_erf_vec = np.frompyfunc(math.erf, 1, 1)
-
-
-def _erf(x):
-    """Exact error function (``math.erf`` per element; NumPy has none)."""
-    x = np.asarray(x)
-    return _erf_vec(x).astype(x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def _unary(x, out, fn, saved):
@@ -1243,13 +792,17 @@ class Tensor:
 
     def sigmoid(self):
         x = self._data
+        if _kernel_ok(x, _RUST_ACT):
+            out = _act_ops.sigmoid(x)
+            return _unary(self, out, SigmoidBackward, (out,))
         with np.errstate(over="ignore"):
             out = 1.0 / (1.0 + np.exp(-x))
         out = out.astype(x.dtype, copy=False)
         return _unary(self, out, SigmoidBackward, (out,))
 
     def relu(self):
-        out = np.maximum(self._data, 0)
+        x = self._data
+        out = _act_ops.relu(x) if _kernel_ok(x, 0) else np.maximum(x, 0)
         return _unary(self, out, ReluBackward, (out,))
 
     def clamp(self, min=None, max=None):
@@ -1460,8 +1013,11 @@ class Tensor:
     def softmax(self, dim):
         x = self._data
         d = _one_dim(dim, x.ndim, "softmax")
-        e = np.exp(x - np.amax(x, axis=d, keepdims=True))
-        out = e / e.sum(axis=d, keepdims=True)
+        if _kernel_ok(x, _RUST_SOFTMAX):
+            out = _act_ops.softmax(x, d)
+        else:
+            e = np.exp(x - np.amax(x, axis=d, keepdims=True))
+            out = e / e.sum(axis=d, keepdims=True)
         if _GM.enabled and self._rg:
             n = _node(_SoftmaxB, (_edge(self),), (out,))
             n.dim = d
@@ -1471,8 +1027,11 @@ class Tensor:
     def log_softmax(self, dim):
         x = self._data
         d = _one_dim(dim, x.ndim, "log_softmax")
-        z = x - np.amax(x, axis=d, keepdims=True)
-        out = z - np.log(np.exp(z).sum(axis=d, keepdims=True))
+        if _kernel_ok(x, _RUST_SOFTMAX):
+            out = _act_ops.log_softmax(x, d)
+        else:
+            z = x - np.amax(x, axis=d, keepdims=True)
+            out = z - np.log(np.exp(z).sum(axis=d, keepdims=True))
         if _GM.enabled and self._rg:
             n = _node(_LogSoftmaxB, (_edge(self),), (out,))
             n.dim = d
@@ -2138,6 +1697,9 @@ def leaky_relu(x, negative_slope=0.01):
 def elu(x, alpha=1.0, scale=1.0):
     """scale * (x if x > 0 else alpha * (exp(x) - 1)); SELU is elu with its constants."""
     d = x._data
+    if scale == 1.0 and _kernel_ok(d, _RUST_ACT):
+        out = _act_ops.elu(d, alpha)
+        return _unary(x, out, EluBackward, (d, out, alpha, scale))
     neg = scale * alpha * np.expm1(np.minimum(d, 0))
     out = np.where(d > 0, scale * d, neg).astype(d.dtype, copy=False)
     # d/dx: scale for x > 0, else scale*alpha*exp(x) = out + scale*alpha
@@ -2146,6 +1708,8 @@ def elu(x, alpha=1.0, scale=1.0):
 
 def gelu(x, approximate="none"):
     d = x._data
+    if approximate in ("none", "tanh") and _kernel_ok(d, 0):
+        return _unary(x, _act_ops.gelu(d, approximate), KernelGeluBackward, (d, approximate))
     if approximate == "tanh":
         c = math.sqrt(2.0 / math.pi)
         out = 0.5 * d * (1 + np.tanh(c * (d + 0.044715 * d**3)))
@@ -2158,6 +1722,8 @@ def gelu(x, approximate="none"):
 
 def silu(x):
     d = x._data
+    if _kernel_ok(d, _RUST_ACT):
+        return _unary(x, _act_ops.silu(d), KernelSiluBackward, (d,))
     with np.errstate(over="ignore"):
         s = (1.0 / (1.0 + np.exp(-d))).astype(d.dtype, copy=False)
     return _unary(x, d * s, SiluBackward, (d, s))
@@ -2165,6 +1731,8 @@ def silu(x):
 
 def softplus(x, beta=1.0, threshold=20.0):
     d = x._data
+    if beta != 0 and _kernel_ok(d, _RUST_ACT):
+        return _unary(x, _act_ops.softplus(d, beta, threshold), SoftplusBackward, (d, beta, threshold))
     z = d * beta
     soft = (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))) / beta
     out = np.where(z > threshold, d, soft).astype(d.dtype, copy=False)

@@ -43,7 +43,8 @@ def ce_fwd_bwd(lib):
     if lib == "oxinet":
         import oxinet.ops as F
 
-        return lambda: F.cross_entropy_with_grad(x, t)
+        out = np.empty_like(x)  # the NumPy peer reuses its buffer too
+        return lambda: F.cross_entropy_with_grad(x, t, out=out)
     if lib == "numpy":
         f = NumpyCrossEntropy(N, C)
         return lambda: f(x, t)

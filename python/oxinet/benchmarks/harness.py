@@ -63,6 +63,36 @@ def case(name: str, *, group: str, flops: float | None = None, bytes: float | No
     return register
 
 
+def peer(case_name: str, label: str):
+    """Attach another contender to an existing case from any ``cases_*`` module:
+    ``factory(lib) -> callable | None`` is called with ``lib == label``. Lets a module
+    for one peer library (e.g. ONNX Runtime) cover cases defined elsewhere."""
+
+    def register(factory):
+        _EXTRA_PEERS.setdefault(case_name, {})[label] = factory
+        return factory
+
+    return register
+
+
+_EXTRA_PEERS: dict[str, dict[str, Callable]] = {}
+
+
+def _with_extra_peers(cases: dict[str, Case]) -> dict[str, Case]:
+    for name, extra in _EXTRA_PEERS.items():
+        if name not in cases:
+            raise ValueError(f"benchmark peer registered for unknown case {name!r}")
+        c = cases[name]
+        base = c.factory
+
+        def factory(lib, base=base, extra=extra):
+            return extra[lib](lib) if lib in extra else base(lib)
+
+        cases[name] = dataclasses.replace(c, factory=factory,
+                                          peers=c.peers + tuple(l for l in extra if l not in c.peers))
+    return cases
+
+
 def load_cases() -> dict[str, Case]:
     """Import every ``oxinet.benchmarks.cases_*`` module and return the registry."""
     import oxinet.benchmarks as pkg
@@ -70,7 +100,7 @@ def load_cases() -> dict[str, Case]:
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name.startswith("cases_"):
             importlib.import_module(f"oxinet.benchmarks.{info.name}")
-    return dict(_REGISTRY)
+    return _with_extra_peers(dict(_REGISTRY))
 
 
 def time_callable(fn: Callable, min_time: float = 0.3, max_reps: int = 200) -> float:

@@ -16,6 +16,7 @@ from oxinet.data.loader import (
 )
 from oxinet.data.splits import split_indices, train_dev_test_split, train_test_split
 from oxinet.data.preprocessing import Standardizer, one_hot
+from oxinet.data.layout import from_column_layout, to_column_layout
 from oxinet.data import transforms
 from oxinet.data.transforms import (
     ColorJitter,
@@ -48,7 +49,7 @@ from oxinet.data.text import (
 __all__ = [
     "ArrayDataset", "DataLoader", "Subset", "default_collate", "detection_collate", "random_split",
     "split_indices", "train_dev_test_split", "train_test_split",
-    "Standardizer", "one_hot",
+    "Standardizer", "one_hot", "to_column_layout", "from_column_layout",
     "transforms", "Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomCrop",
     "RandomRotation", "ColorJitter", "RandomBrightness", "RandomContrast", "RandomColorShift",
     "RandomErasing", "Normalize", "Resize", "Pad",

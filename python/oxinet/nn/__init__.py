@@ -1,8 +1,10 @@
 """``oxinet.nn``: modules, layers, losses, initialisation (``torch.nn``-shaped).
 
-Layers wrapping the Rust kernels (convolution, pooling, recurrent nets, attention,
-embedding) are added next to these as they land in :mod:`oxinet.ops`: a layer over an op
-pair ``f`` / ``f_backward`` is an :class:`oxinet.autograd.Function` plus a small Module.
+Layers wrapping the Rust kernels live in ``conv`` (convolution, pooling, unpooling,
+resizing, fold/unfold), ``rnn`` (Embedding, RNN/GRU/LSTM and cells) and ``transformer``
+(MultiheadAttention, Transformer layers, positional encoding); each sits on an op pair
+``f`` / ``f_backward`` of :mod:`oxinet.ops` through an :class:`oxinet.autograd.Function`
+(``nn/_spatial_fn.py``, ``nn/_seq_fn.py``, ``nn/_loss_fn.py``).
 """
 
 from oxinet.nn.parameter import Buffer, Parameter

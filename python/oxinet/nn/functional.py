@@ -560,6 +560,12 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     reduction = _legacy_reduction(size_average, reduce, reduction)
     x, y = _t(input), _t(target, "target")
     _same_shape(x, y, "binary_cross_entropy_with_logits")
+    from oxinet.nn._loss_fn import BCE_RUST_MAX, BCEWithLogitsFn
+
+    extra = [a for a in (y, weight, pos_weight) if isinstance(a, Tensor)]
+    if (x.numel() <= BCE_RUST_MAX and x.dtype.kind == "f" and y.dtype.kind == "f" and reduction in _REDUCTIONS
+            and not any(a._rg for a in extra)):
+        return BCEWithLogitsFn.apply(x, y._data, _arr(weight), _arr(pos_weight), reduction)
     sp = softplus(-x)  # log(1 + exp(-x)), stable
     if pos_weight is not None:
         lw = (_t(pos_weight, "pos_weight") - 1) * y + 1
@@ -630,7 +636,15 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         raise ValueError(f"cross_entropy: 'label_smoothing' must be in [0, 1], got {label_smoothing}")
     x = _t(input, "input", "cross_entropy")
     _float_check(x, "input", "cross_entropy")
-    return _cross_entropy_fused(x, _arr(target), weight, ignore_index, reduction, label_smoothing)
+    t_arr = _arr(target)
+    if x.ndim >= 1 and not (isinstance(weight, Tensor) and weight._rg):
+        from oxinet.nn._loss_fn import CrossEntropyFn
+
+        try:  # the fused Rust kernel (see _loss_fn for the measurements)
+            return CrossEntropyFn.apply(x, t_arr, _arr(weight), ignore_index, reduction, label_smoothing)
+        except (ValueError, TypeError, IndexError):
+            pass  # invalid arguments: the NumPy path below raises the documented error
+    return _cross_entropy_fused(x, t_arr, weight, ignore_index, reduction, label_smoothing)
 
 
 class _CrossEntropyB(Node):

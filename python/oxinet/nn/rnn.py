@@ -149,7 +149,20 @@ class RNNBase(Module):
         return hx, None
 
     def forward(self, input, hx=None, lengths=None):
+        """input: (T, B, D) / (B, T, D) with batch_first / (T, D) unbatched, or a
+        :class:`oxinet.nn.utils.rnn.PackedSequence` (then the output is one too)."""
         cls = type(self).__name__
+        from oxinet.nn.utils.rnn import PackedSequence
+
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError(f"{cls}: pass 'lengths' or a PackedSequence, not both")
+            if input.batch_first != self.batch_first:
+                raise ValueError(f"{cls}: the PackedSequence was packed with batch_first={input.batch_first} "
+                                 f"but the module has batch_first={self.batch_first}")
+            lengths, ps = input.lengths, input
+            input = input.data
         x = input if isinstance(input, Tensor) else Tensor(np.asarray(input))
         if x.ndim not in (2, 3):
             raise ValueError(f"{cls}: 'input' must be 2-D (unbatched) or 3-D, got shape {tuple(x.shape)}")
@@ -193,6 +206,8 @@ class RNNBase(Module):
             out = out.squeeze(0 if self.batch_first else 1)
             h_n = h_n.squeeze(1)
             c_n = None if c_n is None else c_n.squeeze(1)
+        if packed:
+            out = PackedSequence(out, ps.lengths, ps.batch_first)
         return (out, (h_n, c_n)) if mode == "LSTM" else (out, h_n)
 
     def extra_repr(self):

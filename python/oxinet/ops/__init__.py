@@ -13,7 +13,6 @@ RNN/GRU/LSTM sequences), ``activation`` (softmax family and nonlinearities),
 """
 
 from types import ModuleType as _ModuleType
-
 from oxinet.ops.linalg import *  # noqa: F401,F403
 from oxinet.ops.conv import *  # noqa: F401,F403
 from oxinet.ops.pool import *  # noqa: F401,F403

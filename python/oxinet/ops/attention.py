@@ -111,8 +111,12 @@ def scaled_dot_product_attention(
     op = _OP
     q, k, v, q3, k3, v3, dtype, batch, heads, scale, mb, ma = _prepare(query, key, value, attn_mask, is_causal, scale, op)
     fwd = kernel_for(dtype, _core.sdpa_forward_f32, _core.sdpa_forward_f64)
-    out, lse, w = fwd(q3, k3, v3, mb, ma, bool(is_causal), scale, heads, bool(return_weights))
     L, Ev, S = q.shape[-2], v.shape[-1], k.shape[-2]
+    bh = q3.shape[0]
+    out = np.empty((bh, L, Ev), dtype)
+    lse = np.empty((bh, L), dtype)
+    w = np.empty((bh, L, S), dtype) if return_weights else None
+    fwd(q3, k3, v3, mb, ma, bool(is_causal), scale, heads, out, lse, w)
     res = [out.reshape(tuple(batch) + (L, Ev))]
     if return_weights:
         res.append(w.reshape(tuple(batch) + (L, S)))
@@ -163,7 +167,8 @@ def scaled_dot_product_attention_backward(
     g3 = np.ascontiguousarray(g.astype(dtype, copy=False).reshape(bh, L, Ev))
     if out is None or lse is None:
         fwd = kernel_for(dtype, _core.sdpa_forward_f32, _core.sdpa_forward_f64)
-        o3, l2, _ = fwd(q3, k3, v3, mb, ma, bool(is_causal), scale, heads, False)
+        o3, l2 = np.empty((bh, L, Ev), dtype), np.empty((bh, L), dtype)
+        fwd(q3, k3, v3, mb, ma, bool(is_causal), scale, heads, o3, l2, None)
     else:
         o = as_float_array(out, "out", op)
         lz = as_float_array(lse, "lse", op)
@@ -174,7 +179,8 @@ def scaled_dot_product_attention_backward(
         o3 = np.ascontiguousarray(o.astype(dtype, copy=False).reshape(bh, L, Ev))
         l2 = np.ascontiguousarray(lz.astype(dtype, copy=False).reshape(bh, L))
     bwd = kernel_for(dtype, _core.sdpa_backward_f32, _core.sdpa_backward_f64)
-    dq, dk, dv = bwd(g3, q3, k3, v3, o3, l2, mb, ma, bool(is_causal), scale, heads)
+    dq, dk, dv = np.empty_like(q3), np.empty_like(k3), np.empty_like(v3)
+    bwd(g3, q3, k3, v3, o3, l2, mb, ma, bool(is_causal), scale, heads, dq, dk, dv)
     dq = _unbroadcast(dq.reshape(tuple(batch) + q.shape[-2:]), q.shape)
     dk = _unbroadcast(dk.reshape(tuple(batch) + k.shape[-2:]), k.shape)
     dv = _unbroadcast(dv.reshape(tuple(batch) + v.shape[-2:]), v.shape)

@@ -217,6 +217,85 @@ def elementwise_generalized_box_iou(boxes1, boxes2) -> np.ndarray:
     return _giou(a, b).astype(dt, copy=False)
 
 
+def _max_grads(x, y):
+    """Gradient shares of max(x, y) w.r.t. x and y (ties split evenly, as PyTorch)."""
+    gx = np.where(x > y, 1.0, np.where(x == y, 0.5, 0.0))
+    return gx, 1.0 - gx
+
+
+def _giou_backward(g: np.ndarray, a: np.ndarray, b: np.ndarray):
+    """Gradients (broadcast shapes) of sum(g * giou(a, b)) w.r.t. a and b (..., 4)."""
+    ax1, ay1, ax2, ay2 = (a[..., i] for i in range(4))
+    bx1, by1, bx2, by2 = (b[..., i] for i in range(4))
+    # Intersection sides: min(x2) - max(x1), clamped at 0 (gradient passes at >= 0).
+    rw, rh = np.minimum(ax2, bx2) - np.maximum(ax1, bx1), np.minimum(ay2, by2) - np.maximum(ay1, by1)
+    iw, ih = np.clip(rw, 0, None), np.clip(rh, 0, None)
+    inter = iw * ih
+    area_a = (ax2 - ax1) * (ay2 - ay1)
+    area_b = (bx2 - bx1) * (by2 - by1)
+    union = area_a + area_b - inter
+    cw_raw, ch_raw = np.maximum(ax2, bx2) - np.minimum(ax1, bx1), np.maximum(ay2, by2) - np.minimum(ay1, by1)
+    cw, ch = np.clip(cw_raw, 0, None), np.clip(ch_raw, 0, None)
+    c = cw * ch
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # giou = inter / union - 1 + union / c
+        g_inter = g * (1.0 / union + inter / union**2 - 1.0 / c)
+        g_area = g * (-inter / union**2 + 1.0 / c)  # same for both areas
+        g_c = g * (-union / c**2)
+    g_iw = g_inter * ih * (rw >= 0)
+    g_ih = g_inter * iw * (rh >= 0)
+    g_cw = g_c * ch * (cw_raw >= 0)
+    g_ch = g_c * cw * (ch_raw >= 0)
+    # min(ax2, bx2) = -max(-ax2, -bx2): shares from _max_grads on the negated values.
+    s_ax2, s_bx2 = _max_grads(-ax2, -bx2)
+    s_ay2, s_by2 = _max_grads(-ay2, -by2)
+    s_ax1, s_bx1 = _max_grads(ax1, bx1)
+    s_ay1, s_by1 = _max_grads(ay1, by1)
+    e_ax2, e_bx2 = _max_grads(ax2, bx2)
+    e_ay2, e_by2 = _max_grads(ay2, by2)
+    e_ax1, e_bx1 = _max_grads(-ax1, -bx1)
+    e_ay1, e_by1 = _max_grads(-ay1, -by1)
+    ga = np.stack([
+        -g_area * (ay2 - ay1) - g_iw * s_ax1 - g_cw * e_ax1,
+        -g_area * (ax2 - ax1) - g_ih * s_ay1 - g_ch * e_ay1,
+        g_area * (ay2 - ay1) + g_iw * s_ax2 + g_cw * e_ax2,
+        g_area * (ax2 - ax1) + g_ih * s_ay2 + g_ch * e_ay2,
+    ], axis=-1)
+    gb = np.stack([
+        -g_area * (by2 - by1) - g_iw * s_bx1 - g_cw * e_bx1,
+        -g_area * (bx2 - bx1) - g_ih * s_by1 - g_ch * e_by1,
+        g_area * (by2 - by1) + g_iw * s_bx2 + g_cw * e_bx2,
+        g_area * (bx2 - bx1) + g_ih * s_by2 + g_ch * e_by2,
+    ], axis=-1)
+    return ga, gb
+
+
+def generalized_box_iou_backward(grad_output, boxes1, boxes2):
+    """Gradients of :func:`generalized_box_iou`: grad_output (N, M) -> (grad_boxes1 (N, 4),
+    grad_boxes2 (M, 4)). At ties of min/max the gradient is split evenly (as PyTorch)."""
+    op = "generalized_box_iou_backward"
+    a, b, dt = _pair(boxes1, boxes2, op)
+    g = as_float_array(grad_output, "grad_output", op)
+    if g.shape != (a.shape[0], b.shape[0]):
+        raise ValueError(f"{op}: 'grad_output' has shape {g.shape}, expected {(a.shape[0], b.shape[0])}")
+    dt = result_dtype(g, a)
+    ga, gb = _giou_backward(g, a[:, None, :], b[None, :, :])
+    return ga.sum(axis=1).astype(dt, copy=False), gb.sum(axis=0).astype(dt, copy=False)
+
+
+def elementwise_generalized_box_iou_backward(grad_output, boxes1, boxes2):
+    """Gradients of :func:`elementwise_generalized_box_iou` (a GIoU loss's backward):
+    grad_output (N,) -> (grad_boxes1 (N, 4), grad_boxes2 (N, 4))."""
+    op = "elementwise_generalized_box_iou_backward"
+    a, b, dt = _matched(boxes1, boxes2, op)
+    g = as_float_array(grad_output, "grad_output", op)
+    if g.shape != (a.shape[0],):
+        raise ValueError(f"{op}: 'grad_output' has shape {g.shape}, expected {(a.shape[0],)}")
+    dt = result_dtype(g, a)
+    ga, gb = _giou_backward(g, a, b)
+    return ga.astype(dt, copy=False), gb.astype(dt, copy=False)
+
+
 # --------------------------------------------------------------------------- NMS
 
 
@@ -352,7 +431,8 @@ def roi_align(input, boxes, output_size, spatial_scale: float = 1.0, sampling_ra
     input: (N, C, H, W); boxes: (K, 5) rows (batch_index, x1, y1, x2, y2), or a list of
     N arrays (L_i, 4); box coordinates are multiplied by ``spatial_scale``. Each of the
     ``output_size`` bins averages ``sampling_ratio``^2 bilinear samples (adaptive
-    ``ceil(roi_size / output_size)`` per side when <= 0). ``aligned=True`` shifts the
+    ``ceil(roi_size / output_size)`` per side when <= 0; either way at most 1024 per
+    side, a cap torchvision does not have). ``aligned=True`` shifts the
     boxes by -0.5 pixel. Returns (K, C, ph, pw) of the input's dtype.
     """
     op = "roi_align"
@@ -433,6 +513,7 @@ def roi_pool_backward(grad_output, boxes, argmax, input_shape) -> np.ndarray:
 __all__ = [
     "box_area", "box_convert", "clip_boxes_to_image", "remove_small_boxes", "box_iou",
     "generalized_box_iou", "elementwise_box_iou", "elementwise_generalized_box_iou",
+    "generalized_box_iou_backward", "elementwise_generalized_box_iou_backward",
     "nms", "batched_nms", "soft_nms", "roi_align", "roi_align_backward", "roi_pool",
     "roi_pool_backward",
 ]

@@ -378,7 +378,7 @@ def _conv_transpose_nd(nd, x, w, b, stride, padding, output_padding, groups, dil
     cv = _Conv(op, nd, x.shape, w.shape, None if b is None else b.shape, stride, padding, dilation, groups,
                transposed=True, output_padding=output_padding)
     f = kernel_for(dtype, _core.conv_input_grad_f32, _core.conv_input_grad_f64)
-    out5 = list(_to5(np.empty(cv.out_shape, dtype=np.bool_), nd).shape)
+    out5 = list(cv.out_shape[:2]) + [1] * (3 - nd) + list(cv.out_shape[2:])
     y = f(_to5(_c(x, dtype), nd), _to5(_c(w, dtype), nd), out5, *cv.kparams())
     y = _from5(y, nd)
     if b is not None:
@@ -430,7 +430,8 @@ def conv_transpose2d(x, w, b=None, stride=1, padding=0, output_padding=0, groups
 
     x: (N, C_in, H, W) or (C_in, H, W); w: (C_in, C_out/groups, kh, kw) (PyTorch's
     layout); b: (C_out,) or None. Each input value scales the kernel, which is added into
-    the output at stride ``stride``; ``padding`` crops dilation*(k-1) - padding... i.e.
+    the output at stride ``stride`` (the course's procedure); then ``padding`` rows and
+    columns are cropped from each border, so
     H_out = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1.
     ``output_padding`` (< stride or < dilation) adds rows/columns at the bottom/right
     only; the course's 2x2 -> 4x4 example (k=3, s=2, p=1) needs output_padding=1.

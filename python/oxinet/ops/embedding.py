@@ -49,7 +49,8 @@ def embedding(input, weight, padding_idx: int | None = None) -> np.ndarray:
     _padding(padding_idx, w.shape[0], op)
     flat = np.ascontiguousarray(idx.reshape(-1))
     f = kernel_for(w.dtype, _core.embedding_f32, _core.embedding_f64)
-    out = f(flat, np.ascontiguousarray(w))
+    out = np.empty((flat.size, w.shape[1]), w.dtype)
+    f(flat, np.ascontiguousarray(w), out)
     return out.reshape(idx.shape + (w.shape[1],))
 
 
@@ -73,4 +74,6 @@ def embedding_backward(grad_output, input, num_embeddings: int, padding_idx: int
     p = _padding(padding_idx, num, op) if num else None
     g2 = np.ascontiguousarray(g.reshape(-1, g.shape[-1]))
     f = kernel_for(g.dtype, _core.embedding_backward_f32, _core.embedding_backward_f64)
-    return f(g2, np.ascontiguousarray(idx.reshape(-1)), num, p)
+    dw = np.empty((num, g.shape[-1]), g.dtype)
+    f(g2, np.ascontiguousarray(idx.reshape(-1)), p, dw)
+    return dw

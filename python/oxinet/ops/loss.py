@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, as_index_array, check_reduction, kernel_for, result_dtype
+from oxinet.ops._checks import as_float_array, as_index_array, check_out, check_reduction, kernel_for, result_dtype
 
 __all__ = [
     "cross_entropy",
@@ -102,9 +102,13 @@ def _ce_denominator(t2, prob, w1, ignore_index, n):
     return float(w1.astype(np.float64)[t2[keep]].sum())
 
 
-def _ce_run(x2, t2, prob, w1, dtype, eps, ignore_index, gscale):
+def _ce_run(x2, t2, prob, w1, dtype, eps, ignore_index, gscale, grad=None):
     f = kernel_for(dtype, _core.cross_entropy_f32, _core.cross_entropy_f64)
-    return f(x2, None if prob else t2, t2 if prob else None, w1, ignore_index, eps, gscale)
+    loss = np.empty(x2.shape[0], dtype)
+    if gscale is not None and grad is None:
+        grad = np.empty_like(x2)
+    f(x2, None if prob else t2, t2 if prob else None, w1, ignore_index, eps, loss, gscale, grad)
+    return loss, grad
 
 
 def _reduce(rows, reduction, denom, tshape, dtype):
@@ -152,26 +156,39 @@ def cross_entropy(input, target, weight=None, *, ignore_index: int = -100, reduc
 
 
 def cross_entropy_with_grad(input, target, weight=None, *, ignore_index: int = -100, reduction: str = "mean",
-                            label_smoothing: float = 0.0, grad_output=1.0):
+                            label_smoothing: float = 0.0, grad_output=1.0, out: np.ndarray | None = None):
     """``(loss, d_input)`` of :func:`cross_entropy` in one fused pass over the logits.
 
     ``grad_output`` is the upstream gradient of the loss: a scalar (default 1) for
     'mean'/'sum', an array of the target's shape for 'none'. ``d_input`` has the input's
-    shape and dtype.
+    shape and dtype; ``out`` (that shape and dtype, C-contiguous for 1-D/2-D inputs)
+    receives it without allocating (reusing a buffer saves the page faults of a fresh
+    large array on every step).
     """
     op = "cross_entropy"
     x, x2, t2, prob, w1, dtype, eps, ign, tshape, _ = _ce_prepare(input, target, weight, ignore_index, label_smoothing, reduction, op)
     denom = _ce_denominator(t2, prob, w1, ign, x2.shape[0]) if reduction == "mean" else 1.0
     gs = _gscale(grad_output, reduction, denom, tshape, dtype, op)
-    rows, g2 = _ce_run(x2, t2, prob, w1, dtype, eps, ign, gs)
-    return _reduce(rows, reduction, denom, tshape, dtype), _class_back(g2, x.shape)
+    direct = None
+    if out is not None:
+        check_out(out, x.shape, dtype, op, x2)
+        if x.ndim <= 2 and out.flags.c_contiguous:
+            direct = out.reshape(x2.shape)
+    rows, g2 = _ce_run(x2, t2, prob, w1, dtype, eps, ign, gs, direct)
+    loss = _reduce(rows, reduction, denom, tshape, dtype)
+    if out is None:
+        return loss, _class_back(g2, x.shape)
+    if direct is None:
+        out[...] = _class_back(g2, x.shape)
+    return loss, out
 
 
 def cross_entropy_backward(grad_output, input, target, weight=None, *, ignore_index: int = -100,
-                           reduction: str = "mean", label_smoothing: float = 0.0) -> np.ndarray:
+                           reduction: str = "mean", label_smoothing: float = 0.0,
+                           out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of :func:`cross_entropy` with respect to ``input`` (same shape and dtype)."""
     return cross_entropy_with_grad(input, target, weight, ignore_index=ignore_index, reduction=reduction,
-                                   label_smoothing=label_smoothing, grad_output=grad_output)[1]
+                                   label_smoothing=label_smoothing, grad_output=grad_output, out=out)[1]
 
 
 # -------------------------------------------------------------------------- NLL
@@ -284,7 +301,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, pos_weight=N
     op = "binary_cross_entropy_with_logits"
     x, y, w, pw, dtype = _bce_prepare(input, target, weight, pos_weight, reduction, op)
     f = kernel_for(dtype, _core.bce_with_logits_f32, _core.bce_with_logits_f64)
-    rows, _ = f(x, y, w, pw, None)
+    rows = np.empty_like(x)
+    f(x, y, w, pw, rows, None, None)
     return _reduce(rows, reduction, float(x.size), x.shape, dtype)
 
 
@@ -295,7 +313,8 @@ def binary_cross_entropy_with_logits_with_grad(input, target, weight=None, *, po
     x, y, w, pw, dtype = _bce_prepare(input, target, weight, pos_weight, reduction, op)
     gs = _gscale(grad_output, reduction, float(x.size), x.shape, dtype, op)
     f = kernel_for(dtype, _core.bce_with_logits_f32, _core.bce_with_logits_f64)
-    rows, g = f(x, y, w, pw, gs)
+    rows, g = np.empty_like(x), np.empty_like(x)
+    f(x, y, w, pw, rows, gs, g)
     return _reduce(rows, reduction, float(x.size), x.shape, dtype), g
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, kernel_for
+from oxinet.ops._checks import as_float_array, check_out, kernel_for
 from oxinet.ops._spatial import (
     as_planes,
     check_rank,
@@ -108,33 +108,55 @@ def _check_dy(dy, expected, op):
         raise ValueError(f"{op}: 'dy' has shape {dy.shape}, expected {tuple(expected)}")
 
 
+def _target(out, shape, spatial, dtype, op, *inputs):
+    """(planes array the kernel writes, array to return): ``out`` itself when it is
+    C-contiguous, else a fresh array copied into ``out`` afterwards (see _finish)."""
+    p3 = planes(shape, spatial)
+    if out is None:
+        buf = np.empty(p3, dtype)
+        return buf, buf.reshape(shape)
+    check_out(out, shape, dtype, op, *inputs)
+    if out.flags.c_contiguous:
+        return out.reshape(p3), out
+    return np.empty(p3, dtype), out
+
+
+def _finish(buf, result):
+    if not np.shares_memory(buf, result):
+        result[...] = buf.reshape(result.shape)
+    return result
+
+
 # --------------------------------------------------------------------------- max pooling
 
-def _max_pool(op, x, spatial, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+def _max_pool(op, x, spatial, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+              out=None):
     x = float_input(x, "x", op, spatial)
     k, s, p, d = _window(op, spatial, kernel_size, stride, padding, dilation)
     oh, ow = _out_hw(op, x.shape, spatial, k, s, p, d, ceil_mode)
     x3 = as_planes(x, spatial, x.dtype)
-    out = np.empty((x3.shape[0], oh, ow), x.dtype)
-    idx = np.empty(out.shape, np.int64) if return_indices else None
-    kernel_for(x.dtype, _core.max_pool2d_f32, _core.max_pool2d_f64)(
-        x3, out, idx, k, s, p, d, bool(ceil_mode)
-    )
     shape = _out_shape(x.shape, spatial, oh, ow)
+    buf, result = _target(out, shape, spatial, x.dtype, op, x)
+    idx = np.empty(buf.shape, np.int64) if return_indices else None
+    kernel_for(x.dtype, _core.max_pool2d_f32, _core.max_pool2d_f64)(
+        x3, buf, idx, k, s, p, d, bool(ceil_mode)
+    )
+    result = _finish(buf, result)
     if return_indices:
-        return out.reshape(shape), idx.reshape(shape)
-    return out.reshape(shape)
+        return result, idx.reshape(shape)
+    return result
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+               return_indices=False, *, out=None):
     """2-D max pooling. x: (N, C, H, W) or (C, H, W), float32/float64.
 
     Returns y: (N, C, OH, OW) in x's dtype, and with ``return_indices`` also the int64
-    argmax indices (flat ``h * W + w`` per plane) of the same shape.
+    argmax indices (flat ``h * W + w`` per plane) of the same shape. ``out`` (optional)
+    receives y (reusing a buffer saves the page faults of a fresh large array).
     """
     return _max_pool("max_pool2d", x, 2, kernel_size, stride, padding, dilation,
-                     ceil_mode, return_indices)
+                     ceil_mode, return_indices, out)
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -144,7 +166,7 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
                      ceil_mode, return_indices)
 
 
-def _max_backward(op, dy, indices, input_shape, spatial):
+def _max_backward(op, dy, indices, input_shape, spatial, out=None):
     dy = _grad(dy, op)
     shape = _input_shape(input_shape, spatial, op)
     indices = index_array(indices, "indices", op)
@@ -156,20 +178,21 @@ def _max_backward(op, dy, indices, input_shape, spatial):
         raise ValueError(
             f"{op}: 'dy' has shape {dy.shape}, which does not match 'input_shape' {shape}"
         )
-    dx = np.empty(planes(shape, spatial), dy.dtype)
+    dx, result = _target(out, shape, spatial, dy.dtype, op, dy, indices)
     dy3 = as_planes(dy, spatial, dy.dtype)
     ix3 = np.ascontiguousarray(indices, dtype=np.int64).reshape(dy3.shape)
     kernel_for(dy.dtype, _core.max_pool_backward_f32, _core.max_pool_backward_f64)(op, dy3, ix3, dx)
-    return dx.reshape(shape)
+    return _finish(dx, result)
 
 
-def max_pool2d_backward(dy, indices, input_shape):
+def max_pool2d_backward(dy, indices, input_shape, *, out=None):
     """Gradient of :func:`max_pool2d`: routes each ``dy`` element to its argmax.
 
     dy, indices: (N, C, OH, OW) (indices from ``return_indices=True``); input_shape:
-    the shape of x. Returns dx of shape ``input_shape`` in dy's dtype.
+    the shape of x. Returns dx of shape ``input_shape`` in dy's dtype, written to
+    ``out`` when given (reusing a buffer saves the page faults of a fresh large array).
     """
-    return _max_backward("max_pool2d_backward", dy, indices, input_shape, 2)
+    return _max_backward("max_pool2d_backward", dy, indices, input_shape, 2, out)
 
 
 def max_pool1d_backward(dy, indices, input_shape):
@@ -191,49 +214,51 @@ def _avg_args(op, spatial, kernel_size, stride, padding, divisor_override):
 
 
 def _avg_pool(op, x, spatial, kernel_size, stride, padding, ceil_mode, count_include_pad,
-              divisor_override):
+              divisor_override, out=None):
     x = float_input(x, "x", op, spatial)
     k, s, p, div = _avg_args(op, spatial, kernel_size, stride, padding, divisor_override)
     oh, ow = _out_hw(op, x.shape, spatial, k, s, p, (1, 1), ceil_mode)
     x3 = as_planes(x, spatial, x.dtype)
-    out = np.empty((x3.shape[0], oh, ow), x.dtype)
+    buf, result = _target(out, _out_shape(x.shape, spatial, oh, ow), spatial, x.dtype, op, x)
     kernel_for(x.dtype, _core.avg_pool2d_f32, _core.avg_pool2d_f64)(
-        x3, out, k, s, p, bool(ceil_mode), bool(count_include_pad), div
+        x3, buf, k, s, p, bool(ceil_mode), bool(count_include_pad), div
     )
-    return out.reshape(_out_shape(x.shape, spatial, oh, ow))
+    return _finish(buf, result)
 
 
 def _avg_backward(op, dy, input_shape, spatial, kernel_size, stride, padding, ceil_mode,
-                  count_include_pad, divisor_override):
+                  count_include_pad, divisor_override, out=None):
     dy = _grad(dy, op)
     shape = _input_shape(input_shape, spatial, op)
     k, s, p, div = _avg_args(op, spatial, kernel_size, stride, padding, divisor_override)
     oh, ow = _out_hw(op, shape, spatial, k, s, p, (1, 1), ceil_mode)
     _check_dy(dy, _out_shape(shape, spatial, oh, ow), op)
-    dx = np.empty(planes(shape, spatial), dy.dtype)
+    dx, result = _target(out, shape, spatial, dy.dtype, op, dy)
     kernel_for(dy.dtype, _core.avg_pool2d_backward_f32, _core.avg_pool2d_backward_f64)(
         as_planes(dy, spatial, dy.dtype), dx, k, s, p, bool(ceil_mode), bool(count_include_pad), div
     )
-    return dx.reshape(shape)
+    return _finish(dx, result)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+               divisor_override=None, *, out=None):
     """2-D average pooling. x: (N, C, H, W) or (C, H, W), float32/float64.
 
     The divisor is the window area clipped to the padded input when
     ``count_include_pad`` (default), else the number of in-bounds elements;
-    ``divisor_override`` (a non-zero int) replaces both. Returns (N, C, OH, OW).
+    ``divisor_override`` (a non-zero int) replaces both. Returns (N, C, OH, OW), written
+    to ``out`` when given.
     """
     return _avg_pool("avg_pool2d", x, 2, kernel_size, stride, padding, ceil_mode,
-                     count_include_pad, divisor_override)
+                     count_include_pad, divisor_override, out)
 
 
 def avg_pool2d_backward(dy, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, divisor_override=None):
-    """Gradient of :func:`avg_pool2d` (same parameters); dy: (N, C, OH, OW) -> dx of ``input_shape``."""
+                        count_include_pad=True, divisor_override=None, *, out=None):
+    """Gradient of :func:`avg_pool2d` (same parameters); dy: (N, C, OH, OW) -> dx of
+    ``input_shape``, written to ``out`` when given."""
     return _avg_backward("avg_pool2d_backward", dy, input_shape, 2, kernel_size, stride, padding,
-                         ceil_mode, count_include_pad, divisor_override)
+                         ceil_mode, count_include_pad, divisor_override, out)
 
 
 def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):

@@ -28,6 +28,11 @@ consistent with that.
 
 Gradients of arguments passed as ``None`` (``h0``, ``c0``, biases) are returned as
 ``None``. float32 is the default dtype, float64 is kept, mixing promotes to float64.
+
+Not supported (compared with ``torch.nn.LSTM``): dropout between stacked layers and
+LSTM ``proj_size``. Unbatched (T, D) input is accepted by the ``*_stack`` functions.
+float32 gate nonlinearities use vectorised approximations within ~2 ulp; float64 uses
+the exact library functions (for gradient checks).
 """
 
 from __future__ import annotations
@@ -466,7 +471,7 @@ def _split_weights(weights, num_layers: int, dirs: int, op: str):
 
 class _StackCache:
     __slots__ = ("kind", "caches", "num_layers", "dirs", "lens", "rev_idx", "batch_first", "t", "b",
-                 "has_h0", "has_c0", "bias", "names", "as_dict")
+                 "has_h0", "has_c0", "bias", "names", "as_dict", "unbatched")
 
 
 def _stack_forward(kind, op, x, h0, c0, weights, num_layers, bidirectional, batch_first, lengths, train):
@@ -479,8 +484,17 @@ def _stack_forward(kind, op, x, h0, c0, weights, num_layers, bidirectional, batc
     dirs = 2 if bidirectional else 1
     groups, names, as_dict = _split_weights(weights, num_layers, dirs, op)
     x = as_float_array(x, "x", op)
-    if x.ndim != 3:
-        raise ValueError(f"{op}: 'x' must be 3-D, got shape {x.shape}")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{op}: 'x' must be 3-D (T, B, D) or (B, T, D) with batch_first, or 2-D (T, D) "
+                         f"unbatched, got shape {x.shape}")
+    unbatched = x.ndim == 2
+    if unbatched:
+        # PyTorch's unbatched form: x (T, D), states (num_layers * num_directions, H);
+        # batch_first does not apply.
+        if lengths is not None:
+            raise ValueError(f"{op}: 'lengths' needs a batch; got unbatched 'x' of shape {x.shape}")
+        x = x[:, np.newaxis, :]
+        batch_first = False
     x_tm = x.transpose(1, 0, 2) if batch_first else x
     t, b, _ = x_tm.shape
     w_hh0 = as_float_array(groups[0][1], "weights", op)
@@ -494,7 +508,12 @@ def _stack_forward(kind, op, x, h0, c0, weights, num_layers, bidirectional, batc
             states.append(None)
             continue
         s = as_float_array(s, name, op)
-        if s.shape != (nstate, b, h):
+        if unbatched:
+            if s.shape != (nstate, h):
+                raise ValueError(f"{op}: '{name}' has shape {s.shape} but must be ({nstate}, {h}) "
+                                 f"(num_layers * num_directions, hidden_size) for unbatched 'x'")
+            s = s[:, np.newaxis, :]
+        elif s.shape != (nstate, b, h):
             raise ValueError(f"{op}: '{name}' has shape {s.shape} but must be ({nstate}, {b}, {h}) "
                              f"(num_layers * num_directions, batch, hidden_size)")
         states.append(s)
@@ -534,6 +553,9 @@ def _stack_forward(kind, op, x, h0, c0, weights, num_layers, bidirectional, batc
         y = np.ascontiguousarray(y.transpose(1, 0, 2))
     h_n = np.stack(hs_out)
     c_n = np.stack(cs_out) if kind == "lstm" else None
+    if unbatched:
+        y, h_n = y[:, 0], h_n[:, 0]
+        c_n = None if c_n is None else c_n[:, 0]
     sc = None
     if train:
         sc = _StackCache()
@@ -541,6 +563,7 @@ def _stack_forward(kind, op, x, h0, c0, weights, num_layers, bidirectional, batc
         sc.lens, sc.rev_idx, sc.batch_first, sc.t, sc.b = lens, rev, bool(batch_first), t, b
         sc.has_h0, sc.has_c0 = states[0] is not None, states[1] is not None
         sc.bias, sc.names, sc.as_dict = groups[0][2] is not None, names, as_dict
+        sc.unbatched = unbatched
     return y, h_n, c_n, sc
 
 
@@ -555,11 +578,16 @@ def _stack_backward(op, family, dy, dh_n, dc_n, sc):
     h = first.hs.shape[2]
     dtype = first.dtype
     y_shape = (b, t, dirs * h) if sc.batch_first else (t, b, dirs * h)
+    s_shape = (L * dirs, b, h)
+    if sc.unbatched:
+        y_shape, s_shape = (t, dirs * h), (L * dirs, h)
     dy_c = _grad_arg(dy, "dy", y_shape, dtype, op)
     if dy_c is not None and sc.batch_first:
         dy_c = dy_c.transpose(1, 0, 2)
-    dh_c = _grad_arg(dh_n, "dh_n", (L * dirs, b, h), dtype, op)
-    dc_c = _grad_arg(dc_n, "dc_n", (L * dirs, b, h), dtype, op)
+    dh_c = _grad_arg(dh_n, "dh_n", s_shape, dtype, op)
+    dc_c = _grad_arg(dc_n, "dc_n", s_shape, dtype, op)
+    if sc.unbatched:
+        dy_c, dh_c, dc_c = (None if a is None else a[:, np.newaxis, :] for a in (dy_c, dh_c, dc_c))
     cols = np.arange(b)[None, :]
     rev = sc.rev_idx
     grads = [None] * (L * dirs)
@@ -589,6 +617,10 @@ def _stack_backward(op, family, dy, dh_n, dc_n, sc):
     dx = d_out
     if sc.batch_first:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
+    if sc.unbatched:
+        dx = dx[:, 0]
+        dh0 = None if dh0 is None else dh0[:, 0]
+        dc0 = None if dc0 is None else dc0[:, 0]
     flat = []
     for g in grads:
         flat += [g[0], g[1]] + ([g[2], g[3]] if sc.bias else [])
@@ -597,8 +629,8 @@ def _stack_backward(op, family, dy, dh_n, dc_n, sc):
 
 
 _STACK_DOC = """
-    x: (T, B, D) (or (B, T, D) with ``batch_first``); {states}: (num_layers *
-    num_directions, B, H) or None; ``weights``: PyTorch's parameters, either a list in
+    x: (T, B, D) (or (B, T, D) with ``batch_first``), or (T, D) unbatched; {states}:
+    (num_layers * num_directions, B, H) ((num_layers * num_directions, H) unbatched) or None; ``weights``: PyTorch's parameters, either a list in
     ``nn.{cls}``'s flat order (for each layer, forward then reverse direction:
     w_ih, w_hh[, b_ih, b_hh]) or a dict keyed by PyTorch's names ('weight_ih_l0',
     'weight_hh_l0_reverse', 'bias_ih_l1', ...). Layer k > 0 takes the concatenated

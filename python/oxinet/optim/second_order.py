@@ -11,25 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from oxinet.grad_mode import enable_grad
+from oxinet.optim._flat import FlatParams as _FlatMixin
 from oxinet.optim.optimizer import Optimizer, _check
-
-
-class _FlatMixin:
-    def _flat(self):
-        return np.concatenate([p._data.reshape(-1).astype(np.float64) for p in self._params])
-
-    def _set(self, flat):
-        i = 0
-        for p in self._params:
-            n = p.numel()
-            p._data[...] = flat[i:i + n].reshape(p.shape)
-            i += n
-
-    def _grad(self):
-        return np.concatenate([
-            (p.grad._data if p.grad is not None else np.zeros_like(p._data)).reshape(-1).astype(np.float64)
-            for p in self._params
-        ])
 
 
 class Newton(_FlatMixin, Optimizer):

@@ -13,9 +13,8 @@
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
 use crate::parallel;
-use crate::pool::{contiguous, contiguous_mut, shape_str};
+use crate::pool::{contiguous, contiguous_mut, for_each_plane, shape_str};
 use ndarray::{ArrayView3, ArrayViewMut3};
-use rayon::prelude::*;
 
 /// Interpolation mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +140,8 @@ pub fn interpolate<T: Scalar>(
     let tw = taps::<T>(mode, w, ow, scales[1]);
     let nearest = mode == Mode::Nearest;
     parallel::run(p * oh * ow * 4, || {
-        xs.par_chunks(h * w).zip(os.par_chunks_mut(oh * ow)).for_each(|(x, out)| {
+        for_each_plane(os, oh * ow, || (), |_, k, out| {
+            let x = &xs[k * h * w..(k + 1) * h * w];
             for (i, orow) in out.chunks_mut(ow).enumerate() {
                 let r0 = &x[th.i0[i] * w..][..w];
                 if nearest {
@@ -157,6 +157,7 @@ pub fn interpolate<T: Scalar>(
                     *o = h0 * (w0 * r0[c0] + w1 * r0[c1]) + h1 * (w0 * r1[c0] + w1 * r1[c1]);
                 }
             }
+            None
         })
     });
     Ok(())
@@ -186,7 +187,8 @@ pub fn interpolate_backward<T: Scalar>(
     let tw = taps::<T>(mode, w, ow, scales[1]);
     let nearest = mode == Mode::Nearest;
     parallel::run(p * oh * ow * 4, || {
-        dys.par_chunks(oh * ow).zip(dxs.par_chunks_mut(h * w)).for_each(|(dy, dx)| {
+        for_each_plane(dxs, h * w, || (), |_, k, dx| {
+            let dy = &dys[k * oh * ow..(k + 1) * oh * ow];
             dx.fill(T::zero());
             for (i, grow) in dy.chunks(ow).enumerate() {
                 let (b0, b1) = (th.i0[i] * w, th.i1[i] * w);
@@ -205,6 +207,7 @@ pub fn interpolate_backward<T: Scalar>(
                     dx[b1 + c1] = dx[b1 + c1] + h1 * w1 * g;
                 }
             }
+            None
         })
     });
     Ok(())

@@ -356,7 +356,7 @@ pub fn cross_entropy<T: Real>(
     if c == 0 {
         return Err(KernelError::shape(format!("{op}: 'input' has 0 classes")));
     }
-    if logits.len() % c != 0 {
+    if !logits.len().is_multiple_of(c) {
         return Err(KernelError::shape(format!(
             "{op}: 'input' has {} elements, not a multiple of {c} classes",
             logits.len()

@@ -107,20 +107,21 @@ impl Real for f64 {
 
 /// `exp` in single precision: Cody-Waite range reduction and a degree-6 polynomial.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // 0.693359375 = 355/512 is exact: the Cody-Waite split
 pub fn exp_f32(x: f32) -> f32 {
     const LO: f32 = -87.0;
     const HI: f32 = 88.3;
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let xc = if x < LO { LO } else if x > HI { HI } else { x };
+    let xc = x.clamp(LO, HI); // NaN stays NaN
     let t = xc * std::f32::consts::LOG2_E + MAGIC;
     let n = t - MAGIC;
     let ni = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
-    let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let r = xc - n * 0.693_359_375 - n * -2.121_944_4e-4;
     let z = r * r;
     let p = (((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1)
+        + 0.5)
         * z
         + r
         + 1.0;
@@ -142,7 +143,7 @@ pub fn exp_f64(x: f64) -> f64 {
     const LO: f64 = -708.0;
     const HI: f64 = 709.0;
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
-    let xc = if x < LO { LO } else if x > HI { HI } else { x };
+    let xc = x.clamp(LO, HI); // NaN stays NaN
     let t = xc * std::f64::consts::LOG2_E + MAGIC;
     let n = t - MAGIC;
     let ni = (t.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
@@ -192,24 +193,37 @@ pub fn row_max<T: Real>(x: &[T]) -> T {
             acc[i] = fmax(c[i], acc[i]);
         }
     }
-    let mut m = T::neg_infinity();
+    let mut m = lane_max(acc);
     for &v in chunks.remainder() {
         m = fmax(v, m);
-    }
-    for a in acc {
-        m = fmax(a, m);
     }
     m
 }
 
-/// Sum of a fixed-lane accumulator, in a fixed order.
+/// Sum of a fixed-lane accumulator, as a fixed pairwise tree (vectorises as shuffles).
 #[inline(always)]
-pub fn lane_sum<T: Real>(acc: [T; LANES], tail: T) -> T {
-    let mut s = T::zero();
-    for a in acc {
-        s = s + a;
+pub fn lane_sum<T: Real>(mut acc: [T; LANES], tail: T) -> T {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for i in 0..w {
+            acc[i] = acc[i] + acc[i + w];
+        }
+        w /= 2;
     }
-    s + tail
+    acc[0] + tail
+}
+
+/// Maximum of a fixed-lane accumulator, as a pairwise tree.
+#[inline(always)]
+fn lane_max<T: Real>(mut acc: [T; LANES]) -> T {
+    let mut w = LANES / 2;
+    while w > 0 {
+        for i in 0..w {
+            acc[i] = fmax(acc[i], acc[i + w]);
+        }
+        w /= 2;
+    }
+    acc[0]
 }
 
 /// `sum(x)`.

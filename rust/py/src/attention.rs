@@ -2,17 +2,16 @@
 //! to `bh = g1 * heads`, broadcasts the mask to `(m1, m2, l, s)` and picks the dtype.
 
 use crate::guard::run_kernel;
-use ndarray::{Array2, Array3};
-use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4};
+use numpy::{PyReadonlyArray2, PyReadonlyArray3, PyReadonlyArray4, PyReadwriteArray2, PyReadwriteArray3};
 use oxinet_kernels::attention::{self, Grads, Mask, Options};
 use pyo3::prelude::*;
 
 macro_rules! attention_bindings {
     ($fwd:ident, $bwd:ident, $t:ty) => {
-        /// (out, lse, weights or None) for q (bh, l, d), k (bh, s, d), v (bh, s, dv).
+        /// Fills out (bh, l, dv), lse (bh, l) and, when given, weights (bh, l, s).
         #[pyfunction]
-        #[pyo3(signature = (q, k, v, mask_bool, mask_add, causal, scale, heads, return_weights))]
-        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+        #[pyo3(signature = (q, k, v, mask_bool, mask_add, causal, scale, heads, out, lse, weights))]
+        #[allow(clippy::too_many_arguments)]
         fn $fwd<'py>(
             py: Python<'py>,
             q: PyReadonlyArray3<'py, $t>,
@@ -23,39 +22,34 @@ macro_rules! attention_bindings {
             causal: bool,
             scale: $t,
             heads: usize,
-            return_weights: bool,
-        ) -> PyResult<(Bound<'py, PyArray3<$t>>, Bound<'py, PyArray2<$t>>, Option<Bound<'py, PyArray3<$t>>>)> {
+            mut out: PyReadwriteArray3<'py, $t>,
+            mut lse: PyReadwriteArray2<'py, $t>,
+            mut weights: Option<PyReadwriteArray3<'py, $t>>,
+        ) -> PyResult<()> {
             let (q, k, v) = (q.as_array(), k.as_array(), v.as_array());
             let mb = mask_bool.as_ref().map(|m| m.as_array());
             let ma = mask_add.as_ref().map(|m| m.as_array());
-            let (bh, l, _) = q.dim();
-            let (s, dv) = (k.dim().1, v.dim().2);
-            let (out, lse, w) = run_kernel(py, move || {
+            let (mut o, mut l) = (out.as_array_mut(), lse.as_array_mut());
+            let w = weights.as_mut().map(|w| w.as_array_mut());
+            run_kernel(py, move || {
                 let mask = match (mb, ma) {
                     (Some(m), _) => Mask::Bool(m),
                     (None, Some(m)) => Mask::Add(m),
                     _ => Mask::None,
                 };
                 let opts = Options { mask, causal, scale, heads };
-                let mut out = Array3::<$t>::zeros((bh, l, dv));
-                let mut lse = Array2::<$t>::zeros((bh, l));
-                attention::forward(q, k, v, opts, out.view_mut(), lse.view_mut())?;
-                let w = if return_weights {
-                    let mut w = Array3::<$t>::zeros((bh, l, s));
-                    attention::weights(q, k, opts, lse.view(), w.view_mut())?;
-                    Some(w)
-                } else {
-                    None
-                };
-                Ok((out, lse, w))
-            })?;
-            Ok((out.into_pyarray(py), lse.into_pyarray(py), w.map(|w| w.into_pyarray(py))))
+                attention::forward(q, k, v, opts, o.view_mut(), l.view_mut())?;
+                if let Some(w) = w {
+                    attention::weights(q, k, opts, l.view(), w)?;
+                }
+                Ok(())
+            })
         }
 
-        /// (dq, dk, dv) from dout and the forward's out and lse.
+        /// Fills (dq, dk, dv) from dout and the forward's out and lse.
         #[pyfunction]
-        #[pyo3(signature = (dout, q, k, v, out, lse, mask_bool, mask_add, causal, scale, heads))]
-        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+        #[pyo3(signature = (dout, q, k, v, out, lse, mask_bool, mask_add, causal, scale, heads, dq, dk, dv))]
+        #[allow(clippy::too_many_arguments)]
         fn $bwd<'py>(
             py: Python<'py>,
             dout: PyReadonlyArray3<'py, $t>,
@@ -69,34 +63,24 @@ macro_rules! attention_bindings {
             causal: bool,
             scale: $t,
             heads: usize,
-        ) -> PyResult<(Bound<'py, PyArray3<$t>>, Bound<'py, PyArray3<$t>>, Bound<'py, PyArray3<$t>>)> {
+            mut dq: PyReadwriteArray3<'py, $t>,
+            mut dk: PyReadwriteArray3<'py, $t>,
+            mut dv: PyReadwriteArray3<'py, $t>,
+        ) -> PyResult<()> {
             let (dout, q, k, v, out, lse) =
                 (dout.as_array(), q.as_array(), k.as_array(), v.as_array(), out.as_array(), lse.as_array());
             let mb = mask_bool.as_ref().map(|m| m.as_array());
             let ma = mask_add.as_ref().map(|m| m.as_array());
-            let (dq, dk, dv) = run_kernel(py, move || {
+            let grads = Grads { dq: dq.as_array_mut(), dk: dk.as_array_mut(), dv: dv.as_array_mut() };
+            run_kernel(py, move || {
                 let mask = match (mb, ma) {
                     (Some(m), _) => Mask::Bool(m),
                     (None, Some(m)) => Mask::Add(m),
                     _ => Mask::None,
                 };
                 let opts = Options { mask, causal, scale, heads };
-                let mut dq = Array3::<$t>::zeros(q.dim());
-                let mut dk = Array3::<$t>::zeros(k.dim());
-                let mut dv = Array3::<$t>::zeros(v.dim());
-                attention::backward(
-                    dout,
-                    q,
-                    k,
-                    v,
-                    out,
-                    lse,
-                    opts,
-                    Grads { dq: dq.view_mut(), dk: dk.view_mut(), dv: dv.view_mut() },
-                )?;
-                Ok((dq, dk, dv))
-            })?;
-            Ok((dq.into_pyarray(py), dk.into_pyarray(py), dv.into_pyarray(py)))
+                attention::backward(dout, q, k, v, out, lse, opts, grads)
+            })
         }
     };
 }

@@ -7,8 +7,20 @@ use numpy::{IntoPyArray, PyArray1, PyArray3, PyArray5, PyReadonlyArray1, PyReado
 use oxinet_kernels::conv::{self, ConvParams};
 use pyo3::prelude::*;
 
-fn params(stride: [usize; 3], dilation: [usize; 3], pad_lo: [usize; 3], pad_hi: [usize; 3], groups: usize) -> ConvParams {
-    ConvParams { stride, dilation, pad_lo, pad_hi, groups }
+fn params(
+    stride: [usize; 3],
+    dilation: [usize; 3],
+    pad_lo: [usize; 3],
+    pad_hi: [usize; 3],
+    groups: usize,
+) -> ConvParams {
+    ConvParams {
+        stride,
+        dilation,
+        pad_lo,
+        pad_hi,
+        groups,
+    }
 }
 
 macro_rules! conv_bindings {
@@ -121,8 +133,24 @@ macro_rules! conv_bindings {
     };
 }
 
-conv_bindings!(f32, conv_forward_f32, conv_input_grad_f32, conv_weight_grad_f32, conv_bias_grad_f32, im2col_f32, col2im_f32);
-conv_bindings!(f64, conv_forward_f64, conv_input_grad_f64, conv_weight_grad_f64, conv_bias_grad_f64, im2col_f64, col2im_f64);
+conv_bindings!(
+    f32,
+    conv_forward_f32,
+    conv_input_grad_f32,
+    conv_weight_grad_f32,
+    conv_bias_grad_f32,
+    im2col_f32,
+    col2im_f32
+);
+conv_bindings!(
+    f64,
+    conv_forward_f64,
+    conv_input_grad_f64,
+    conv_weight_grad_f64,
+    conv_bias_grad_f64,
+    im2col_f64,
+    col2im_f64
+);
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(conv_forward_f32, m)?)?;

@@ -4,8 +4,8 @@
 
 use crate::guard::run_kernel;
 use numpy::{
-    IntoPyArray, PyArray1, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray4,
-    PyReadwriteArray2, PyReadwriteArray4,
+    IntoPyArray, PyArray1, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray4, PyReadwriteArray2,
+    PyReadwriteArray4,
 };
 use oxinet_kernels::detection::{iou, nms, roi, soft_nms};
 use pyo3::prelude::*;
@@ -38,7 +38,11 @@ macro_rules! detection_bindings {
             max_output: Option<usize>,
         ) -> PyResult<Bound<'py, PyArray1<i64>>> {
             let (b, s) = (boxes.as_array(), scores.as_array());
-            let p = nms::NmsParams { iou_threshold, score_threshold, max_output };
+            let p = nms::NmsParams {
+                iou_threshold,
+                score_threshold,
+                max_output,
+            };
             let keep = run_kernel(py, move || nms::nms(b, s, p))?;
             Ok(PyArray1::from_vec(py, keep))
         }
@@ -56,7 +60,11 @@ macro_rules! detection_bindings {
             max_output: Option<usize>,
         ) -> PyResult<Bound<'py, PyArray1<i64>>> {
             let (b, s, c) = (boxes.as_array(), scores.as_array(), idxs.as_array());
-            let p = nms::NmsParams { iou_threshold, score_threshold, max_output };
+            let p = nms::NmsParams {
+                iou_threshold,
+                score_threshold,
+                max_output,
+            };
             let keep = run_kernel(py, move || nms::batched_nms(b, s, c, p))?;
             Ok(PyArray1::from_vec(py, keep))
         }
@@ -96,7 +104,13 @@ macro_rules! detection_bindings {
             aligned: bool,
         ) -> PyResult<Bound<'py, PyArray4<$t>>> {
             let (x, r) = (input.as_array(), rois.as_array());
-            let p = roi::RoiAlignParams { pooled_h, pooled_w, spatial_scale, sampling_ratio, aligned };
+            let p = roi::RoiAlignParams {
+                pooled_h,
+                pooled_w,
+                spatial_scale,
+                sampling_ratio,
+                aligned,
+            };
             let out = run_kernel(py, move || roi::roi_align(x, r, p))?;
             Ok(out.into_pyarray(py))
         }
@@ -116,7 +130,13 @@ macro_rules! detection_bindings {
             aligned: bool,
         ) -> PyResult<()> {
             let (g, r, gi) = (grad_output.as_array(), rois.as_array(), grad_input.as_array_mut());
-            let p = roi::RoiAlignParams { pooled_h, pooled_w, spatial_scale, sampling_ratio, aligned };
+            let p = roi::RoiAlignParams {
+                pooled_h,
+                pooled_w,
+                spatial_scale,
+                sampling_ratio,
+                aligned,
+            };
             run_kernel(py, move || roi::roi_align_backward(g, r, gi, p))
         }
 
@@ -144,19 +164,38 @@ macro_rules! detection_bindings {
             argmax: PyReadonlyArray4<'py, i64>,
             mut grad_input: PyReadwriteArray4<'py, $t>,
         ) -> PyResult<()> {
-            let (g, r, a, gi) = (grad_output.as_array(), rois.as_array(), argmax.as_array(), grad_input.as_array_mut());
+            let (g, r, a, gi) = (
+                grad_output.as_array(),
+                rois.as_array(),
+                argmax.as_array(),
+                grad_input.as_array_mut(),
+            );
             run_kernel(py, move || roi::roi_pool_backward(g, r, a, gi))
         }
     };
 }
 
 detection_bindings!(
-    f32, box_iou_f32, nms_f32, batched_nms_f32, soft_nms_f32, roi_align_f32, roi_align_backward_f32,
-    roi_pool_f32, roi_pool_backward_f32
+    f32,
+    box_iou_f32,
+    nms_f32,
+    batched_nms_f32,
+    soft_nms_f32,
+    roi_align_f32,
+    roi_align_backward_f32,
+    roi_pool_f32,
+    roi_pool_backward_f32
 );
 detection_bindings!(
-    f64, box_iou_f64, nms_f64, batched_nms_f64, soft_nms_f64, roi_align_f64, roi_align_backward_f64,
-    roi_pool_f64, roi_pool_backward_f64
+    f64,
+    box_iou_f64,
+    nms_f64,
+    batched_nms_f64,
+    soft_nms_f64,
+    roi_align_f64,
+    roi_align_backward_f64,
+    roi_pool_f64,
+    roi_pool_backward_f64
 );
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,10 +1,12 @@
 //! Bindings of softmax / log-softmax, cross-entropy, activations, binary cross-entropy
-//! with logits and embeddings. Inputs must be C-contiguous (the Python layer makes them
-//! so); outputs are new arrays.
+//! with logits and embeddings. Inputs and outputs must be C-contiguous; the Python layer
+//! allocates the outputs with NumPy (whose large allocations use huge pages: a fresh
+//! Rust `Vec` per call would pay a page fault per 4 KiB).
 
 use crate::guard::run_kernel;
-use ndarray::{Array1, Array2, ArrayD, IxDyn};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn};
+use numpy::{
+    PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyReadwriteArray1, PyReadwriteArray2, PyReadwriteArrayDyn,
+};
 use oxinet_kernels::activation::{self, Act};
 use oxinet_kernels::softmax::{self, CrossEntropy, Target};
 use oxinet_kernels::embedding;
@@ -38,45 +40,40 @@ macro_rules! functional_bindings {
         fn $softmax<'py>(
             py: Python<'py>,
             x: PyReadonlyArrayDyn<'py, $t>,
+            mut out: PyReadwriteArrayDyn<'py, $t>,
             outer: usize,
             c: usize,
             inner: usize,
             log: bool,
-        ) -> PyResult<Bound<'py, PyArrayDyn<$t>>> {
+        ) -> PyResult<()> {
             let xs = x.as_slice().map_err(|_| not_contiguous("input"))?;
-            let mut y = ArrayD::<$t>::zeros(IxDyn(x.as_array().shape()));
-            {
-                let ys = y.as_slice_mut().expect("new array");
-                run_kernel(py, move || softmax::softmax(xs, ys, (outer, c, inner), log))?;
-            }
-            Ok(y.into_pyarray(py))
+            let ys = out.as_slice_mut().map_err(|_| not_contiguous("out"))?;
+            run_kernel(py, move || softmax::softmax(xs, ys, (outer, c, inner), log))
         }
 
         /// Gradient of softmax / log_softmax from its output y.
         #[pyfunction]
+        #[allow(clippy::too_many_arguments)]
         fn $softmax_bwd<'py>(
             py: Python<'py>,
             y: PyReadonlyArrayDyn<'py, $t>,
             dy: PyReadonlyArrayDyn<'py, $t>,
+            mut dx: PyReadwriteArrayDyn<'py, $t>,
             outer: usize,
             c: usize,
             inner: usize,
             log: bool,
-        ) -> PyResult<Bound<'py, PyArrayDyn<$t>>> {
+        ) -> PyResult<()> {
             let ys = y.as_slice().map_err(|_| not_contiguous("output"))?;
             let gs = dy.as_slice().map_err(|_| not_contiguous("grad_output"))?;
-            let mut dx = ArrayD::<$t>::zeros(IxDyn(y.as_array().shape()));
-            {
-                let ds = dx.as_slice_mut().expect("new array");
-                run_kernel(py, move || softmax::softmax_backward(ys, gs, ds, (outer, c, inner), log))?;
-            }
-            Ok(dx.into_pyarray(py))
+            let ds = dx.as_slice_mut().map_err(|_| not_contiguous("grad_input"))?;
+            run_kernel(py, move || softmax::softmax_backward(ys, gs, ds, (outer, c, inner), log))
         }
 
-        /// (per-row loss, gradient or None) for logits (n, c) and class-index or probability targets.
+        /// Per-row losses into `loss` (n,), and `gscale * dloss/dlogits` into `grad` (n, c) when given.
         #[pyfunction]
-        #[pyo3(signature = (logits, target_index, target_prob, weight, ignore_index, label_smoothing, gscale))]
-        #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+        #[pyo3(signature = (logits, target_index, target_prob, weight, ignore_index, label_smoothing, loss, gscale, grad))]
+        #[allow(clippy::too_many_arguments)]
         fn $ce<'py>(
             py: Python<'py>,
             logits: PyReadonlyArray2<'py, $t>,
@@ -85,9 +82,11 @@ macro_rules! functional_bindings {
             weight: Option<PyReadonlyArray1<'py, $t>>,
             ignore_index: i64,
             label_smoothing: $t,
+            mut loss: PyReadwriteArray1<'py, $t>,
             gscale: Option<PyReadonlyArray1<'py, $t>>,
-        ) -> PyResult<(Bound<'py, PyArray1<$t>>, Option<Bound<'py, PyArray2<$t>>>)> {
-            let (n, c) = logits.as_array().dim();
+            mut grad: Option<PyReadwriteArray2<'py, $t>>,
+        ) -> PyResult<()> {
+            let c = logits.as_array().dim().1;
             let xs = logits.as_slice().map_err(|_| not_contiguous("input"))?;
             let target = match (&target_index, &target_prob) {
                 (Some(t), _) => Target::Index(t.as_slice().map_err(|_| not_contiguous("target"))?),
@@ -103,17 +102,12 @@ macro_rules! functional_bindings {
                 None => None,
             };
             let params = CrossEntropy { weight: w, ignore_index, label_smoothing };
-            let mut loss = Array1::<$t>::zeros(n);
-            let mut grad = gsl.map(|_| Array2::<$t>::zeros((n, c)));
-            {
-                let ls = loss.as_slice_mut().expect("new array");
-                let gpair = match (&mut grad, gsl) {
-                    (Some(g), Some(s)) => Some((s, g.as_slice_mut().expect("new array"))),
-                    _ => None,
-                };
-                run_kernel(py, move || softmax::cross_entropy(xs, c, target, params, ls, gpair))?;
-            }
-            Ok((loss.into_pyarray(py), grad.map(|g| g.into_pyarray(py))))
+            let ls = loss.as_slice_mut().map_err(|_| not_contiguous("loss"))?;
+            let gpair = match (&mut grad, gsl) {
+                (Some(g), Some(s)) => Some((s, g.as_slice_mut().map_err(|_| not_contiguous("grad"))?)),
+                _ => None,
+            };
+            run_kernel(py, move || softmax::cross_entropy(xs, c, target, params, ls, gpair))
         }
 
         /// Elementwise activation `kind` with parameters (p1, p2).
@@ -121,18 +115,15 @@ macro_rules! functional_bindings {
         fn $act<'py>(
             py: Python<'py>,
             x: PyReadonlyArrayDyn<'py, $t>,
+            mut out: PyReadwriteArrayDyn<'py, $t>,
             kind: &str,
             p1: $t,
             p2: $t,
-        ) -> PyResult<Bound<'py, PyArrayDyn<$t>>> {
+        ) -> PyResult<()> {
             let act = act_from(kind, p1, p2)?;
             let xs = x.as_slice().map_err(|_| not_contiguous("input"))?;
-            let mut y = ArrayD::<$t>::zeros(IxDyn(x.as_array().shape()));
-            {
-                let ys = y.as_slice_mut().expect("new array");
-                run_kernel(py, move || activation::forward(act, xs, ys))?;
-            }
-            Ok(y.into_pyarray(py))
+            let ys = out.as_slice_mut().map_err(|_| not_contiguous("out"))?;
+            run_kernel(py, move || activation::forward(act, xs, ys))
         }
 
         /// Gradient of the activation `kind` from its input x.
@@ -141,33 +132,32 @@ macro_rules! functional_bindings {
             py: Python<'py>,
             x: PyReadonlyArrayDyn<'py, $t>,
             dy: PyReadonlyArrayDyn<'py, $t>,
+            mut dx: PyReadwriteArrayDyn<'py, $t>,
             kind: &str,
             p1: $t,
             p2: $t,
-        ) -> PyResult<Bound<'py, PyArrayDyn<$t>>> {
+        ) -> PyResult<()> {
             let act = act_from(kind, p1, p2)?;
             let xs = x.as_slice().map_err(|_| not_contiguous("input"))?;
             let gs = dy.as_slice().map_err(|_| not_contiguous("grad_output"))?;
-            let mut dx = ArrayD::<$t>::zeros(IxDyn(x.as_array().shape()));
-            {
-                let ds = dx.as_slice_mut().expect("new array");
-                run_kernel(py, move || activation::backward(act, xs, gs, ds))?;
-            }
-            Ok(dx.into_pyarray(py))
+            let ds = dx.as_slice_mut().map_err(|_| not_contiguous("grad_input"))?;
+            run_kernel(py, move || activation::backward(act, xs, gs, ds))
         }
 
-        /// (elementwise loss, gradient or None) of BCE with logits; all inputs have x's size.
+        /// Elementwise BCE-with-logits losses into `loss`, and `gscale * dloss/dx` into `grad` when given.
         #[pyfunction]
-        #[pyo3(signature = (x, y, weight, pos_weight, gscale))]
-        #[allow(clippy::type_complexity)]
+        #[pyo3(signature = (x, y, weight, pos_weight, loss, gscale, grad))]
+        #[allow(clippy::too_many_arguments)]
         fn $bce<'py>(
             py: Python<'py>,
             x: PyReadonlyArrayDyn<'py, $t>,
             y: PyReadonlyArrayDyn<'py, $t>,
             weight: Option<PyReadonlyArrayDyn<'py, $t>>,
             pos_weight: Option<PyReadonlyArrayDyn<'py, $t>>,
+            mut loss: PyReadwriteArrayDyn<'py, $t>,
             gscale: Option<PyReadonlyArrayDyn<'py, $t>>,
-        ) -> PyResult<(Bound<'py, PyArrayDyn<$t>>, Option<Bound<'py, PyArrayDyn<$t>>>)> {
+            mut grad: Option<PyReadwriteArrayDyn<'py, $t>>,
+        ) -> PyResult<()> {
             let xs = x.as_slice().map_err(|_| not_contiguous("input"))?;
             let ys = y.as_slice().map_err(|_| not_contiguous("target"))?;
             let w = match &weight {
@@ -182,22 +172,17 @@ macro_rules! functional_bindings {
                 Some(a) => Some(a.as_slice().map_err(|_| not_contiguous("grad_output"))?),
                 None => None,
             };
-            let mut loss = ArrayD::<$t>::zeros(IxDyn(x.as_array().shape()));
-            let mut grad = gsl.map(|_| ArrayD::<$t>::zeros(IxDyn(x.as_array().shape())));
-            {
-                let ls = loss.as_slice_mut().expect("new array");
-                let gpair = match (&mut grad, gsl) {
-                    (Some(g), Some(s)) => Some((s, g.as_slice_mut().expect("new array"))),
-                    _ => None,
-                };
-                run_kernel(py, move || {
-                    if let Some((s, g)) = &gpair {
-                        activation::check_bce_grad(xs.len(), s, g)?;
-                    }
-                    activation::bce_with_logits(xs, ys, w, pw, ls, gpair)
-                })?;
-            }
-            Ok((loss.into_pyarray(py), grad.map(|g| g.into_pyarray(py))))
+            let ls = loss.as_slice_mut().map_err(|_| not_contiguous("loss"))?;
+            let gpair = match (&mut grad, gsl) {
+                (Some(g), Some(s)) => Some((s, g.as_slice_mut().map_err(|_| not_contiguous("grad"))?)),
+                _ => None,
+            };
+            run_kernel(py, move || {
+                if let Some((s, g)) = &gpair {
+                    activation::check_bce_grad(xs.len(), s, g)?;
+                }
+                activation::bce_with_logits(xs, ys, w, pw, ls, gpair)
+            })
         }
 
         /// weight[indices] for flat int64 indices: (n, d).
@@ -206,35 +191,28 @@ macro_rules! functional_bindings {
             py: Python<'py>,
             indices: PyReadonlyArray1<'py, i64>,
             weight: PyReadonlyArray2<'py, $t>,
-        ) -> PyResult<Bound<'py, PyArray2<$t>>> {
+            mut out: PyReadwriteArray2<'py, $t>,
+        ) -> PyResult<()> {
             let idx = indices.as_slice().map_err(|_| not_contiguous("input"))?;
             let w = weight.as_array();
-            let mut out = Array2::<$t>::zeros((idx.len(), w.ncols()));
-            {
-                let ov = out.view_mut();
-                run_kernel(py, move || embedding::forward(idx, w, ov))?;
-            }
-            Ok(out.into_pyarray(py))
+            let ov = out.as_array_mut();
+            run_kernel(py, move || embedding::forward(idx, w, ov))
         }
 
         /// Weight gradient (num_embeddings, d) of an embedding lookup.
         #[pyfunction]
-        #[pyo3(signature = (dout, indices, num_embeddings, padding_idx))]
+        #[pyo3(signature = (dout, indices, padding_idx, dweight))]
         fn $emb_bwd<'py>(
             py: Python<'py>,
             dout: PyReadonlyArray2<'py, $t>,
             indices: PyReadonlyArray1<'py, i64>,
-            num_embeddings: usize,
             padding_idx: Option<usize>,
-        ) -> PyResult<Bound<'py, PyArray2<$t>>> {
+            mut dweight: PyReadwriteArray2<'py, $t>,
+        ) -> PyResult<()> {
             let idx = indices.as_slice().map_err(|_| not_contiguous("input"))?;
             let g = dout.as_array();
-            let mut dw = Array2::<$t>::zeros((num_embeddings, g.ncols()));
-            {
-                let dv = dw.view_mut();
-                run_kernel(py, move || embedding::backward(g, idx, padding_idx, dv))?;
-            }
-            Ok(dw.into_pyarray(py))
+            let dv = dweight.as_array_mut();
+            run_kernel(py, move || embedding::backward(g, idx, padding_idx, dv))
         }
     };
 }

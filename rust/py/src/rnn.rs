@@ -4,7 +4,9 @@
 //! saved state between the two calls.
 
 use crate::guard::run_kernel;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3,
+};
 use oxinet_kernels::rnn::{self, CellKind, Saved, Weights};
 use oxinet_kernels::KernelError;
 use pyo3::prelude::*;
@@ -28,7 +30,8 @@ fn lengths_vec(lengths: Option<PyReadonlyArray1<'_, i64>>) -> PyResult<Option<Ve
 }
 
 fn kind_of(kind: &str) -> PyResult<CellKind> {
-    CellKind::from_name(kind).map_err(|e: KernelError| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+    CellKind::from_name(kind)
+        .map_err(|e: KernelError| pyo3::exceptions::PyValueError::new_err(e.to_string()))
 }
 
 type FwdOut<'py, T> = (
@@ -78,7 +81,12 @@ macro_rules! rnn_bindings {
             let b_ih = b_ih.as_ref().map(|a| a.as_array());
             let b_hh = b_hh.as_ref().map(|a| a.as_array());
             let f = run_kernel(py, move || {
-                let w = Weights { w_ih, w_hh, b_ih, b_hh };
+                let w = Weights {
+                    w_ih,
+                    w_hh,
+                    b_ih,
+                    b_hh,
+                };
                 rnn::forward(kind, x, h0, c0, &w, lens.as_deref(), train)
             })?;
             Ok((
@@ -112,7 +120,12 @@ macro_rules! rnn_bindings {
         ) -> PyResult<BwdOut<'py, $t>> {
             let kind = kind_of(kind)?;
             let lens = lengths_vec(lengths)?;
-            let (x, w_ih, w_hh, hs) = (x.as_array(), w_ih.as_array(), w_hh.as_array(), hs.as_array());
+            let (x, w_ih, w_hh, hs) = (
+                x.as_array(),
+                w_ih.as_array(),
+                w_hh.as_array(),
+                hs.as_array(),
+            );
             let cs = cs.as_ref().map(|a| a.as_array());
             let gates = gates.as_ref().map(|a| a.as_array());
             let hn = hn.as_ref().map(|a| a.as_array());

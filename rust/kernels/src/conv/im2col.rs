@@ -12,28 +12,103 @@ use rayon::prelude::*;
 /// For kernel offset `k` along an axis: the output positions `[lo, hi)` whose input
 /// coordinate `o * stride + k * dilation - pad` falls inside `[0, input)`.
 #[inline]
-pub(crate) fn valid_range(out: usize, input: usize, k: usize, stride: usize, dilation: usize, pad: usize) -> (usize, usize) {
+pub(crate) fn valid_range(
+    out: usize,
+    input: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    pad: usize,
+) -> (usize, usize) {
     let shift = k * dilation;
     // o * stride >= pad - shift
     let lo = if pad > shift { (pad - shift).div_ceil(stride) } else { 0 };
     // o * stride + shift - pad <= input - 1
-    let hi = if input + pad > shift { ((input - 1 + pad - shift) / stride + 1).min(out) } else { 0 };
+    let hi = if input + pad > shift {
+        ((input - 1 + pad - shift) / stride + 1).min(out)
+    } else {
+        0
+    };
     (lo.min(hi), hi)
 }
 
-/// Runs of output positions within `[l0, l1)` that share (z, y): calls
-/// `f(z, y, x_start, x_end, offset_in_tile)`.
-#[inline]
-fn for_runs(g: &Geom, l0: usize, l1: usize, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+/// A run of output positions sharing (z, y): x in `[x0, x1)`, at `off` in the tile.
+#[derive(Clone, Copy)]
+struct Run {
+    z: usize,
+    y: usize,
+    x0: usize,
+    x1: usize,
+    off: usize,
+}
+
+/// The runs of output positions within `[l0, l1)` (divisions done once per tile).
+fn runs(g: &Geom, l0: usize, l1: usize) -> Vec<Run> {
     let [_, oh, ow] = g.output;
+    let mut out = Vec::with_capacity((l1 - l0) / ow.max(1) + 2);
+    if l1 <= l0 {
+        return out;
+    }
+    let mut x = l0 % ow;
+    let zy = l0 / ow;
+    let (mut z, mut y) = (zy / oh, zy % oh);
     let mut l = l0;
     while l < l1 {
-        let x = l % ow;
-        let zy = l / ow;
-        let (z, y) = (zy / oh, zy % oh);
-        let end = (l1 - l).min(ow - x) + x;
-        f(z, y, x, end, l - l0);
-        l += end - x;
+        let x1 = (x + (l1 - l)).min(ow);
+        out.push(Run {
+            z,
+            y,
+            x0: x,
+            x1,
+            off: l - l0,
+        });
+        l += x1 - x;
+        x = 0;
+        y += 1;
+        if y == oh {
+            y = 0;
+            z += 1;
+        }
+    }
+    out
+}
+
+/// `dst.copy_from_slice(&src[..dst.len()])` in fixed-size pieces: runs are short
+/// (often 7-56 elements), where a call to the library `memcpy` costs more than the copy.
+#[inline(always)]
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    let src = &src[..n];
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
+        i += 8;
+    }
+    if i + 4 <= n {
+        dst[i..i + 4].copy_from_slice(&src[i..i + 4]);
+        i += 4;
+    }
+    if i + 2 <= n {
+        dst[i..i + 2].copy_from_slice(&src[i..i + 2]);
+        i += 2;
+    }
+    if i < n {
+        dst[i] = src[i];
+    }
+}
+
+/// `dst.fill(v)` in fixed-size pieces (see [`copy_short`]).
+#[inline(always)]
+fn fill_short<T: Copy>(dst: &mut [T], v: T) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        dst[i..i + 8].copy_from_slice(&[v; 8]);
+        i += 8;
+    }
+    while i < n {
+        dst[i] = v;
+        i += 1;
     }
 }
 
@@ -83,34 +158,100 @@ pub(crate) fn im2col_rows<T: Scalar>(
     let ow = g.output[2];
     let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
     let plane = g.in_plane();
+    if sw == 1 && l0.is_multiple_of(ow) && (l1 - l0).is_multiple_of(ow) {
+        // Whole output rows at unit stride: per row a zero prefix, a copy, a zero suffix.
+        let oh = g.output[1];
+        let nrows = (l1 - l0) / ow;
+        let (z0, y0) = ((l0 / ow) / oh, (l0 / ow) % oh);
+        for r in r0..r1 {
+            let (c, kz, ky, kx) = row_parts(g, r);
+            let (lo, hi) = valid_range(ow, iw, kx, 1, dw, pw);
+            let first = (lo + kx * dw).saturating_sub(pw); // input column of output lo
+            let dst_row = &mut col[(r - r0) * ld..(r - r0) * ld + (l1 - l0)];
+            let src_c = &x[c * plane..(c + 1) * plane];
+            let (mut z, mut y) = (z0, y0);
+            for dst in dst_row.chunks_exact_mut(ow).take(nrows) {
+                match (in_coord(g, 0, z, kz), in_coord(g, 1, y, ky)) {
+                    (Some(iz), Some(iy)) => {
+                        fill_short(&mut dst[..lo], T::zero());
+                        if hi > lo {
+                            copy_short(&mut dst[lo..hi], &src_c[(iz * ih + iy) * iw + first..]);
+                        }
+                        fill_short(&mut dst[hi..], T::zero());
+                    }
+                    _ => fill_short(dst, T::zero()),
+                }
+                y += 1;
+                if y == oh {
+                    y = 0;
+                    z += 1;
+                }
+            }
+        }
+        return;
+    }
+    let runs = runs(g, l0, l1);
     for r in r0..r1 {
         let (c, kz, ky, kx) = row_parts(g, r);
         let (lo, hi) = valid_range(ow, iw, kx, sw, dw, pw);
         let dst_row = &mut col[(r - r0) * ld..(r - r0) * ld + (l1 - l0)];
         let src_c = &x[c * plane..(c + 1) * plane];
-        for_runs(g, l0, l1, |z, y, xs, xe, off| {
-            let dst = &mut dst_row[off..off + (xe - xs)];
-            let (Some(iz), Some(iy)) = (in_coord(g, 0, z, kz), in_coord(g, 1, y, ky)) else {
-                dst.fill(T::zero());
-                return;
+        for run in &runs {
+            let (xs, xe) = (run.x0, run.x1);
+            let dst = &mut dst_row[run.off..run.off + (xe - xs)];
+            let (Some(iz), Some(iy)) = (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) else {
+                fill_short(dst, T::zero());
+                continue;
             };
             let src = &src_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw];
             let a = lo.clamp(xs, xe);
             let b = hi.clamp(a, xe);
-            dst[..a - xs].fill(T::zero());
-            dst[b - xs..].fill(T::zero());
+            fill_short(&mut dst[..a - xs], T::zero());
+            fill_short(&mut dst[b - xs..], T::zero());
             if b > a {
                 let base = a * sw + kx * dw - pw;
                 let d = &mut dst[a - xs..b - xs];
                 if sw == 1 {
-                    d.copy_from_slice(&src[base..base + (b - a)]);
+                    copy_short(d, &src[base..]);
                 } else {
                     for (j, v) in d.iter_mut().enumerate() {
                         *v = src[base + j * sw];
                     }
                 }
             }
-        });
+        }
+    }
+}
+
+/// The transposed column matrix ("im2row"): `rowm[(l - l0) * k_rows + r]`, one output
+/// position's patch contiguous. The weight gradient wants this layout: the GEMM then
+/// reads it in place instead of repacking a row-major column matrix.
+pub(crate) fn im2row_tile<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, rowm: &mut [T]) {
+    let [_, ih, iw] = g.input;
+    let ow = g.output[2];
+    let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
+    let plane = g.in_plane();
+    let k = g.k_rows();
+    let runs = runs(g, l0, l1);
+    for r in 0..k {
+        let (c, kz, ky, kx) = row_parts(g, r);
+        let (lo, hi) = valid_range(ow, iw, kx, sw, dw, pw);
+        let src_c = &x[c * plane..(c + 1) * plane];
+        for run in &runs {
+            let (xs, xe) = (run.x0, run.x1);
+            let dst = &mut rowm[run.off * k + r..];
+            let src = match (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) {
+                (Some(iz), Some(iy)) => Some(&src_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw]),
+                _ => None,
+            };
+            for j in 0..xe - xs {
+                let xo = xs + j;
+                dst[j * k] = match src {
+                    Some(s) if xo >= lo && xo < hi => s[xo * sw + kx * dw - pw],
+                    _ => T::zero(),
+                };
+            }
+        }
     }
 }
 
@@ -138,6 +279,7 @@ pub(crate) fn col2im_channels<T: Scalar>(
     let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
     let plane = g.in_plane();
     let kvol = g.kvol();
+    let runs = runs(g, l0, l1);
     for r in c0 * kvol..c1 * kvol {
         let (c, kz, ky, kx) = row_parts(g, r);
         let c = c - c0;
@@ -145,14 +287,15 @@ pub(crate) fn col2im_channels<T: Scalar>(
         let rr = r - c0 * kvol;
         let src_row = &col[rr * ld..rr * ld + (l1 - l0)];
         let dst_c = &mut x[c * plane..(c + 1) * plane];
-        for_runs(g, l0, l1, |z, y, xs, xe, off| {
-            let (Some(iz), Some(iy)) = (in_coord(g, 0, z, kz), in_coord(g, 1, y, ky)) else {
-                return;
+        for run in &runs {
+            let (xs, xe, off) = (run.x0, run.x1, run.off);
+            let (Some(iz), Some(iy)) = (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) else {
+                continue;
             };
             let a = lo.clamp(xs, xe);
             let b = hi.clamp(a, xe);
             if b <= a {
-                return;
+                continue;
             }
             let dst = &mut dst_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw];
             let base = a * sw + kx * dw - pw;
@@ -167,7 +310,7 @@ pub(crate) fn col2im_channels<T: Scalar>(
                     *d = *d + v;
                 }
             }
-        });
+        }
     }
 }
 
@@ -193,11 +336,14 @@ pub(crate) fn im2col_tile_par<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize
     }
     let block = rows.div_ceil(16).max(1);
     parallel::run(work, || {
-        col[..rows * ld].par_chunks_mut(block * ld).enumerate().for_each(|(i, chunk)| {
-            let r0 = i * block;
-            let r1 = (r0 + block).min(rows);
-            im2col_rows(g, x, r0, r1, l0, l1, chunk, ld);
-        });
+        col[..rows * ld]
+            .par_chunks_mut(block * ld)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                let r0 = i * block;
+                let r1 = (r0 + block).min(rows);
+                im2col_rows(g, x, r0, r1, l0, l1, chunk, ld);
+            });
     });
 }
 
@@ -211,11 +357,14 @@ pub(crate) fn col2im_tile_par<T: Scalar>(g: &Geom, col: &[T], ld: usize, l0: usi
     let plane = g.in_plane();
     let kvol = g.kvol();
     parallel::run(work, || {
-        x[..g.cg * plane].par_chunks_mut(block * plane).enumerate().for_each(|(i, xc)| {
-            let c0 = i * block;
-            let c1 = (c0 + block).min(g.cg);
-            col2im_channels(g, &col[c0 * kvol * ld..], ld, l0, l1, c0, c1, xc);
-        });
+        x[..g.cg * plane]
+            .par_chunks_mut(block * plane)
+            .enumerate()
+            .for_each(|(i, xc)| {
+                let c0 = i * block;
+                let c1 = (c0 + block).min(g.cg);
+                col2im_channels(g, &col[c0 * kvol * ld..], ld, l0, l1, c0, c1, xc);
+            });
     });
 }
 

@@ -36,14 +36,23 @@ pub struct ConvParams {
 impl ConvParams {
     /// Stride 1, no padding, no dilation, one group.
     pub fn unit() -> Self {
-        ConvParams { stride: [1; 3], dilation: [1; 3], pad_lo: [0; 3], pad_hi: [0; 3], groups: 1 }
+        ConvParams {
+            stride: [1; 3],
+            dilation: [1; 3],
+            pad_lo: [0; 3],
+            pad_hi: [0; 3],
+            groups: 1,
+        }
     }
 
     fn check(&self, op: &str) -> KernelResult<()> {
-        if self.stride.iter().any(|&s| s == 0) {
-            return Err(KernelError::param(format!("{op}: 'stride' must be >= 1, got {:?}", self.stride)));
+        if self.stride.contains(&0) {
+            return Err(KernelError::param(format!(
+                "{op}: 'stride' must be >= 1, got {:?}",
+                self.stride
+            )));
         }
-        if self.dilation.iter().any(|&d| d == 0) {
+        if self.dilation.contains(&0) {
             return Err(KernelError::param(format!(
                 "{op}: 'dilation' must be >= 1, got {:?}",
                 self.dilation
@@ -118,7 +127,18 @@ impl Geom {
                     ))
                 })?;
         }
-        Ok(Geom { n, c_in, c_out, groups, cg, og: c_out / groups, input, kernel, output, p })
+        Ok(Geom {
+            n,
+            c_in,
+            c_out,
+            groups,
+            cg,
+            og: c_out / groups,
+            input,
+            kernel,
+            output,
+            p,
+        })
     }
 
     /// Like [`Geom::new`] but with a given output size, which may be smaller than the
@@ -162,8 +182,14 @@ impl Geom {
     }
     /// Depthwise 2-D: one input channel per group, no depth axis.
     pub fn depthwise(&self) -> bool {
-        self.cg == 1 && self.groups == self.c_in && self.groups > 1 && self.kernel[0] == 1 && self.input[0] == 1
-            && self.output[0] == 1 && self.p.pad_lo[0] == 0 && self.p.pad_hi[0] == 0
+        self.cg == 1
+            && self.groups == self.c_in
+            && self.groups > 1
+            && self.kernel[0] == 1
+            && self.input[0] == 1
+            && self.output[0] == 1
+            && self.p.pad_lo[0] == 0
+            && self.p.pad_hi[0] == 0
     }
     /// Multiply-adds of the forward pass.
     pub fn macs(&self) -> usize {
@@ -173,6 +199,42 @@ impl Geom {
             .saturating_mul(self.k_rows())
     }
 }
+
+/// A zero-filled array for a kernel's output. Large ones ask Linux for transparent huge
+/// pages first: the first touch of a fresh 4 KiB page costs a page fault, which on
+/// virtual machines can cost as much as the convolution that writes it.
+pub(crate) fn zeros5<T: Scalar>(shape: [usize; 5]) -> Array5<T> {
+    let n: usize = shape.iter().product();
+    let v = vec![T::zero(); n];
+    advise_huge(&v);
+    Array5::from_shape_vec(shape, v).expect("shape matches length")
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge<T>(v: &[T]) {
+    const MADV_HUGEPAGE: i32 = 14;
+    const PAGE: usize = 4096;
+    extern "C" {
+        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+    }
+    let bytes = std::mem::size_of_val(v);
+    if bytes < (4 << 20) {
+        return;
+    }
+    let start = v.as_ptr() as usize;
+    let first = start.div_ceil(PAGE) * PAGE;
+    let end = (start + bytes) / PAGE * PAGE;
+    if end > first {
+        // SAFETY: the range lies inside this allocation; MADV_HUGEPAGE is only a hint and
+        // neither changes the contents nor invalidates the memory.
+        unsafe {
+            madvise(first as *mut std::ffi::c_void, end - first, MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge<T>(_: &[T]) {}
 
 fn shape5<T>(a: &ArrayView5<'_, T>) -> [usize; 5] {
     let s = a.shape();
@@ -199,14 +261,18 @@ pub fn conv_bias_grad<T: Scalar>(dy: ArrayView3<'_, T>) -> Array1<T> {
     let mut db = Array1::zeros(c);
     crate::parallel::run(dy.len(), || {
         use rayon::prelude::*;
-        db.as_slice_mut().unwrap().par_iter_mut().enumerate().for_each(|(ch, out)| {
-            let mut total = T::zero();
-            for i in 0..n {
-                let row = dy.slice(ndarray::s![i, ch, ..]);
-                total = total + sum_lanes(row);
-            }
-            *out = total;
-        });
+        db.as_slice_mut()
+            .unwrap()
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(ch, out)| {
+                let mut total = T::zero();
+                for i in 0..n {
+                    let row = dy.slice(ndarray::s![i, ch, ..]);
+                    total = total + sum_lanes(row);
+                }
+                *out = total;
+            });
     });
     db
 }
@@ -236,7 +302,9 @@ fn sum_lanes<T: Scalar>(v: ArrayView1<'_, T>) -> T {
 /// Convenience for 3-D (N, C, L) views of 5-D gradients.
 pub fn flatten_spatial<'a, T>(a: &'a Array5<T>) -> ArrayView3<'a, T> {
     let s = a.shape();
-    a.view().into_shape_with_order((s[0], s[1], s[2] * s[3] * s[4])).expect("contiguous")
+    a.view()
+        .into_shape_with_order((s[0], s[1], s[2] * s[3] * s[4]))
+        .expect("contiguous")
 }
 
 #[cfg(test)]

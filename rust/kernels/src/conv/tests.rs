@@ -27,7 +27,8 @@ fn naive(x: &Array5<f64>, w: &Array5<f64>, p: ConvParams) -> Array5<f64> {
                                     for kx in 0..g.kernel[2] {
                                         let iz = (z * p.stride[0] + kz * p.dilation[0]) as isize - p.pad_lo[0] as isize;
                                         let iy = (y * p.stride[1] + ky * p.dilation[1]) as isize - p.pad_lo[1] as isize;
-                                        let ix = (xo * p.stride[2] + kx * p.dilation[2]) as isize - p.pad_lo[2] as isize;
+                                        let ix =
+                                            (xo * p.stride[2] + kx * p.dilation[2]) as isize - p.pad_lo[2] as isize;
                                         if iz < 0 || iy < 0 || ix < 0 {
                                             continue;
                                         }
@@ -76,13 +77,17 @@ fn cases() -> Vec<([usize; 5], [usize; 5], ConvParams)> {
     v.push(([3, 5, 1, 6, 7], [3, 5, 1, 1, 1], p(1, 1, 0, 0, 1))); // pointwise
     v.push(([2, 2, 1, 1, 1], [3, 2, 1, 1, 1], p(1, 1, 0, 0, 1))); // 1x1 image
     v.push(([1, 2, 1, 5, 5], [2, 2, 1, 2, 2], p(1, 2, 1, 2, 1))); // 'same'-like even kernel
-    v.push(([2, 2, 4, 5, 3], [3, 2, 2, 3, 2], ConvParams {
-        stride: [2, 1, 2],
-        dilation: [1, 2, 1],
-        pad_lo: [1, 2, 0],
-        pad_hi: [0, 1, 1],
-        groups: 1,
-    }));
+    v.push((
+        [2, 2, 4, 5, 3],
+        [3, 2, 2, 3, 2],
+        ConvParams {
+            stride: [2, 1, 2],
+            dilation: [1, 2, 1],
+            pad_lo: [1, 2, 0],
+            pad_hi: [0, 1, 1],
+            groups: 1,
+        },
+    ));
     v
 }
 
@@ -107,17 +112,35 @@ fn backward_is_the_adjoint() {
         let lhs = dot(&dy, &y);
         let dx = conv_input_grad(dy.view(), w.view(), xs, p).unwrap();
         let dw = conv_weight_grad(dy.view(), x.view(), [ws[2], ws[3], ws[4]], p).unwrap();
-        assert!((lhs - dot(&dx, &x)).abs() < 1e-10 * (1.0 + lhs.abs()), "dx {xs:?} {ws:?}");
-        assert!((lhs - dot(&dw, &w)).abs() < 1e-10 * (1.0 + lhs.abs()), "dw {xs:?} {ws:?}");
+        assert!(
+            (lhs - dot(&dx, &x)).abs() < 1e-10 * (1.0 + lhs.abs()),
+            "dx {xs:?} {ws:?}"
+        );
+        assert!(
+            (lhs - dot(&dw, &w)).abs() < 1e-10 * (1.0 + lhs.abs()),
+            "dw {xs:?} {ws:?}"
+        );
     }
 }
 
 #[test]
 fn im2col_then_gemm_is_the_convolution_and_col2im_is_its_adjoint() {
     let x = filled([2, 3, 1, 6, 5], 6);
-    let p = ConvParams { stride: [1, 2, 1], dilation: [1, 1, 2], pad_lo: [0, 1, 2], pad_hi: [0, 0, 1], groups: 1 };
+    let p = ConvParams {
+        stride: [1, 2, 1],
+        dilation: [1, 1, 2],
+        pad_lo: [0, 1, 2],
+        pad_hi: [0, 0, 1],
+        groups: 1,
+    };
     let cols = im2col(x.view(), [1, 3, 2], p).unwrap();
-    let c = filled(cols.shape().try_into().map(|s: [usize; 3]| [1, s[0], s[1], s[2], 1]).unwrap(), 7);
+    let c = filled(
+        cols.shape()
+            .try_into()
+            .map(|s: [usize; 3]| [1, s[0], s[1], s[2], 1])
+            .unwrap(),
+        7,
+    );
     let c3 = c.view().into_shape_with_order(cols.dim()).unwrap();
     let back = col2im(c3, 3, [1, 6, 5], [1, 3, 2], p).unwrap();
     let lhs: f64 = cols.iter().zip(c3.iter()).map(|(a, b)| a * b).sum();
@@ -126,7 +149,9 @@ fn im2col_then_gemm_is_the_convolution_and_col2im_is_its_adjoint() {
     let y = naive(&x, &w, p);
     for n in 0..2 {
         for l in 0..cols.dim().2 {
-            let v: f64 = (0..cols.dim().1).map(|r| cols[[n, r, l]] * w.as_slice().unwrap()[r]).sum();
+            let v: f64 = (0..cols.dim().1)
+                .map(|r| cols[[n, r, l]] * w.as_slice().unwrap()[r])
+                .sum();
             assert!((v - y.as_slice().unwrap()[n * cols.dim().2 + l]).abs() < 1e-12);
         }
     }
@@ -137,7 +162,13 @@ fn larger_shapes_tiles_and_threads_agree() {
     // Big enough for several tiles and the parallel paths; bits must not depend on threads.
     let x = filled([5, 40, 1, 30, 31], 9).mapv(|v| v as f32);
     let w = filled([24, 20, 1, 3, 3], 10).mapv(|v| v as f32);
-    let p = ConvParams { stride: [1, 1, 1], dilation: [1, 1, 1], pad_lo: [0, 1, 1], pad_hi: [0, 1, 1], groups: 2 };
+    let p = ConvParams {
+        stride: [1, 1, 1],
+        dilation: [1, 1, 1],
+        pad_lo: [0, 1, 1],
+        pad_hi: [0, 1, 1],
+        groups: 2,
+    };
     let run = || {
         let y = conv_forward(x.view(), w.view(), None, p).unwrap();
         let dx = conv_input_grad(y.view(), w.view(), [5, 40, 1, 30, 31], p).unwrap();
@@ -163,8 +194,51 @@ fn bad_arguments_are_errors() {
     let e = conv_forward(x.view(), w.view(), None, ConvParams::unit()).unwrap_err();
     assert!(e.to_string().contains("larger than the padded input"), "{e}");
     let w = filled([2, 3, 1, 3, 3], 1);
-    let p = ConvParams { stride: [1, 0, 1], ..ConvParams::unit() };
+    let p = ConvParams {
+        stride: [1, 0, 1],
+        ..ConvParams::unit()
+    };
     assert!(conv_forward(x.view(), w.view(), None, p).is_err());
-    let p = ConvParams { groups: 2, ..ConvParams::unit() };
+    let p = ConvParams {
+        groups: 2,
+        ..ConvParams::unit()
+    };
     assert!(conv_forward(x.view(), w.view(), None, p).is_err());
+}
+
+#[test]
+fn image_blocks_im2row_and_depthwise_agree_across_threads_and_with_naive() {
+    // small images (several per GEMM), few output channels (im2row weight gradient),
+    // and a stride-1 depthwise layer
+    let p = ConvParams {
+        stride: [1, 1, 1],
+        dilation: [1, 1, 1],
+        pad_lo: [0, 1, 1],
+        pad_hi: [0, 2, 2],
+        groups: 1,
+    };
+    let pd = ConvParams { groups: 6, ..p };
+    let x = filled([13, 6, 1, 9, 10], 11);
+    let w = filled([4, 6, 1, 4, 4], 12);
+    let wd = filled([12, 1, 1, 4, 3], 13);
+    let run = || {
+        let y = conv_forward(x.view(), w.view(), None, p).unwrap();
+        let dx = conv_input_grad(y.view(), w.view(), [13, 6, 1, 9, 10], p).unwrap();
+        let dw = conv_weight_grad(y.view(), x.view(), [1, 4, 4], p).unwrap();
+        let yd = conv_forward(x.view(), wd.view(), None, pd).unwrap();
+        let dxd = conv_input_grad(yd.view(), wd.view(), [13, 6, 1, 9, 10], pd).unwrap();
+        let dwd = conv_weight_grad(yd.view(), x.view(), [1, 4, 3], pd).unwrap();
+        (y, dx, dw, yd, dxd, dwd)
+    };
+    let a = crate::parallel::set_num_threads(1).map(|_| run()).unwrap();
+    let b = crate::parallel::set_num_threads(2).map(|_| run()).unwrap();
+    assert_eq!(a, b);
+    close(&a.0, &naive(&x, &w, p));
+    close(&a.3, &naive(&x, &wd, pd));
+    let lhs = dot(&a.0, &a.0);
+    assert!((lhs - dot(&a.2, &w)).abs() < 1e-9 * lhs.abs());
+    assert!((lhs - dot(&a.1, &x)).abs() < 1e-9 * lhs.abs());
+    let lhs = dot(&a.3, &a.3);
+    assert!((lhs - dot(&a.5, &wd)).abs() < 1e-9 * lhs.abs());
+    assert!((lhs - dot(&a.4, &x)).abs() < 1e-9 * lhs.abs());
 }

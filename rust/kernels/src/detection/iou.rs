@@ -10,18 +10,34 @@ use crate::simd::{level, SimdLevel};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
+/// Output size above which rows are written with streaming stores.
+const STREAM_BYTES: usize = 24 << 20;
+
+/// `out[j] = IoU(a, b[j0 + j])`.
 #[inline(always)]
-fn iou_row<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
-    let m = out.len();
+fn iou_row_from<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, j0: usize, out: &mut [T]) {
+    let r = j0..j0 + out.len();
     let zero = T::zero();
     let area_a = (a[2] - a[0]) * (a[3] - a[1]);
-    let (bx1, by1, bx2, by2, ba) = (&b.x1[..m], &b.y1[..m], &b.x2[..m], &b.y2[..m], &b.area[..m]);
+    let (bx1, by1, bx2, by2, ba) = (
+        &b.x1[r.clone()],
+        &b.y1[r.clone()],
+        &b.x2[r.clone()],
+        &b.y2[r.clone()],
+        &b.area[r],
+    );
+    let m = out.len();
     for j in 0..m {
         let w = fmax(fmin(a[2], bx2[j]) - fmax(a[0], bx1[j]), zero);
         let h = fmax(fmin(a[3], by2[j]) - fmax(a[1], by1[j]), zero);
         let inter = w * h;
         out[j] = inter / (area_a + ba[j] - inter);
     }
+}
+
+#[inline(always)]
+fn iou_row<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
+    iou_row_from(a, b, 0, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -34,6 +50,117 @@ unsafe fn iou_row_avx512<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn iou_row_avx2<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
     iou_row(a, b, out)
+}
+
+/// Rows written with non-temporal (streaming) stores: for outputs far larger than the
+/// caches this skips reading every output line before overwriting it.
+#[cfg(target_arch = "x86_64")]
+mod stream {
+    use super::{iou_row_from, BoxesSoa};
+    use std::arch::x86_64::*;
+
+    macro_rules! stream_row {
+        ($name:ident, $t:ty, $lanes:expr, $set1:ident, $loadu:ident, $max:ident, $min:ident, $sub:ident,
+         $mul:ident, $add:ident, $div:ident, $stream:ident, $zero:ident) => {
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn $name(a: [$t; 4], b: &BoxesSoa<$t>, out: &mut [$t]) {
+                let m = out.len();
+                // Scalar head up to a 64-byte boundary of `out`.
+                let misalign = (out.as_ptr() as usize % 64) / std::mem::size_of::<$t>();
+                let head = if misalign == 0 {
+                    0
+                } else {
+                    ($lanes - misalign).min(m)
+                };
+                iou_row_from(a, b, 0, &mut out[..head]);
+                let (ax1, ay1, ax2, ay2) = ($set1(a[0]), $set1(a[1]), $set1(a[2]), $set1(a[3]));
+                let aa = $set1((a[2] - a[0]) * (a[3] - a[1]));
+                let zero = $zero();
+                let mut j = head;
+                while j + $lanes <= m {
+                    let bx1 = $loadu(b.x1.as_ptr().add(j));
+                    let by1 = $loadu(b.y1.as_ptr().add(j));
+                    let bx2 = $loadu(b.x2.as_ptr().add(j));
+                    let by2 = $loadu(b.y2.as_ptr().add(j));
+                    let ba = $loadu(b.area.as_ptr().add(j));
+                    // Same operation order and NaN behaviour (second operand) as `iou_row`.
+                    let w = $max($sub($min(ax2, bx2), $max(ax1, bx1)), zero);
+                    let h = $max($sub($min(ay2, by2), $max(ay1, by1)), zero);
+                    let inter = $mul(w, h);
+                    let union = $sub($add(aa, ba), inter);
+                    $stream(out.as_mut_ptr().add(j), $div(inter, union));
+                    j += $lanes;
+                }
+                // Tail: the scalar kernel on the remaining columns of `b`.
+                iou_row_from(a, b, j, &mut out[j..]);
+            }
+        };
+    }
+
+    stream_row!(
+        row_f32,
+        f32,
+        16,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_max_ps,
+        _mm512_min_ps,
+        _mm512_sub_ps,
+        _mm512_mul_ps,
+        _mm512_add_ps,
+        _mm512_div_ps,
+        _mm512_stream_ps,
+        _mm512_setzero_ps
+    );
+    stream_row!(
+        row_f64,
+        f64,
+        8,
+        _mm512_set1_pd,
+        _mm512_loadu_pd,
+        _mm512_max_pd,
+        _mm512_min_pd,
+        _mm512_sub_pd,
+        _mm512_mul_pd,
+        _mm512_add_pd,
+        _mm512_div_pd,
+        _mm512_stream_pd,
+        _mm512_setzero_pd
+    );
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn fence() {
+        _mm_sfence();
+    }
+}
+
+/// `iou_row` with streaming stores (AVX-512 only; otherwise the plain row).
+fn iou_row_stream<T: Scalar>(simd: SimdLevel, a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd == SimdLevel::Avx512 {
+        use std::any::TypeId;
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            // SAFETY: T is f32 (checked above), so these casts are identities; AVX-512F is present.
+            unsafe {
+                let a = *(&a as *const [T; 4] as *const [f32; 4]);
+                let b = &*(b as *const BoxesSoa<T> as *const BoxesSoa<f32>);
+                let out = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f32, out.len());
+                stream::row_f32(a, b, out);
+            }
+            return;
+        }
+        if TypeId::of::<T>() == TypeId::of::<f64>() {
+            // SAFETY: as above with f64.
+            unsafe {
+                let a = *(&a as *const [T; 4] as *const [f64; 4]);
+                let b = &*(b as *const BoxesSoa<T> as *const BoxesSoa<f64>);
+                let out = std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut f64, out.len());
+                stream::row_f64(a, b, out);
+            }
+            return;
+        }
+    }
+    iou_row_dispatch(simd, a, b, out)
 }
 
 fn iou_row_dispatch<T: Scalar>(simd: SimdLevel, a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
@@ -75,14 +202,27 @@ pub fn box_iou<T: Scalar>(
     let Some(flat) = out.as_slice_mut() else {
         return Err(KernelError::shape("box_iou: 'out' must be C-contiguous"));
     };
+    // Outputs much larger than the last-level cache go out with streaming stores.
+    let stream = n.saturating_mul(m).saturating_mul(std::mem::size_of::<T>()) > STREAM_BYTES;
     parallel::run(n.saturating_mul(m).saturating_mul(8), || {
         // Blocks of rows: enough tasks to balance, few enough to keep overhead low.
         let rows_per_task = (16384 / m).clamp(1, 64);
-        flat.par_chunks_mut(m * rows_per_task).enumerate().for_each(|(t, chunk)| {
-            for (r, out_row) in chunk.chunks_mut(m).enumerate() {
-                iou_row_dispatch(simd, rows[t * rows_per_task + r], &soa, out_row);
-            }
-        });
+        flat.par_chunks_mut(m * rows_per_task)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                for (r, out_row) in chunk.chunks_mut(m).enumerate() {
+                    if stream {
+                        iou_row_stream(simd, rows[t * rows_per_task + r], &soa, out_row);
+                    } else {
+                        iou_row_dispatch(simd, rows[t * rows_per_task + r], &soa, out_row);
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                if stream && simd == SimdLevel::Avx512 {
+                    // SAFETY: AVX-512F present; orders this task's streaming stores.
+                    unsafe { stream::fence() };
+                }
+            });
     });
     Ok(())
 }
@@ -136,11 +276,26 @@ mod tests {
     }
 
     #[test]
+    fn streaming_path_matches_naive() {
+        let (a, b) = (boxes(2600, 3), boxes(2601, 4));
+        let mut out = Array2::zeros((2600, 2601));
+        box_iou(a.view(), b.view(), out.view_mut()).unwrap();
+        let (sa, sb) = (a.slice(ndarray::s![..40, ..]).to_owned(), b);
+        let r = naive(&sa, &sb);
+        for (x, y) in out.slice(ndarray::s![..40, ..]).iter().zip(r.iter()) {
+            assert!(x == y || (x.is_nan() && y.is_nan()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
     fn bad_shapes() {
         let a = Array2::<f32>::zeros((3, 5));
         let b = Array2::<f32>::zeros((3, 4));
         let mut out = Array2::zeros((3, 3));
-        assert!(box_iou(a.view(), b.view(), out.view_mut()).unwrap_err().to_string().contains("'boxes1'"));
+        assert!(box_iou(a.view(), b.view(), out.view_mut())
+            .unwrap_err()
+            .to_string()
+            .contains("'boxes1'"));
         assert!(box_iou(b.view(), b.view(), Array2::zeros((2, 3)).view_mut()).is_err());
     }
 }

@@ -67,15 +67,22 @@ fn validate<T: Scalar>(
 
 /// Indices of the boxes that pass the score filter, by decreasing score, ties by index.
 fn rank<T: Scalar>(scores: &ArrayView1<'_, T>, score_threshold: Option<T>) -> Vec<usize> {
-    let mut order: Vec<usize> = match score_threshold {
-        Some(t) => (0..scores.len()).filter(|&i| scores[i] > t).collect(),
-        None => (0..scores.len()).collect(),
+    // Sort (key, index) pairs of integers: the key maps the score (NaN excluded by the
+    // caller, -0.0 folded into +0.0) to a u64 whose ascending order is the scores'
+    // descending order, so equal scores fall back to the lower index.
+    let key = |v: T| -> u64 {
+        let bits = (v.to_f64().unwrap_or(0.0) + 0.0).to_bits();
+        let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+        !ordered
     };
-    // Keys are unique (the index breaks ties), so an unstable sort is deterministic.
-    order.sort_unstable_by(|&i, &j| {
-        scores[j].partial_cmp(&scores[i]).unwrap_or(std::cmp::Ordering::Equal).then(i.cmp(&j))
-    });
-    order
+    let mut pairs: Vec<(u64, usize)> = scores
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| score_threshold.is_none_or(|t| v > t))
+        .map(|(i, &v)| (key(v), i))
+        .collect();
+    pairs.sort_unstable();
+    pairs.into_iter().map(|(_, i)| i).collect()
 }
 
 #[inline(always)]
@@ -92,8 +99,13 @@ fn any_overlap_body<T: Scalar>(k: &BoxesSoa<T>, a: [T; 4], aa: T, thr: T) -> boo
     let mut start = 0;
     while start < n {
         let end = (start + CHUNK).min(n);
-        let (x1, y1, x2, y2, ar) =
-            (&k.x1[start..end], &k.y1[start..end], &k.x2[start..end], &k.y2[start..end], &k.area[start..end]);
+        let (x1, y1, x2, y2, ar) = (
+            &k.x1[start..end],
+            &k.y1[start..end],
+            &k.x2[start..end],
+            &k.y2[start..end],
+            &k.area[start..end],
+        );
         let mut hit = false;
         for j in 0..x1.len() {
             let w = fmax(fmin(a[2], x2[j]) - fmax(a[0], x1[j]), zero);
@@ -151,6 +163,11 @@ pub(crate) fn greedy<T: Scalar>(b: &BoxesSoa<T>, thr: T, limit: usize) -> Vec<us
     if limit == 0 || n == 0 {
         return keep;
     }
+    if thr >= T::one() {
+        // IoU never exceeds 1 (even rounded: fl(a + b) - inter >= inter when a, b >= inter),
+        // so nothing is suppressed.
+        return (0..n.min(limit)).collect();
+    }
     if n < GRID_MIN {
         let mut kept = BoxesSoa::with_capacity(n.min(limit));
         for i in 0..n {
@@ -177,7 +194,7 @@ struct Grid<T> {
     inv_ch: f64,
     gx: i64,
     gy: i64,
-    cells: Vec<Vec<[T; 5]>>,
+    cells: Vec<BoxesSoa<T>>,
 }
 
 impl<T: Scalar> Grid<T> {
@@ -202,12 +219,24 @@ impl<T: Scalar> Grid<T> {
             }
         }
         if cnt == 0 {
-            return Grid { x0: 0.0, y0: 0.0, inv_cw: 0.0, inv_ch: 0.0, gx: 1, gy: 1, cells: vec![Vec::new()] };
+            return Grid {
+                x0: 0.0,
+                y0: 0.0,
+                inv_cw: 0.0,
+                inv_ch: 0.0,
+                gx: 1,
+                gy: 1,
+                cells: vec![BoxesSoa::default()],
+            };
         }
         let (ew, eh) = ((x1 - x0).max(f64::MIN_POSITIVE), (y1 - y0).max(f64::MIN_POSITIVE));
-        // Cells about the size of an average box, at most ~n cells in all.
-        let (mut cw, mut ch) = ((sw / cnt as f64).max(ew / 4096.0), (sh / cnt as f64).max(eh / 4096.0));
-        let max_cells = (cnt as f64).max(16.0);
+        // Cells twice the size of an average box (most boxes cover 1 to 4 cells, and the
+        // scan of a cell is vectorised), at most ~n/4 cells in all (few allocations).
+        let (mut cw, mut ch) = (
+            (2.0 * sw / cnt as f64).max(ew / 4096.0),
+            (2.0 * sh / cnt as f64).max(eh / 4096.0),
+        );
+        let max_cells = (cnt as f64 / 4.0).max(16.0);
         let cells = (ew / cw).ceil() * (eh / ch).ceil();
         if cells > max_cells {
             let s = (cells / max_cells).sqrt();
@@ -217,7 +246,15 @@ impl<T: Scalar> Grid<T> {
         let gx = ((ew / cw).ceil() as i64).clamp(1, 1 << 16);
         let gy = ((eh / ch).ceil() as i64).clamp(1, 1 << 16);
         let (inv_cw, inv_ch) = (gx as f64 / ew, gy as f64 / eh);
-        Grid { x0, y0, inv_cw, inv_ch, gx, gy, cells: vec![Vec::new(); (gx * gy) as usize] }
+        Grid {
+            x0,
+            y0,
+            inv_cw,
+            inv_ch,
+            gx,
+            gy,
+            cells: vec![BoxesSoa::default(); (gx * gy) as usize],
+        }
     }
 
     #[inline]
@@ -229,7 +266,6 @@ impl<T: Scalar> Grid<T> {
 
     fn run(mut self, b: &BoxesSoa<T>, thr: T, limit: usize, simd: SimdLevel) -> Vec<usize> {
         let n = b.len();
-        let zero = T::zero();
         let mut keep = Vec::new();
         let mut all_kept = BoxesSoa::with_capacity(1024);
         let mut big_kept = BoxesSoa::with_capacity(16);
@@ -250,19 +286,11 @@ impl<T: Scalar> Grid<T> {
             } else {
                 let mut hit = any_overlap(simd, &big_kept, a, aa, thr);
                 'cells: for cy in cy1..=cy2 {
-                    if hit {
-                        break;
-                    }
                     for cx in cx1..=cx2 {
-                        for k in &self.cells[(cy * self.gx + cx) as usize] {
-                            let w = fmax(fmin(a[2], k[2]) - fmax(a[0], k[0]), zero);
-                            let h = fmax(fmin(a[3], k[3]) - fmax(a[1], k[1]), zero);
-                            let inter = w * h;
-                            if inter > zero && inter > thr * (aa + k[4] - inter) {
-                                hit = true;
-                                break 'cells;
-                            }
+                        if hit {
+                            break 'cells;
                         }
+                        hit = any_overlap(simd, &self.cells[(cy * self.gx + cx) as usize], a, aa, thr);
                     }
                 }
                 hit
@@ -280,7 +308,7 @@ impl<T: Scalar> Grid<T> {
             } else {
                 for cy in cy1..=cy2 {
                     for cx in cx1..=cx2 {
-                        self.cells[(cy * self.gx + cx) as usize].push([a[0], a[1], a[2], a[3], aa]);
+                        self.cells[(cy * self.gx + cx) as usize].push_from(b, i);
                     }
                 }
             }
@@ -360,7 +388,10 @@ mod tests {
     struct Lcg(u64);
     impl Lcg {
         fn next(&mut self) -> f64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((self.0 >> 33) as f64) / (1u64 << 31) as f64
         }
     }
@@ -410,7 +441,11 @@ mod tests {
     }
 
     fn p(thr: f64) -> NmsParams<f64> {
-        NmsParams { iou_threshold: thr, score_threshold: None, max_output: None }
+        NmsParams {
+            iou_threshold: thr,
+            score_threshold: None,
+            max_output: None,
+        }
     }
 
     #[test]
@@ -428,15 +463,34 @@ mod tests {
     fn options_and_batched() {
         let (b, s) = random(2000, 7, 400.0);
         let full = nms(b.view(), s.view(), p(0.5)).unwrap();
-        let top = nms(b.view(), s.view(), NmsParams { max_output: Some(10), ..p(0.5) }).unwrap();
+        let top = nms(
+            b.view(),
+            s.view(),
+            NmsParams {
+                max_output: Some(10),
+                ..p(0.5)
+            },
+        )
+        .unwrap();
         assert_eq!(&full[..10], &top[..]);
-        let thr = nms(b.view(), s.view(), NmsParams { score_threshold: Some(10.0), ..p(0.5) }).unwrap();
+        let thr = nms(
+            b.view(),
+            s.view(),
+            NmsParams {
+                score_threshold: Some(10.0),
+                ..p(0.5)
+            },
+        )
+        .unwrap();
         let mut s2 = s.clone();
         let keep_mask: Vec<bool> = s.iter().map(|&v| v > 10.0).collect();
         let sub: Vec<usize> = (0..2000).filter(|&i| keep_mask[i]).collect();
         let bsub = b.select(ndarray::Axis(0), &sub);
         s2 = s2.select(ndarray::Axis(0), &sub);
-        let want: Vec<i64> = naive(&bsub, &s2, 0.5).into_iter().map(|q| sub[q as usize] as i64).collect();
+        let want: Vec<i64> = naive(&bsub, &s2, 0.5)
+            .into_iter()
+            .map(|q| sub[q as usize] as i64)
+            .collect();
         assert_eq!(thr, want);
         // Class-aware: same as running per class and merging by rank.
         let idxs: Array1<i64> = (0..2000).map(|i| (i % 5) as i64 - 2).collect();
@@ -444,7 +498,11 @@ mod tests {
         let mut want = vec![];
         for c in -2..3i64 {
             let sub: Vec<usize> = (0..2000).filter(|&i| idxs[i] == c).collect();
-            let k = naive(&b.select(ndarray::Axis(0), &sub), &s.select(ndarray::Axis(0), &sub), 0.5);
+            let k = naive(
+                &b.select(ndarray::Axis(0), &sub),
+                &s.select(ndarray::Axis(0), &sub),
+                0.5,
+            );
             want.extend(k.into_iter().map(|q| sub[q as usize]));
         }
         want.sort_by(|&i, &j| s[j].partial_cmp(&s[i]).unwrap().then(i.cmp(&j)));
@@ -455,13 +513,23 @@ mod tests {
     fn refuses_bad_input() {
         let b = Array2::<f32>::zeros((3, 4));
         let s = Array1::from(vec![1.0f32, f32::NAN, 0.0]);
-        let q = NmsParams { iou_threshold: 0.5f32, score_threshold: None, max_output: None };
+        let q = NmsParams {
+            iou_threshold: 0.5f32,
+            score_threshold: None,
+            max_output: None,
+        };
         assert!(nms(b.view(), s.view(), q).unwrap_err().to_string().contains("'scores'"));
         let s = Array1::from(vec![1.0f32, 2.0]);
         assert!(nms(b.view(), s.view(), q).is_err());
         let s = Array1::from(vec![1.0f32, 2.0, 3.0]);
-        let q2 = NmsParams { iou_threshold: f32::NAN, ..q };
-        assert!(nms(b.view(), s.view(), q2).unwrap_err().to_string().contains("'iou_threshold'"));
+        let q2 = NmsParams {
+            iou_threshold: f32::NAN,
+            ..q
+        };
+        assert!(nms(b.view(), s.view(), q2)
+            .unwrap_err()
+            .to_string()
+            .contains("'iou_threshold'"));
         // Degenerate boxes are all kept.
         assert_eq!(nms(b.view(), s.view(), q).unwrap(), vec![2, 1, 0]);
     }

@@ -55,7 +55,9 @@ fn check_rois<T: Scalar>(op: &str, rois: &ArrayView2<'_, T>, n: usize) -> Kernel
 
 fn check_params(op: &str, ph: usize, pw: usize) -> KernelResult<()> {
     if ph == 0 || pw == 0 {
-        return Err(KernelError::param(format!("{op}: 'output_size' must be positive, got ({ph}, {pw})")));
+        return Err(KernelError::param(format!(
+            "{op}: 'output_size' must be positive, got ({ph}, {pw})"
+        )));
     }
     Ok(())
 }
@@ -115,7 +117,11 @@ struct AlignGeom<T> {
 }
 
 fn align_geom<T: Scalar>(roi: [T; 4], p: &RoiAlignParams<T>) -> AlignGeom<T> {
-    let off = if p.aligned { T::from_f64(0.5).unwrap() } else { T::zero() };
+    let off = if p.aligned {
+        T::from_f64(0.5).unwrap()
+    } else {
+        T::zero()
+    };
     let s = p.spatial_scale;
     let (sw, sh, ew, eh) = (roi[0] * s - off, roi[1] * s - off, roi[2] * s - off, roi[3] * s - off);
     let (mut rw, mut rh) = (ew - sw, eh - sh);
@@ -164,7 +170,10 @@ fn align_samples<T: Scalar>(
     samples.clear();
     starts.clear();
     let half = T::from_f64(0.5).unwrap();
-    let (fgh, fgw) = (T::from_usize(g.grid_h.max(1)).unwrap(), T::from_usize(g.grid_w.max(1)).unwrap());
+    let (fgh, fgw) = (
+        T::from_usize(g.grid_h.max(1)).unwrap(),
+        T::from_usize(g.grid_w.max(1)).unwrap(),
+    );
     for b in bins {
         starts.push(samples.len());
         let (ph, pw) = (b / pooled_w, b % pooled_w);
@@ -193,7 +202,33 @@ fn roi_coords<T: Scalar>(rois: &ArrayView2<'_, T>, k: usize) -> [T; 4] {
     [rois[[k, 1]], rois[[k, 2]], rois[[k, 3]], rois[[k, 4]]]
 }
 
+/// `o[b] = inv * sum of the samples of bin b` for the bins `bins` (samples from `starts`).
+#[inline]
+fn gather_bins<T: Scalar>(
+    plane: &[T],
+    samples: &[Sample<T>],
+    starts: &[usize],
+    bins: std::ops::Range<usize>,
+    inv: T,
+    o: &mut [T],
+) {
+    for (bi, b) in bins.enumerate() {
+        let mut acc = T::zero();
+        for s in &samples[starts[bi]..starts[bi + 1]] {
+            acc = acc
+                + s.w[0] * plane[s.off[0]]
+                + s.w[1] * plane[s.off[1]]
+                + s.w[2] * plane[s.off[2]]
+                + s.w[3] * plane[s.off[3]];
+        }
+        o[b] = acc * inv;
+    }
+}
+
 /// RoIAlign forward: `(K, C, pooled_h, pooled_w)`.
+///
+/// Many rois: parallel over rois (each computes its samples once, then all channels).
+/// Few rois: parallel over channels within each roi.
 pub fn roi_align<T: Scalar>(
     input: ArrayView4<'_, T>,
     rois: ArrayView2<'_, T>,
@@ -210,8 +245,34 @@ pub fn roi_align<T: Scalar>(
         return Err(KernelError::shape(format!("{op}: 'input' must be C-contiguous")));
     };
     let hw = h * w;
-    let Some(out_flat) = out.as_slice_mut() else { unreachable!("fresh array is contiguous") };
+    let Some(out_flat) = out.as_slice_mut() else {
+        unreachable!("fresh array is contiguous")
+    };
     if k == 0 || c == 0 {
+        return Ok(out);
+    }
+    let per_roi = |r: usize, out_k: &mut [T], samples: &mut Vec<Sample<T>>, starts: &mut Vec<usize>| {
+        let g = align_geom(roi_coords(&rois, r), &p);
+        let per = bins_per_chunk(&g, nbins);
+        let base = &data[batch[r] * c * hw..(batch[r] + 1) * c * hw];
+        let mut b0 = 0;
+        while b0 < nbins {
+            let b1 = (b0 + per).min(nbins);
+            align_samples(&g, p.pooled_w, b0..b1, h, w, samples, starts);
+            for (ch, o) in out_k.chunks_mut(nbins).enumerate() {
+                gather_bins(&base[ch * hw..(ch + 1) * hw], samples, starts, b0..b1, g.inv_count, o);
+            }
+            b0 = b1;
+        }
+    };
+    let work = k * c * nbins * 16;
+    if k >= 4 * parallel::num_threads() {
+        parallel::run(work, || {
+            out_flat.par_chunks_mut(c * nbins).enumerate().for_each_init(
+                || (Vec::new(), Vec::new()),
+                |(samples, starts), (r, out_k)| per_roi(r, out_k, samples, starts),
+            );
+        });
         return Ok(out);
     }
     let (mut samples, mut starts) = (Vec::new(), Vec::new());
@@ -224,21 +285,9 @@ pub fn roi_align<T: Scalar>(
             let b1 = (b0 + per).min(nbins);
             align_samples(&g, p.pooled_w, b0..b1, h, w, &mut samples, &mut starts);
             let (samples, starts) = (&samples, &starts);
-            let inv = g.inv_count;
             parallel::run(c * samples.len() * 4 + c, || {
                 out_k.par_chunks_mut(nbins).enumerate().for_each(|(ch, o)| {
-                    let plane = &base[ch * hw..(ch + 1) * hw];
-                    for (bi, b) in (b0..b1).enumerate() {
-                        let mut acc = T::zero();
-                        for s in &samples[starts[bi]..starts[bi + 1]] {
-                            acc = acc
-                                + s.w[0] * plane[s.off[0]]
-                                + s.w[1] * plane[s.off[1]]
-                                + s.w[2] * plane[s.off[2]]
-                                + s.w[3] * plane[s.off[3]];
-                        }
-                        o[b] = acc * inv;
-                    }
+                    gather_bins(&base[ch * hw..(ch + 1) * hw], samples, starts, b0..b1, g.inv_count, o);
                 });
             });
             b0 = b1;
@@ -247,11 +296,26 @@ pub fn roi_align<T: Scalar>(
     Ok(out)
 }
 
+/// Samples precomputed per backward pass (bounds its scratch memory).
+const BACKWARD_SAMPLES: usize = 1 << 18;
+
+/// A run of bins of one roi whose samples are in the shared scratch buffers.
+struct Segment<T> {
+    roi: usize,
+    bins: std::ops::Range<usize>,
+    /// Index in `starts` of the segment's first bin.
+    first: usize,
+    inv: T,
+}
+
 /// RoIAlign backward: adds the gradient w.r.t. the input into `grad_input` (N, C, H, W).
+///
+/// The samples of many rois are computed once, then each thread takes whole channels
+/// and scatters every roi into them in roi order (deterministic for any thread count).
 pub fn roi_align_backward<T: Scalar>(
     grad_output: ArrayView4<'_, T>,
     rois: ArrayView2<'_, T>,
-    mut grad_input: ArrayViewMut4<'_, T>,
+    grad_input: ArrayViewMut4<'_, T>,
     p: RoiAlignParams<T>,
 ) -> KernelResult<()> {
     let op = "roi_align_backward";
@@ -272,40 +336,72 @@ pub fn roi_align_backward<T: Scalar>(
         return Err(KernelError::shape(format!("{op}: 'grad_output' must be C-contiguous")));
     };
     let hw = h * w;
-    let Some(gi) = grad_input.as_slice_mut() else {
+    if !grad_input.is_standard_layout() {
         return Err(KernelError::shape(format!("{op}: 'grad_input' must be C-contiguous")));
-    };
+    }
     if k == 0 || c == 0 || hw == 0 {
         return Ok(());
     }
-    let (mut samples, mut starts) = (Vec::new(), Vec::new());
-    for r in 0..k {
-        let g = align_geom(roi_coords(&rois, r), &p);
-        let per = bins_per_chunk(&g, nbins);
-        let go_k = &go[r * c * nbins..(r + 1) * c * nbins];
-        let gi_n = &mut gi[batch[r] * c * hw..(batch[r] + 1) * c * hw];
-        let mut b0 = 0;
-        while b0 < nbins {
-            let b1 = (b0 + per).min(nbins);
-            align_samples(&g, p.pooled_w, b0..b1, h, w, &mut samples, &mut starts);
-            let (samples, starts) = (&samples, &starts);
-            let inv = g.inv_count;
-            parallel::run(c * samples.len() * 4 + c, || {
-                gi_n.par_chunks_mut(hw).enumerate().for_each(|(ch, plane)| {
-                    let gch = &go_k[ch * nbins..(ch + 1) * nbins];
-                    for (bi, b) in (b0..b1).enumerate() {
-                        let gv = gch[b] * inv;
-                        for s in &samples[starts[bi]..starts[bi + 1]] {
-                            for q in 0..4 {
-                                plane[s.off[q]] = plane[s.off[q]] + gv * s.w[q];
+    let Ok(mut gi) = grad_input.into_shape_with_order((n, c, hw)) else {
+        return Err(KernelError::shape(format!("{op}: 'grad_input' must be C-contiguous")));
+    };
+    let mut samples: Vec<Sample<T>> = Vec::new();
+    let mut starts: Vec<usize> = Vec::new();
+    let mut segs: Vec<Segment<T>> = Vec::new();
+    let (mut tmp_s, mut tmp_b) = (Vec::new(), Vec::new());
+    let mut flush = |samples: &mut Vec<Sample<T>>, starts: &mut Vec<usize>, segs: &mut Vec<Segment<T>>| {
+        if segs.is_empty() {
+            return;
+        }
+        starts.push(samples.len());
+        let (sm, st, sg) = (&*samples, &*starts, &*segs);
+        parallel::run(c * sm.len() * 4 + c, || {
+            gi.axis_iter_mut(Axis(1))
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(ch, mut planes)| {
+                    for seg in sg {
+                        let mut row = planes.row_mut(batch[seg.roi]);
+                        let plane = row.as_slice_mut().expect("rows of a C-contiguous array are contiguous");
+                        let gch = &go[(seg.roi * c + ch) * nbins..(seg.roi * c + ch + 1) * nbins];
+                        for (bi, b) in seg.bins.clone().enumerate() {
+                            let gv = gch[b] * seg.inv;
+                            for s in &sm[st[seg.first + bi]..st[seg.first + bi + 1]] {
+                                for q in 0..4 {
+                                    plane[s.off[q]] = plane[s.off[q]] + gv * s.w[q];
+                                }
                             }
                         }
                     }
                 });
+        });
+        samples.clear();
+        starts.clear();
+        segs.clear();
+    };
+    for r in 0..k {
+        let g = align_geom(roi_coords(&rois, r), &p);
+        let per = bins_per_chunk(&g, nbins);
+        let mut b0 = 0;
+        while b0 < nbins {
+            let b1 = (b0 + per).min(nbins);
+            align_samples(&g, p.pooled_w, b0..b1, h, w, &mut tmp_s, &mut tmp_b);
+            if samples.len() + tmp_s.len() > BACKWARD_SAMPLES {
+                flush(&mut samples, &mut starts, &mut segs);
+            }
+            let base = samples.len();
+            segs.push(Segment {
+                roi: r,
+                bins: b0..b1,
+                first: starts.len(),
+                inv: g.inv_count,
             });
+            starts.extend(tmp_b[..tmp_b.len() - 1].iter().map(|&x| x + base));
+            samples.extend_from_slice(&tmp_s);
             b0 = b1;
         }
     }
+    flush(&mut samples, &mut starts, &mut segs);
     Ok(())
 }
 
@@ -370,33 +466,37 @@ pub fn roi_pool<T: Scalar>(
         return Ok((out, arg));
     }
     let hw = h * w;
-    let bins: Vec<Vec<[i64; 4]>> =
-        (0..k).map(|r| pool_bins(roi_coords(&rois, r), spatial_scale, pooled_h, pooled_w, h, w)).collect();
+    let bins: Vec<Vec<[i64; 4]>> = (0..k)
+        .map(|r| pool_bins(roi_coords(&rois, r), spatial_scale, pooled_h, pooled_w, h, w))
+        .collect();
     let of = out.as_slice_mut().unwrap();
     let af = arg.as_slice_mut().unwrap();
     parallel::run(k * c * nbins * 4, || {
-        of.par_chunks_mut(nbins).zip(af.par_chunks_mut(nbins)).enumerate().for_each(|(kc, (o, a))| {
-            let (r, ch) = (kc / c, kc % c);
-            let plane = &data[(batch[r] * c + ch) * hw..(batch[r] * c + ch + 1) * hw];
-            for (b, &[hs, he, ws, we]) in bins[r].iter().enumerate() {
-                if he <= hs || we <= ws {
-                    continue;
-                }
-                let mut m = T::min_value();
-                let mut mi = -1i64;
-                for y in hs..he {
-                    for x in ws..we {
-                        let idx = (y * w as i64 + x) as usize;
-                        if plane[idx] > m {
-                            m = plane[idx];
-                            mi = idx as i64;
+        of.par_chunks_mut(nbins)
+            .zip(af.par_chunks_mut(nbins))
+            .enumerate()
+            .for_each(|(kc, (o, a))| {
+                let (r, ch) = (kc / c, kc % c);
+                let plane = &data[(batch[r] * c + ch) * hw..(batch[r] * c + ch + 1) * hw];
+                for (b, &[hs, he, ws, we]) in bins[r].iter().enumerate() {
+                    if he <= hs || we <= ws {
+                        continue;
+                    }
+                    let mut m = T::min_value();
+                    let mut mi = -1i64;
+                    for y in hs..he {
+                        for x in ws..we {
+                            let idx = (y * w as i64 + x) as usize;
+                            if plane[idx] > m {
+                                m = plane[idx];
+                                mi = idx as i64;
+                            }
                         }
                     }
+                    o[b] = m;
+                    a[b] = mi;
                 }
-                o[b] = m;
-                a[b] = mi;
-            }
-        });
+            });
     });
     Ok((out, arg))
 }
@@ -422,20 +522,26 @@ pub fn roi_pool_backward<T: Scalar>(
     }
     let hw = (h * w) as i64;
     if argmax.iter().any(|&a| a < -1 || a >= hw) {
-        return Err(KernelError::param(format!("{op}: 'argmax' has entries outside [-1, {hw})")));
+        return Err(KernelError::param(format!(
+            "{op}: 'argmax' has entries outside [-1, {hw})"
+        )));
     }
     parallel::run(grad_output.len() + 1, || {
-        grad_input.axis_iter_mut(Axis(1)).into_par_iter().enumerate().for_each(|(ch, mut gplane)| {
-            for r in 0..k {
-                let mut dst = gplane.index_axis_mut(Axis(0), batch[r]);
-                for ((y, x), &a) in argmax.index_axis(Axis(0), r).index_axis(Axis(0), ch).indexed_iter() {
-                    if a >= 0 {
-                        let (yy, xx) = ((a / w as i64) as usize, (a % w as i64) as usize);
-                        dst[[yy, xx]] = dst[[yy, xx]] + grad_output[[r, ch, y, x]];
+        grad_input
+            .axis_iter_mut(Axis(1))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(ch, mut gplane)| {
+                for r in 0..k {
+                    let mut dst = gplane.index_axis_mut(Axis(0), batch[r]);
+                    for ((y, x), &a) in argmax.index_axis(Axis(0), r).index_axis(Axis(0), ch).indexed_iter() {
+                        if a >= 0 {
+                            let (yy, xx) = ((a / w as i64) as usize, (a % w as i64) as usize);
+                            dst[[yy, xx]] = dst[[yy, xx]] + grad_output[[r, ch, y, x]];
+                        }
                     }
                 }
-            }
-        });
+            });
     });
     Ok(())
 }
@@ -446,7 +552,9 @@ mod tests {
     use ndarray::{array, Array2};
 
     fn input(n: usize, c: usize, h: usize, w: usize) -> Array4<f64> {
-        Array4::from_shape_fn((n, c, h, w), |(a, b, y, x)| ((a * 7 + b * 3 + y * 5 + x * 11) % 13) as f64 - 6.0)
+        Array4::from_shape_fn((n, c, h, w), |(a, b, y, x)| {
+            ((a * 7 + b * 3 + y * 5 + x * 11) % 13) as f64 - 6.0
+        })
     }
 
     #[test]
@@ -455,7 +563,13 @@ mod tests {
         // centres 0.5 - 0.5 = 0 and 1, so the output is the mean of the 4 pixels.
         let x = input(1, 2, 4, 4);
         let rois = array![[0.0, 0.0, 0.0, 2.0, 2.0]];
-        let p = RoiAlignParams { pooled_h: 1, pooled_w: 1, spatial_scale: 1.0, sampling_ratio: 2, aligned: true };
+        let p = RoiAlignParams {
+            pooled_h: 1,
+            pooled_w: 1,
+            spatial_scale: 1.0,
+            sampling_ratio: 2,
+            aligned: true,
+        };
         let o = roi_align(x.view(), rois.view(), p).unwrap();
         for ch in 0..2 {
             let want = (x[[0, ch, 0, 0]] + x[[0, ch, 0, 1]] + x[[0, ch, 1, 0]] + x[[0, ch, 1, 1]]) / 4.0;
@@ -466,10 +580,20 @@ mod tests {
     #[test]
     fn align_backward_is_adjoint() {
         let x = input(2, 3, 6, 7);
-        let rois: Array2<f64> = array![[1.0, 0.3, 0.7, 5.2, 4.9], [0.0, -1.5, 2.0, 3.0, 8.0], [1.0, 2.0, 2.0, 2.5, 1.0]];
+        let rois: Array2<f64> = array![
+            [1.0, 0.3, 0.7, 5.2, 4.9],
+            [0.0, -1.5, 2.0, 3.0, 8.0],
+            [1.0, 2.0, 2.0, 2.5, 1.0]
+        ];
         for &aligned in &[false, true] {
             for &sr in &[-1i64, 2] {
-                let p = RoiAlignParams { pooled_h: 2, pooled_w: 3, spatial_scale: 0.9, sampling_ratio: sr, aligned };
+                let p = RoiAlignParams {
+                    pooled_h: 2,
+                    pooled_w: 3,
+                    spatial_scale: 0.9,
+                    sampling_ratio: sr,
+                    aligned,
+                };
                 let o = roi_align(x.view(), rois.view(), p).unwrap();
                 let go = Array4::from_shape_fn(o.dim(), |(a, b, c, d)| (a + 2 * b + 3 * c + 5 * d) as f64 * 0.1 - 1.0);
                 let mut gi = Array4::zeros(x.dim());
@@ -489,9 +613,18 @@ mod tests {
         let m = x.iter().cloned().fold(f64::MIN, f64::max);
         assert_eq!(o[[0, 0, 0, 0]], m);
         let mut gi = Array4::zeros(x.dim());
-        roi_pool_backward(Array4::from_elem((1, 1, 1, 1), 2.0).view(), rois.view(), a.view(), gi.view_mut()).unwrap();
+        roi_pool_backward(
+            Array4::from_elem((1, 1, 1, 1), 2.0).view(),
+            rois.view(),
+            a.view(),
+            gi.view_mut(),
+        )
+        .unwrap();
         assert_eq!(gi.sum(), 2.0);
         let bad = array![[3.0, 0.0, 0.0, 4.0, 4.0]];
-        assert!(roi_pool(x.view(), bad.view(), 1, 1, 1.0).unwrap_err().to_string().contains("'boxes'"));
+        assert!(roi_pool(x.view(), bad.view(), 1, 1, 1.0)
+            .unwrap_err()
+            .to_string()
+            .contains("'boxes'"));
     }
 }

@@ -43,9 +43,11 @@ pub fn soft_nms<T: Scalar>(
     }
     match decay {
         Decay::Linear { iou_threshold: t } if t.is_nan() || t < T::zero() => {
-            return Err(KernelError::param(format!("{op}: 'iou_threshold' must be >= 0, got {t:?}")))
+            return Err(KernelError::param(format!(
+                "{op}: 'iou_threshold' must be >= 0, got {t:?}"
+            )))
         }
-        Decay::Gaussian { sigma } if !(sigma > T::zero()) => {
+        Decay::Gaussian { sigma } if sigma.is_nan() || sigma <= T::zero() => {
             return Err(KernelError::param(format!("{op}: 'sigma' must be > 0, got {sigma:?}")))
         }
         _ => {}
@@ -53,7 +55,9 @@ pub fn soft_nms<T: Scalar>(
     if score_threshold.is_nan() {
         return Err(KernelError::param(format!("{op}: 'score_threshold' is NaN")));
     }
-    let b: Vec<[T; 4]> = (0..n).map(|i| [boxes[[i, 0]], boxes[[i, 1]], boxes[[i, 2]], boxes[[i, 3]]]).collect();
+    let b: Vec<[T; 4]> = (0..n)
+        .map(|i| [boxes[[i, 0]], boxes[[i, 1]], boxes[[i, 2]], boxes[[i, 3]]])
+        .collect();
     let area: Vec<T> = b.iter().map(|r| (r[2] - r[0]) * (r[3] - r[1])).collect();
     // Live boxes in index order, so the first maximum found is the lowest index.
     let mut live: Vec<usize> = (0..n).filter(|&i| scores[i] >= score_threshold).collect();
@@ -72,7 +76,11 @@ pub fn soft_nms<T: Scalar>(
         kept_scores.push(s[m]);
         live.retain(|&i| {
             let inter = intersection(b[m], b[i]);
-            let iou = if inter > T::zero() { inter / (area[m] + area[i] - inter) } else { T::zero() };
+            let iou = if inter > T::zero() {
+                inter / (area[m] + area[i] - inter)
+            } else {
+                T::zero()
+            };
             let w = match decay {
                 Decay::Linear { iou_threshold } => {
                     if iou > iou_threshold {

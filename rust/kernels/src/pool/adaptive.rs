@@ -2,12 +2,11 @@
 //! `out` covers `[floor(i*n/out), ceil((i+1)*n/out))` (PyTorch's rule). Global pooling
 //! is the case `out = 1`. The max gradient goes through [`super::max::max_pool_backward`].
 
-use super::{contiguous, contiguous_mut, shape_str};
+use super::{contiguous, contiguous_mut, for_each_plane, for_each_plane2, shape_str};
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
 use crate::parallel;
 use ndarray::{ArrayView3, ArrayViewMut3};
-use rayon::prelude::*;
 
 /// Window `[start, end)` of output `i` for an axis of `n` inputs pooled to `out`.
 pub fn adaptive_window(i: usize, n: usize, out: usize) -> (usize, usize) {
@@ -51,7 +50,8 @@ pub fn adaptive_avg_pool2d<T: Scalar>(x: ArrayView3<'_, T>, mut out: ArrayViewMu
     }
     let (wh, ww) = (windows(h, oh), windows(w, ow));
     parallel::run(p * h * w, || {
-        xs.par_chunks(h * w).zip(os.par_chunks_mut(oh * ow)).for_each(|(x, out)| {
+        for_each_plane(os, oh * ow, || (), |_, k, out| {
+            let x = &xs[k * h * w..(k + 1) * h * w];
             for (i, &(h0, h1)) in wh.iter().enumerate() {
                 for (j, &(w0, w1)) in ww.iter().enumerate() {
                     let mut sum = T::zero();
@@ -64,6 +64,7 @@ pub fn adaptive_avg_pool2d<T: Scalar>(x: ArrayView3<'_, T>, mut out: ArrayViewMu
                     out[i * ow + j] = sum / area;
                 }
             }
+            None
         })
     });
     Ok(())
@@ -85,7 +86,8 @@ pub fn adaptive_avg_pool2d_backward<T: Scalar>(
     }
     let (wh, ww) = (windows(h, oh), windows(w, ow));
     parallel::run(p * h * w, || {
-        dys.par_chunks(oh * ow).zip(dxs.par_chunks_mut(h * w)).for_each(|(dy, dx)| {
+        for_each_plane(dxs, h * w, || (), |_, k, dx| {
+            let dy = &dys[k * oh * ow..(k + 1) * oh * ow];
             dx.fill(T::zero());
             for (i, &(h0, h1)) in wh.iter().enumerate() {
                 for (j, &(w0, w1)) in ww.iter().enumerate() {
@@ -98,6 +100,7 @@ pub fn adaptive_avg_pool2d_backward<T: Scalar>(
                     }
                 }
             }
+            None
         })
     });
     Ok(())
@@ -154,13 +157,15 @@ pub fn adaptive_max_pool2d<T: Scalar>(
             }
         }
     };
-    parallel::run(p * h * w, || match is.take() {
-        Some(is) => xs
-            .par_chunks(h * w)
-            .zip(os.par_chunks_mut(oh * ow))
-            .zip(is.par_chunks_mut(oh * ow))
-            .for_each(|((x, out), idx)| plane(x, out, Some(idx))),
-        None => xs.par_chunks(h * w).zip(os.par_chunks_mut(oh * ow)).for_each(|(x, out)| plane(x, out, None)),
+    let hw = h * w;
+    parallel::run(p * hw, || match is.take() {
+        Some(is) => for_each_plane2(os, is, oh * ow, || (), |_, k, out, idx| plane(&xs[k * hw..(k + 1) * hw], out, Some(idx))),
+        None => {
+            for_each_plane(os, oh * ow, || (), |_, k, out| {
+                plane(&xs[k * hw..(k + 1) * hw], out, None);
+                None
+            });
+        }
     });
     Ok(())
 }

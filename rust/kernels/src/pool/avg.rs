@@ -3,12 +3,14 @@
 //! the clipped window's area (padding included), otherwise the number of in-bounds
 //! elements; `divisor_override` replaces both. Sums run row-major over the window.
 
-use super::{contiguous, contiguous_mut, dispatch, shape_str, Axis, Phases, Pool2d, SimdJob};
+use super::{
+    contiguous, lanes, contiguous_mut, dispatch, for_each_plane, shape_str, tap_descs, Axis, Phases, Pool2d,
+    SimdJob, TapDesc, LANES,
+};
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
 use crate::parallel;
 use ndarray::{ArrayView3, ArrayViewMut3};
-use rayon::prelude::*;
 
 /// How average pooling divides the window sum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +32,11 @@ fn axis_counts(ax: &Axis) -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Divisors of one output row as a closure over the column index.
+/// Divisors of one output row (padded with ones to whole chunks).
 fn divisors<T: Scalar>(opt: &AvgOptions, hc: (usize, usize), wc: &[(usize, usize)]) -> Vec<T> {
+    let padded = wc.len().div_ceil(LANES) * LANES;
     wc.iter()
+        .chain(std::iter::repeat_n(&(1, 1), padded - wc.len()))
         .map(|&(ext_w, valid_w)| {
             if hc.1 * valid_w == 0 {
                 return T::one(); // empty window: sum 0 -> output 0 (PyTorch)
@@ -63,6 +67,7 @@ struct Fwd<'a, T> {
     ah: Axis,
     aw: Axis,
     div: &'a [Vec<T>],
+    desc: &'a [TapDesc],
     ph: &'a mut Phases<T>,
     acc: &'a mut [T],
 }
@@ -70,8 +75,15 @@ struct Fwd<'a, T> {
 impl<T: Scalar> SimdJob for Fwd<'_, T> {
     type Out = ();
     #[inline(always)]
-    fn run(self) {
-        let Fwd { x, out, ah, aw, div, ph, acc } = self;
+    fn run(self, avx: bool) {
+        let Fwd { x, out, ah, aw, div, desc, ph, acc } = self;
+        #[cfg(target_arch = "x86_64")]
+        if avx && lanes::is_f32::<T>() && !desc.is_empty() {
+            // SAFETY: avx is only true on CPUs with AVX-512F; T is f32, so Vec<T> is Vec<f32>.
+            let div32 = unsafe { &*(div as *const [Vec<T>] as *const [Vec<f32>]) };
+            unsafe { super::direct::avg_plane(lanes::f32s(x), lanes::f32s_mut(out), &ah, &aw, div32, desc) };
+            return;
+        }
         let (w, ow) = (aw.n_in, aw.n_out);
         for oh in 0..ah.n_out {
             acc.fill(T::zero());
@@ -85,18 +97,13 @@ impl<T: Scalar> SimdJob for Fwd<'_, T> {
                 if r >= ah.n_in {
                     break;
                 }
-                ph.fill(&x[r * w..(r + 1) * w], aw.p, T::zero());
+                ph.fill(&x[r * w..(r + 1) * w], aw.p, T::zero(), avx);
                 for j in 0..aw.k {
-                    let src = &ph.phase(j % aw.s)[j / aw.s..][..ow];
-                    for (a, &v) in acc.iter_mut().zip(src) {
-                        *a = *a + v;
-                    }
+                    lanes::add_into(avx, acc, &ph.phase(j % aw.s)[j / aw.s..]);
                 }
             }
-            let dv = &div[oh][..ow];
-            for ((o, &a), &d) in out[oh * ow..(oh + 1) * ow].iter_mut().zip(acc.iter()).zip(dv) {
-                *o = a / d;
-            }
+            lanes::div_into(avx, acc, &div[oh]);
+            out[oh * ow..(oh + 1) * ow].copy_from_slice(&acc[..ow]);
         }
     }
 }
@@ -114,16 +121,26 @@ struct Bwd<'a, T> {
 impl<T: Scalar> SimdJob for Bwd<'_, T> {
     type Out = ();
     #[inline(always)]
-    fn run(self) {
+    fn run(self, avx: bool) {
         let Bwd { dy, dx, ah, aw, div, ph, g } = self;
+        #[cfg(target_arch = "x86_64")]
+        if avx && lanes::is_f32::<T>() && aw.s == 2 {
+            // SAFETY: avx is only true on CPUs with AVX-512F; T is f32, so Vec<T> is Vec<f32>.
+            let div32 = unsafe { &*(div as *const [Vec<T>] as *const [Vec<f32>]) };
+            unsafe { super::direct::avg_backward_plane(lanes::f32s(dy), lanes::f32s_mut(dx), &ah, &aw, div32, lanes::f32s_mut(g)) };
+            return;
+        }
         let (w, ow, oh_n) = (aw.n_in, aw.n_out, ah.n_out);
-        // Scaled output gradient g = dy / divisor.
+        let nc = aw.out_chunks();
+        let owc = nc * LANES;
+        // Scaled output gradient g = dy / divisor, rows padded to whole chunks.
         for oh in 0..oh_n {
-            for ((gv, &d), &dv) in g[oh * ow..(oh + 1) * ow].iter_mut().zip(&dy[oh * ow..(oh + 1) * ow]).zip(&div[oh]) {
-                *gv = d / dv;
-            }
+            let grow = &mut g[oh * owc..(oh + 1) * owc];
+            grow[..ow].copy_from_slice(&dy[oh * ow..(oh + 1) * ow]);
+            lanes::div_into(avx, grow, &div[oh]);
         }
         // Each input row gathers from the output rows whose windows cover it.
+        let len = ph.len;
         for r in 0..ah.n_in {
             ph.data.fill(T::zero());
             let rp = r + ah.p;
@@ -135,16 +152,13 @@ impl<T: Scalar> SimdJob for Bwd<'_, T> {
                 if oh >= oh_n {
                     continue;
                 }
-                let grow = &g[oh * ow..(oh + 1) * ow];
+                let grow = &g[oh * owc..(oh + 1) * owc];
                 for j in 0..aw.k {
-                    let q = j % aw.s;
-                    let dst = &mut ph.data[q * ph.len + j / aw.s..][..ow];
-                    for (a, &v) in dst.iter_mut().zip(grow) {
-                        *a = *a + v;
-                    }
+                    let dst = &mut ph.data[(j % aw.s) * len + j / aw.s..][..owc];
+                    lanes::add_into(avx, dst, grow);
                 }
             }
-            ph.scatter_to(&mut dx[r * w..(r + 1) * w], aw.p);
+            ph.scatter_to(&mut dx[r * w..(r + 1) * w], aw.p, avx);
         }
     }
 }
@@ -177,11 +191,14 @@ pub fn avg_pool2d<T: Scalar>(
     let (hc, wc) = (axis_counts(&ah), axis_counts(&aw));
     let div: Vec<Vec<T>> = hc.iter().map(|&c| divisors(opt, c, &wc)).collect();
     let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
+    let (hw, owc) = (h * w, aw.out_chunks() * LANES);
+    let desc = tap_descs(&aw);
+    let desc = &desc[..];
     parallel::run(work, || {
-        xs.par_chunks(h * w).zip(os.par_chunks_mut(oh * ow)).for_each_init(
-            || (Phases::new(&aw), vec![T::zero(); ow]),
-            |(ph, acc), (x, out)| dispatch(Fwd { x, out, ah, aw, div: &div, ph, acc }),
-        )
+        for_each_plane(os, oh * ow, || (Phases::new(&aw), vec![T::zero(); owc]), |(ph, acc), i, out| {
+            dispatch(Fwd { x: &xs[i * hw..(i + 1) * hw], out, ah, aw, div: &div, desc, ph, acc });
+            None
+        })
     });
     Ok(())
 }
@@ -215,11 +232,12 @@ pub fn avg_pool2d_backward<T: Scalar>(
     let (hc, wc) = (axis_counts(&ah), axis_counts(&aw));
     let div: Vec<Vec<T>> = hc.iter().map(|&c| divisors(opt, c, &wc)).collect();
     let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
+    let (n, owc) = (oh * ow, aw.out_chunks() * LANES);
     parallel::run(work, || {
-        dys.par_chunks(oh * ow).zip(dxs.par_chunks_mut(h * w)).for_each_init(
-            || (Phases::new(&aw), vec![T::zero(); oh * ow]),
-            |(ph, g), (dy, dx)| dispatch(Bwd { dy, dx, ah, aw, div: &div, ph, g }),
-        )
+        for_each_plane(dxs, h * w, || (Phases::new(&aw), vec![T::zero(); oh * owc]), |(ph, g), i, dx| {
+            dispatch(Bwd { dy: &dys[i * n..(i + 1) * n], dx, ah, aw, div: &div, ph, g });
+            None
+        })
     });
     Ok(())
 }
@@ -268,7 +286,7 @@ mod tests {
             ([4, 1], [3, 1], [2, 0], true),
         ];
         for (k, s, pd, ceil) in cases {
-            for (h, w) in [(7, 9), (5, 5), (8, 6), (1, 3)] {
+            for (h, w) in [(7, 9), (5, 5), (8, 6), (1, 3), (4, 70)] {
                 let prm = Pool2d { kernel: k, stride: s, padding: pd, dilation: [1, 1], ceil_mode: ceil };
                 let Ok([oh, ow]) = prm.output_shape("t", h, w) else { continue };
                 for opt in [
@@ -290,6 +308,14 @@ mod tests {
                     let lhs: f64 = (&dy * &out).sum();
                     let rhs: f64 = (&dx * &x).sum();
                     assert!((lhs - rhs).abs() < 1e-9, "{prm:?} {opt:?} {h}x{w}: {lhs} vs {rhs}");
+                    // f32 (SIMD paths) against f64
+                    let mut o32 = Array3::<f32>::zeros((2, oh, ow));
+                    avg_pool2d(x.mapv(|v| v as f32).view(), &prm, &opt, o32.view_mut()).unwrap();
+                    let mut d32 = Array3::<f32>::zeros((2, h, w));
+                    avg_pool2d_backward(dy.mapv(|v| v as f32).view(), &prm, &opt, d32.view_mut()).unwrap();
+                    for (a, b) in o32.iter().zip(out.iter()).chain(d32.iter().zip(dx.iter())) {
+                        assert!((*a as f64 - b).abs() < 1e-5, "f32 {prm:?} {opt:?} {h}x{w}");
+                    }
                 }
             }
         }

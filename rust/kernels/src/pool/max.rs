@@ -6,17 +6,20 @@
 //! last NaN of a window wins), padding never wins, and an all `-inf` window reports
 //! its first in-bounds position. Indices are flat `h * W + w` offsets in each plane.
 
-use super::{contiguous, contiguous_mut, dispatch, shape_str, Axis, Phases, Pool2d, SimdJob};
+use super::{
+    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, shape_str, tap_descs, Axis,
+    Phases, Pool2d, SimdJob, TapDesc, LANES,
+};
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
 use crate::parallel;
 use ndarray::{ArrayView3, ArrayViewMut3};
-use rayon::prelude::*;
 
 struct Scratch<T> {
     ph: Phases<T>,
     best: Vec<T>,
     arg: Vec<i32>,
+    arg64: Vec<i64>,
     first_col: Vec<i32>,
 }
 
@@ -26,57 +29,41 @@ struct Plane<'a, T> {
     idx: Option<&'a mut [i64]>,
     ah: Axis,
     aw: Axis,
+    desc: &'a [TapDesc],
     scr: &'a mut Scratch<T>,
 }
 
 impl<T: Scalar> SimdJob for Plane<'_, T> {
     type Out = ();
     #[inline(always)]
-    fn run(self) {
-        plane(self)
-    }
-}
-
-/// `best = max(best, src)` with NaN winning.
-#[inline(always)]
-fn combine<T: Scalar>(best: &mut [T], src: &[T]) {
-    let n = best.len();
-    let src = &src[..n];
-    for o in 0..n {
-        let (v, b) = (src[o], best[o]);
-        #[allow(clippy::eq_op)]
-        let take = v > b || v != v;
-        best[o] = if take { v } else { b };
-    }
-}
-
-/// As [`combine`], also recording `base + o * step` as the argmax of output `o`.
-#[inline(always)]
-fn combine_idx<T: Scalar>(best: &mut [T], arg: &mut [i32], src: &[T], base: i32, step: i32) {
-    let n = best.len();
-    let src = &src[..n];
-    let arg = &mut arg[..n];
-    for o in 0..n {
-        let (v, b) = (src[o], best[o]);
-        #[allow(clippy::eq_op)]
-        let take = v > b || v != v;
-        best[o] = if take { v } else { b };
-        arg[o] = if take { base + o as i32 * step } else { arg[o] };
+    fn run(self, avx512: bool) {
+        plane(self, avx512)
     }
 }
 
 #[inline(always)]
-fn plane<T: Scalar>(job: Plane<'_, T>) {
-    let Plane { x, out, mut idx, ah, aw, scr } = job;
+fn plane<T: Scalar>(job: Plane<'_, T>, avx: bool) {
+    let Plane { x, out, mut idx, ah, aw, desc, scr } = job;
+    #[cfg(target_arch = "x86_64")]
+    if avx && lanes::is_f32::<T>() && !desc.is_empty() {
+        let idx = idx.as_deref_mut();
+        // SAFETY: avx is only true on CPUs with AVX-512F; T is f32.
+        unsafe { super::direct::max_plane(lanes::f32s(x), lanes::f32s_mut(out), idx, &ah, &aw, &scr.first_col, desc) };
+        return;
+    }
     let (w, ow) = (aw.n_in, aw.n_out);
+    let owc = aw.out_chunks() * LANES;
     let ninf = T::neg_infinity();
     for oh in 0..ah.n_out {
-        let best = &mut scr.best[..ow];
+        let best = &mut scr.best[..owc];
         best.fill(ninf);
         if idx.is_some() {
             let r0 = (ah.first_valid(oh) * w) as i32;
-            for (a, &c) in scr.arg[..ow].iter_mut().zip(&scr.first_col[..ow]) {
-                *a = r0 + c;
+            for c in 0..owc / LANES {
+                let (a, f) = (chunk_mut(&mut scr.arg, c), chunk(&scr.first_col, c));
+                for t in 0..LANES {
+                    a[t] = r0 + f[t];
+                }
             }
         }
         let rs = ah.start(oh);
@@ -89,23 +76,27 @@ fn plane<T: Scalar>(job: Plane<'_, T>) {
             if r >= ah.n_in {
                 break;
             }
-            scr.ph.fill(&x[r * w..(r + 1) * w], aw.p, ninf);
+            scr.ph.fill(&x[r * w..(r + 1) * w], aw.p, ninf, avx);
             for j in 0..aw.k {
                 let c = j * aw.d;
                 let src = &scr.ph.phase(c % aw.s)[c / aw.s..];
                 if idx.is_some() {
                     let base = (r * w + c) as i32 - aw.p as i32;
-                    combine_idx(best, &mut scr.arg[..ow], src, base, aw.s as i32);
+                    lanes::max_idx_into(avx, best, &mut scr.arg[..owc], src, base, aw.s as i32);
                 } else {
-                    combine(best, src);
+                    lanes::max_into(avx, best, src);
                 }
             }
         }
-        out[oh * ow..(oh + 1) * ow].copy_from_slice(best);
+        out[oh * ow..(oh + 1) * ow].copy_from_slice(&best[..ow]);
         if let Some(idx) = idx.as_deref_mut() {
-            for (d, &a) in idx[oh * ow..(oh + 1) * ow].iter_mut().zip(&scr.arg[..ow]) {
-                *d = a as i64;
+            for c in 0..owc / LANES {
+                let (d, a) = (chunk_mut(&mut scr.arg64, c), chunk(&scr.arg, c));
+                for t in 0..LANES {
+                    d[t] = a[t] as i64;
+                }
             }
+            idx[oh * ow..(oh + 1) * ow].copy_from_slice(&scr.arg64[..ow]);
         }
     }
 }
@@ -129,8 +120,8 @@ pub fn max_pool2d<T: Scalar>(
             (p, oh, ow)
         )));
     }
-    if h.checked_mul(w).is_none_or(|hw| hw > i32::MAX as usize) {
-        return Err(KernelError::shape(format!("{op}: planes of {h}x{w} are too large (max 2^31 elements)")));
+    if h.checked_mul(w).is_none_or(|hw| hw > i32::MAX as usize / 2) {
+        return Err(KernelError::shape(format!("{op}: planes of {h}x{w} are too large (max 2^30 elements)")));
     }
     let mut indices = indices;
     if let Some(ix) = &indices {
@@ -153,26 +144,29 @@ pub fn max_pool2d<T: Scalar>(
     }
     let ah = params.axis(0, h, oh);
     let aw = params.axis(1, w, ow);
-    let first_col: Vec<i32> = (0..ow).map(|o| aw.first_valid(o) as i32).collect();
+    let owc = aw.out_chunks() * LANES;
+    let first_col: Vec<i32> = (0..owc).map(|o| aw.first_valid(o.min(ow - 1)) as i32).collect();
     let new_scratch = || Scratch {
         ph: Phases::new(&aw),
-        best: vec![T::zero(); ow],
-        arg: vec![0; ow],
+        best: vec![T::zero(); owc],
+        arg: vec![0; owc],
+        arg64: vec![0; owc],
         first_col: first_col.clone(),
     };
-    let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
+    let hw = h * w;
+    let desc = tap_descs(&aw);
+    let desc = &desc[..];
+    let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * hw;
     parallel::run(work, || match is {
-        Some(is) => xs
-            .par_chunks(h * w)
-            .zip(os.par_chunks_mut(oh * ow))
-            .zip(is.par_chunks_mut(oh * ow))
-            .for_each_init(new_scratch, |scr, ((x, out), idx)| {
-                dispatch(Plane { x, out, idx: Some(idx), ah, aw, scr })
-            }),
-        None => xs
-            .par_chunks(h * w)
-            .zip(os.par_chunks_mut(oh * ow))
-            .for_each_init(new_scratch, |scr, (x, out)| dispatch(Plane { x, out, idx: None, ah, aw, scr })),
+        Some(is) => for_each_plane2(os, is, oh * ow, new_scratch, |scr, i, out, idx| {
+            dispatch(Plane { x: &xs[i * hw..(i + 1) * hw], out, idx: Some(idx), ah, aw, desc, scr })
+        }),
+        None => {
+            for_each_plane(os, oh * ow, new_scratch, |scr, i, out| {
+                dispatch(Plane { x: &xs[i * hw..(i + 1) * hw], out, idx: None, ah, aw, desc, scr });
+                None
+            });
+        }
     });
     Ok(())
 }
@@ -214,22 +208,19 @@ pub fn max_pool_backward<T: Scalar>(
         return Ok(());
     }
     let bad = parallel::run(p * (hw + n), || {
-        dxs.par_chunks_mut(hw)
-            .zip(dys.par_chunks(n).zip(ixs.par_chunks(n)))
-            .map(|(dx, (dy, ix))| {
-                dx.fill(T::zero());
-                let mut bad = None;
-                for (&g, &i) in dy.iter().zip(ix) {
-                    if (i as u64) < hw as u64 {
-                        dx[i as usize] = dx[i as usize] + g;
-                    } else {
-                        bad = Some(i);
-                    }
+        for_each_plane(dxs, hw, || (), |_, k, dx| {
+            let (dy, ix) = (&dys[k * n..(k + 1) * n], &ixs[k * n..(k + 1) * n]);
+            dx.fill(T::zero());
+            let mut bad = None;
+            for (&g, &i) in dy.iter().zip(ix) {
+                if (i as u64) < hw as u64 {
+                    dx[i as usize] = dx[i as usize] + g;
+                } else {
+                    bad = Some(i);
                 }
-                bad
-            })
-            .find_any(|b| b.is_some())
-            .flatten()
+            }
+            bad
+        })
     });
     match bad {
         Some(i) => Err(KernelError::param(format!(
@@ -290,7 +281,7 @@ mod tests {
             ([3, 3], [2, 3], [1, 1], [2, 1], true),
             ([1, 4], [1, 3], [0, 2], [1, 2], false),
         ] {
-            for (h, w) in [(7, 9), (5, 5), (8, 6)] {
+            for (h, w) in [(7, 9), (5, 5), (8, 6), (3, 70)] {
                 let prm = Pool2d { kernel: k, stride: s, padding: pd, dilation: d, ceil_mode: ceil };
                 let Ok([oh, ow]) = prm.output_shape("t", h, w) else { continue };
                 let x = Array3::from_shape_fn((3, h, w), |_| rnd());
@@ -303,6 +294,13 @@ mod tests {
                 let mut out2 = Array3::zeros((3, oh, ow));
                 max_pool2d(x.view(), &prm, out2.view_mut(), None).unwrap();
                 assert_eq!(out2, want);
+                // f32 takes the SIMD paths (AVX-512 direct kernel for stride 2)
+                let x32 = x.mapv(|v| v as f32);
+                let mut o32 = Array3::<f32>::zeros((3, oh, ow));
+                let mut i32x = Array3::zeros((3, oh, ow));
+                max_pool2d(x32.view(), &prm, o32.view_mut(), Some(i32x.view_mut())).unwrap();
+                assert_eq!(o32.mapv(|v| v as f64), want, "f32 {prm:?} {h}x{w}");
+                assert_eq!(i32x, want_ix, "f32 {prm:?} {h}x{w}");
             }
         }
     }

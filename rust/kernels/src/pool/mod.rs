@@ -21,6 +21,8 @@
 
 pub mod adaptive;
 pub mod avg;
+mod direct;
+mod lanes;
 pub mod max;
 pub mod unpool;
 
@@ -144,92 +146,190 @@ impl Axis {
         (c as usize).min(self.n_in.saturating_sub(1))
     }
 
-    /// Length of each phase of a padded row.
+    /// Length of each phase of a padded row: a multiple of [`LANES`] that holds every
+    /// tap of every window (rounded up to whole chunks) and every input column.
     pub fn phase_len(&self) -> usize {
-        (self.n_out + (self.k - 1) * self.d / self.s + 1).max((self.n_in + self.p) / self.s + 1)
+        let taps = self.n_out.div_ceil(LANES) * LANES + (self.k - 1) * self.d / self.s;
+        let cols = (self.n_in + self.p) / self.s + 1;
+        taps.max(cols).div_ceil(LANES) * LANES
+    }
+
+    /// Number of outputs rounded up to whole chunks.
+    pub fn out_chunks(&self) -> usize {
+        self.n_out.div_ceil(LANES)
     }
 }
 
+/// Width of the fixed-size chunks the inner loops work on: fixed-size arrays let the
+/// compiler vectorise them completely (16 f32 = one AVX-512 register), with no scalar
+/// remainder loop (scratch rows are padded to whole chunks instead).
+pub(crate) const LANES: usize = 16;
+
+#[inline(always)]
+pub(crate) fn chunk<T>(s: &[T], c: usize) -> &[T; LANES] {
+    s[c * LANES..(c + 1) * LANES].try_into().unwrap()
+}
+
+#[inline(always)]
+pub(crate) fn chunk_mut<T>(s: &mut [T], c: usize) -> &mut [T; LANES] {
+    (&mut s[c * LANES..(c + 1) * LANES]).try_into().unwrap()
+}
+
 /// A padded row split into `s` phases: `phase(q)[t] = padded_row[t*s + q]`.
+/// For stride 1 the padded row itself is the only phase.
 pub(crate) struct Phases<T> {
     pub s: usize,
     pub len: usize,
+    /// Phase `q` at `data[q*len..(q+1)*len]` (the accumulator in backward passes).
     pub data: Vec<T>,
+    /// The padded row, `s * len` long.
+    pub row: Vec<T>,
 }
 
 impl<T: Scalar> Phases<T> {
     pub fn new(ax: &Axis) -> Self {
         let len = ax.phase_len();
-        Phases { s: ax.s, len, data: vec![T::zero(); len * ax.s] }
+        Phases { s: ax.s, len, data: vec![T::zero(); len * ax.s], row: vec![T::zero(); len * ax.s] }
     }
 
     #[inline(always)]
     pub fn phase(&self, q: usize) -> &[T] {
-        &self.data[q * self.len..(q + 1) * self.len]
+        if self.s == 1 {
+            &self.row[..self.len]
+        } else {
+            &self.data[q * self.len..(q + 1) * self.len]
+        }
     }
 
-    /// Fill from one unpadded row with `p` columns of `pad` on the left (and `pad`
-    /// wherever the phases run past the row on the right).
+    /// Fill from one unpadded row with `p` columns of `pad` on the left and `pad`
+    /// wherever the phases run past the row on the right.
     #[inline(always)]
-    pub fn fill(&mut self, row: &[T], p: usize, pad: T) {
-        let (s, len, w) = (self.s, self.len, row.len());
-        for q in 0..s {
-            let ph = &mut self.data[q * len..(q + 1) * len];
-            // Column of padded position t*s+q in the row is t*s + q - p.
-            let lo = if p > q { (p - q).div_ceil(s) } else { 0 }.min(len);
-            let hi = (w + p).saturating_sub(q).div_ceil(s).clamp(lo, len);
-            ph[..lo].fill(pad);
-            ph[hi..].fill(pad);
-            if hi == lo {
-                continue;
+    pub fn fill(&mut self, row: &[T], p: usize, pad: T, avx512: bool) {
+        let (s, len) = (self.s, self.len);
+        let rb = &mut self.row[..s * len];
+        let n = row.len().min(s * len - p);
+        rb[..p].fill(pad);
+        rb[p..p + n].copy_from_slice(&row[..n]);
+        rb[p + n..].fill(pad);
+        match s {
+            1 => {}
+            2 => {
+                let (even, odd) = self.data.split_at_mut(len);
+                lanes::deinterleave2(avx512, rb, even, odd);
             }
-            let first = lo * s + q - p;
-            let dst = &mut ph[lo..hi];
-            match s {
-                1 => dst.copy_from_slice(&row[first..first + dst.len()]),
-                2 => {
-                    let src = &row[first..first + 2 * (dst.len() - 1) + 1];
-                    for (t, v) in dst.iter_mut().enumerate() {
-                        *v = src[2 * t];
-                    }
-                }
-                _ => {
-                    for (t, v) in dst.iter_mut().enumerate() {
-                        *v = row[first + t * s];
+            _ => {
+                for q in 0..s {
+                    for t in 0..len {
+                        self.data[q * len + t] = rb[t * s + q];
                     }
                 }
             }
         }
     }
 
-    /// Inverse of [`fill`](Self::fill): write the in-bounds columns of the phases to `row`.
+    /// Inverse of [`fill`](Self::fill) for accumulators: write the in-bounds columns
+    /// of the phases in `data` to `row`.
     #[inline(always)]
-    pub fn scatter_to(&self, row: &mut [T], p: usize) {
+    pub fn scatter_to(&mut self, row: &mut [T], p: usize, avx512: bool) {
         let (s, len, w) = (self.s, self.len, row.len());
-        if s == 1 {
-            row.copy_from_slice(&self.data[p..p + w]);
-            return;
-        }
-        for q in 0..s {
-            let ph = &self.data[q * len..(q + 1) * len];
-            let lo = if p > q { (p - q).div_ceil(s) } else { 0 }.min(len);
-            let hi = (w + p).saturating_sub(q).div_ceil(s).clamp(lo, len);
-            if hi <= lo {
-                continue;
+        match s {
+            1 => {
+                row.copy_from_slice(&self.data[p..p + w]);
+                return;
             }
-            let first = lo * s + q - p;
-            let src = &ph[lo..hi];
-            if s == 2 {
-                let dst = &mut row[first..first + 2 * (src.len() - 1) + 1];
-                for (t, &v) in src.iter().enumerate() {
-                    dst[2 * t] = v;
-                }
-            } else {
-                for (t, &v) in src.iter().enumerate() {
-                    row[first + t * s] = v;
+            2 => {
+                let (even, odd) = self.data.split_at(len);
+                lanes::interleave2(avx512, even, odd, &mut self.row);
+            }
+            _ => {
+                for q in 0..s {
+                    for t in 0..len {
+                        self.row[t * s + q] = self.data[q * len + t];
+                    }
                 }
             }
         }
+        row.copy_from_slice(&self.row[p..p + w]);
+    }
+}
+
+/// Run `f(scratch, plane_index, out_plane)` for every plane of `out` (planes of
+/// `plane` elements): in parallel over planes when running on oxinet's pool, else
+/// sequentially on this thread. Returns the first `Some` any call returned.
+pub(crate) fn for_each_plane<T, S, F, I>(out: &mut [T], plane: usize, init: I, f: F) -> Option<i64>
+where
+    T: Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, &mut [T]) -> Option<i64> + Sync + Send,
+{
+    use rayon::prelude::*;
+    if plane == 0 {
+        return None;
+    }
+    if rayon::current_thread_index().is_some() {
+        out.par_chunks_mut(plane)
+            .enumerate()
+            .map_init(&init, |s, (i, o)| f(s, i, o))
+            .find_any(|r| r.is_some())
+            .flatten()
+    } else {
+        let mut s = init();
+        let mut bad = None;
+        for (i, o) in out.chunks_mut(plane).enumerate() {
+            bad = bad.or(f(&mut s, i, o));
+        }
+        bad
+    }
+}
+
+/// As [`for_each_plane`] with a second output (e.g. argmax indices) split alongside.
+pub(crate) fn for_each_plane2<T, U, S, F, I>(
+    out: &mut [T],
+    out2: &mut [U],
+    plane: usize,
+    init: I,
+    f: F,
+) where
+    T: Send,
+    U: Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, &mut [T], &mut [U]) + Sync + Send,
+{
+    use rayon::prelude::*;
+    if plane == 0 {
+        return;
+    }
+    if rayon::current_thread_index().is_some() {
+        out.par_chunks_mut(plane)
+            .zip(out2.par_chunks_mut(plane))
+            .enumerate()
+            .for_each_init(&init, |s, (i, (o, o2))| f(s, i, o, o2));
+    } else {
+        let mut s = init();
+        for (i, (o, o2)) in out.chunks_mut(plane).zip(out2.chunks_mut(plane)).enumerate() {
+            f(&mut s, i, o, o2);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use direct::TapDesc;
+
+/// Placeholder where the AVX-512 direct kernels do not exist.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TapDesc;
+
+/// Load descriptors of the AVX-512 direct kernels (empty when they do not apply).
+pub(crate) fn tap_descs(aw: &Axis) -> Vec<TapDesc> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        direct::tap_descs(aw)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = aw;
+        Vec::new()
     }
 }
 
@@ -266,19 +366,20 @@ pub(crate) fn contiguous_mut<'a, 'b, T>(
 /// `#[target_feature]` wrappers below.
 pub(crate) trait SimdJob {
     type Out;
-    fn run(self) -> Self::Out;
+    /// `avx512`: the job runs compiled for AVX-512 and may use its intrinsics.
+    fn run(self, avx512: bool) -> Self::Out;
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
 unsafe fn run_avx512<J: SimdJob>(job: J) -> J::Out {
-    job.run()
+    job.run(true)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2<J: SimdJob>(job: J) -> J::Out {
-    job.run()
+    job.run(false)
 }
 
 #[inline]
@@ -293,7 +394,7 @@ pub(crate) fn dispatch<J: SimdJob>(job: J) -> J::Out {
             _ => {}
         }
     }
-    job.run()
+    job.run(false)
 }
 
 #[cfg(test)]
@@ -316,11 +417,11 @@ mod tests {
     fn phases_roundtrip() {
         for s in 1..4 {
             for p in 0..3 {
-                for w in 1..9 {
+                for w in [1, 2, 3, 5, 8, 17, 33, 40] {
                     let ax = Axis { n_in: w, n_out: (w + 2 * p) / s + 1, k: 2 * p + 1, s, p, d: 1 };
                     let mut ph = Phases::<f64>::new(&ax);
                     let row: Vec<f64> = (0..w).map(|i| i as f64 + 1.0).collect();
-                    ph.fill(&row, p, -1.0);
+                    ph.fill(&row, p, -1.0, false);
                     for q in 0..s {
                         for t in 0..ph.len {
                             let c = (t * s + q) as isize - p as isize;
@@ -328,8 +429,12 @@ mod tests {
                             assert_eq!(ph.phase(q)[t], want, "s={s} p={p} w={w} q={q} t={t}");
                         }
                     }
+                    if s == 1 {
+                        let r = ph.row.clone();
+                        ph.data.copy_from_slice(&r);
+                    }
                     let mut back = vec![0.0; w];
-                    ph.scatter_to(&mut back, p);
+                    ph.scatter_to(&mut back, p, false);
                     assert_eq!(back, row);
                 }
             }

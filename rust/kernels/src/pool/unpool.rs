@@ -1,12 +1,11 @@
 //! Max unpooling (SegNet-style): each input value is placed at its saved flat index
 //! in a zero output plane; the gradient gathers back from those positions.
 
-use super::{contiguous, contiguous_mut, shape_str};
+use super::{contiguous, contiguous_mut, for_each_plane, shape_str};
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
 use crate::parallel;
 use ndarray::{ArrayView3, ArrayViewMut3};
-use rayon::prelude::*;
 
 fn check(op: &str, small: &[usize], indices: &[usize], big: &[usize], small_name: &str, big_name: &str) -> KernelResult<()> {
     if small != indices {
@@ -59,9 +58,8 @@ pub fn max_unpool2d<T: Scalar>(
         return Ok(());
     }
     let bad = parallel::run(p * (n + m), || {
-        os.par_chunks_mut(m)
-            .zip(xs.par_chunks(n).zip(is.par_chunks(n)))
-            .map(|(out, (x, ix))| {
+        for_each_plane(os, m, || (), |_, k, out| {
+                let (x, ix) = (&xs[k * n..(k + 1) * n], &is[k * n..(k + 1) * n]);
                 out.fill(T::zero());
                 let mut bad = None;
                 for (&v, &i) in x.iter().zip(ix) {
@@ -73,8 +71,6 @@ pub fn max_unpool2d<T: Scalar>(
                 }
                 bad
             })
-            .find_any(|b| b.is_some())
-            .flatten()
     });
     match bad {
         Some(i) => Err(bad_index(op, i, oh, ow)),
@@ -103,9 +99,8 @@ pub fn max_unpool2d_backward<T: Scalar>(
         return Err(bad_index(op, is[0], oh, ow));
     }
     let bad = parallel::run(p * n, || {
-        dxs.par_chunks_mut(n)
-            .zip(dys.par_chunks(m).zip(is.par_chunks(n)))
-            .map(|(dx, (dy, ix))| {
+        for_each_plane(dxs, n, || (), |_, k, dx| {
+                let (dy, ix) = (&dys[k * m..(k + 1) * m], &is[k * n..(k + 1) * n]);
                 let mut bad = None;
                 for (d, &i) in dx.iter_mut().zip(ix) {
                     if (i as u64) < m as u64 {
@@ -117,8 +112,6 @@ pub fn max_unpool2d_backward<T: Scalar>(
                 }
                 bad
             })
-            .find_any(|b| b.is_some())
-            .flatten()
     });
     match bad {
         Some(i) => Err(bad_index(op, i, oh, ow)),

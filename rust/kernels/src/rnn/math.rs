@@ -20,7 +20,15 @@ pub trait RnnFloat: Scalar {
     /// `out (m, n) (+)= a (m, k) @ W` with `W` packed by `panel::pack`, row-major
     /// contiguous `a` and `out`. Only called when [`RnnFloat::packed_kernel`] is true.
     #[allow(clippy::too_many_arguments)]
-    fn packed_product(_a: &[Self], _m: usize, _k: usize, _wp: &[Self], _n: usize, _out: &mut [Self], _accumulate: bool) {
+    fn packed_product(
+        _a: &[Self],
+        _m: usize,
+        _k: usize,
+        _wp: &[Self],
+        _n: usize,
+        _out: &mut [Self],
+        _accumulate: bool,
+    ) {
         unreachable!("rnn: no packed kernel for this type")
     }
 }
@@ -48,7 +56,15 @@ impl RnnFloat for f32 {
     fn packed_kernel() -> bool {
         super::panel::available()
     }
-    fn packed_product(a: &[f32], m: usize, k: usize, wp: &[f32], n: usize, out: &mut [f32], accumulate: bool) {
+    fn packed_product(
+        a: &[f32],
+        m: usize,
+        k: usize,
+        wp: &[f32],
+        n: usize,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
         super::panel::product_f32(a, k, m, k, wp, n, out, n, accumulate)
     }
 }
@@ -65,7 +81,8 @@ pub fn exp_f32(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let x = if x < -87.0 { -87.0 } else { x };
     let x = if x > 88.0 { 88.0 } else { x };
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     // e^r - 1 - r on |r| <= ln2/2, minimax coefficients (the classic Cephes set).
     let mut p = 1.987_569_1e-4_f32;
@@ -73,10 +90,13 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let er = p * (r * r) + r + 1.0;
-    let ni = n as i32; // NaN -> 0, then er is NaN anyway
-    let scale = f32::from_bits(((ni + 127) as u32) << 23);
+    // t = ROUND + n exactly, so its low mantissa bits are n (two's complement): 2^n by
+    // integer arithmetic only (a float-to-int cast would not vectorise). NaN gives
+    // garbage here, but `er` is NaN then and so is the product.
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(ni.wrapping_add(127) << 23);
     er * scale
 }
 
@@ -91,7 +111,7 @@ pub fn tanh_f32(x: f32) -> f32 {
     p = p * u + 2.171_555_3e-2;
     p = p * u - 5.394_94e-2;
     p = p * u + 1.333_322_7e-1;
-    p = p * u - 3.333_333_1e-1;
+    p = p * u - 3.333_333e-1;
     let small = x + x * u * p;
     let large = 1.0 - 2.0 / (exp_f32(2.0 * ax) + 1.0);
     let large = large.copysign(x);
@@ -120,9 +140,15 @@ mod tests {
             let x = -20.0 + 40.0 * (i as f64) / (n as f64);
             let xf = x as f32;
             let xd = xf as f64;
-            worst.0 = worst.0.max(ulps(exp_f32(xf.clamp(-80.0, 80.0)), xd.clamp(-80.0, 80.0).exp()));
+            worst.0 = worst.0.max(ulps(
+                exp_f32(xf.clamp(-80.0, 80.0)),
+                xd.clamp(-80.0, 80.0).exp(),
+            ));
             worst.1 = worst.1.max(ulps(tanh_f32(xf), xd.tanh()));
-            worst.2 = worst.2.max(ulps(<f32 as RnnFloat>::sigmoid(xf), 1.0 / (1.0 + (-xd).exp())));
+            worst.2 = worst.2.max(ulps(
+                <f32 as RnnFloat>::sigmoid(xf),
+                1.0 / (1.0 + (-xd).exp()),
+            ));
         }
         assert!(worst.0 <= 2.0, "exp worst {} ulp", worst.0);
         assert!(worst.1 <= 2.5, "tanh worst {} ulp", worst.1);

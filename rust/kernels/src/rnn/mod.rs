@@ -171,7 +171,13 @@ fn check_weights<T>(kind: CellKind, x_shape: &[usize], w: &Weights<'_, T>) -> Ke
     Ok(Dims { t, b, d, h, g })
 }
 
-fn check_state<T>(op: &str, name: &str, s: &Option<ArrayView2<'_, T>>, b: usize, h: usize) -> KernelResult<()> {
+fn check_state<T>(
+    op: &str,
+    name: &str,
+    s: &Option<ArrayView2<'_, T>>,
+    b: usize,
+    h: usize,
+) -> KernelResult<()> {
     if let Some(s) = s {
         if s.dim() != (b, h) {
             return Err(KernelError::shape(format!(
@@ -183,7 +189,12 @@ fn check_state<T>(op: &str, name: &str, s: &Option<ArrayView2<'_, T>>, b: usize,
     Ok(())
 }
 
-fn check_lengths(op: &str, lengths: Option<&[usize]>, t: usize, b: usize) -> KernelResult<Vec<usize>> {
+fn check_lengths(
+    op: &str,
+    lengths: Option<&[usize]>,
+    t: usize,
+    b: usize,
+) -> KernelResult<Vec<usize>> {
     match lengths {
         None => Ok(vec![t; b]),
         Some(l) => {
@@ -221,7 +232,9 @@ pub fn forward<T: RnnFloat>(
     let dims = check_weights(kind, x.shape(), w)?;
     check_state(op, "h0", &h0, dims.b, dims.h)?;
     if kind != CellKind::Lstm && c0.is_some() {
-        return Err(KernelError::param(format!("{op}: 'c0' is only used by lstm")));
+        return Err(KernelError::param(format!(
+            "{op}: 'c0' is only used by lstm"
+        )));
     }
     check_state(op, "c0", &c0, dims.b, dims.h)?;
     let lens = check_lengths(op, lengths, dims.t, dims.b)?;
@@ -246,7 +259,12 @@ pub fn backward<T: RnnFloat>(
     dc_n: Option<ArrayView2<'_, T>>,
 ) -> KernelResult<Grads<T>> {
     let op = kind.name();
-    let w = Weights { w_ih, w_hh, b_ih: None, b_hh: None };
+    let w = Weights {
+        w_ih,
+        w_hh,
+        b_ih: None,
+        b_hh: None,
+    };
     let dims = check_weights(kind, x.shape(), &w)?;
     let (t, b, h, gh) = (dims.t, dims.b, dims.h, dims.g * dims.h);
     let lens = check_lengths(op, lengths, t, b)?;
@@ -286,10 +304,14 @@ pub fn backward<T: RnnFloat>(
     }
     check_state(op, "dh_n", &dh_n, b, h)?;
     if kind != CellKind::Lstm && dc_n.is_some() {
-        return Err(KernelError::param(format!("{op}: 'dc_n' is only used by lstm")));
+        return Err(KernelError::param(format!(
+            "{op}: 'dc_n' is only used by lstm"
+        )));
     }
     check_state(op, "dc_n", &dc_n, b, h)?;
-    Ok(seq::backward(kind, dims, x, w_ih, w_hh, &lens, saved, dy, dh_n, dc_n))
+    Ok(seq::backward(
+        kind, dims, x, w_ih, w_hh, &lens, saved, dy, dh_n, dc_n,
+    ))
 }
 
 #[cfg(test)]

@@ -33,15 +33,17 @@ mod avx512 {
     use super::PANEL;
     use std::arch::x86_64::*;
 
-    /// Panels p0..p0+P for R rows. SAFETY: caller guarantees AVX-512F, `a` has R rows of
-    /// stride `lda` with k entries, `wp` holds the packed panels, `out` R rows of stride
-    /// `ldo` with n columns.
+    /// Panels p0..p0+P for R rows. SAFETY: caller guarantees AVX-512F, `a` holds R x k
+    /// entries at `r * ars + kk * aks`, `wp` the packed panels (panel stride `kst * 16`),
+    /// `out` R rows of stride `ldo` with n columns.
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
     unsafe fn block<const R: usize, const P: usize>(
         a: *const f32,
-        lda: usize,
+        ars: usize,
+        aks: usize,
         k: usize,
+        kst: usize,
         wp: *const f32,
         p0: usize,
         n: usize,
@@ -52,7 +54,7 @@ mod avx512 {
         let mut acc = [[_mm512_setzero_ps(); P]; R];
         let mut wptr = [std::ptr::null::<f32>(); P];
         for (p, w) in wptr.iter_mut().enumerate() {
-            *w = wp.add((p0 + p) * k * PANEL);
+            *w = wp.add((p0 + p) * kst * PANEL);
         }
         for kk in 0..k {
             let mut w = [_mm512_setzero_ps(); P];
@@ -60,7 +62,7 @@ mod avx512 {
                 w[p] = _mm512_loadu_ps(wptr[p].add(kk * PANEL));
             }
             for r in 0..R {
-                let s = _mm512_set1_ps(*a.add(r * lda + kk));
+                let s = _mm512_set1_ps(*a.add(r * ars + kk * aks));
                 for p in 0..P {
                     acc[r][p] = _mm512_fmadd_ps(s, w[p], acc[r][p]);
                 }
@@ -69,7 +71,11 @@ mod avx512 {
         for p in 0..P {
             let col = (p0 + p) * PANEL;
             let width = (n - col).min(PANEL);
-            let mask: __mmask16 = if width == PANEL { 0xffff } else { ((1u32 << width) - 1) as __mmask16 };
+            let mask: __mmask16 = if width == PANEL {
+                0xffff
+            } else {
+                ((1u32 << width) - 1) as __mmask16
+            };
             for r in 0..R {
                 let dst = out.add(r * ldo + col);
                 let v = if accumulate {
@@ -86,8 +92,10 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     unsafe fn rows<const R: usize, const P: usize>(
         a: *const f32,
-        lda: usize,
+        ars: usize,
+        aks: usize,
         k: usize,
+        kst: usize,
         wp: *const f32,
         n: usize,
         out: *mut f32,
@@ -97,11 +105,11 @@ mod avx512 {
         let panels = n.div_ceil(PANEL);
         let mut p = 0;
         while p + P <= panels {
-            block::<R, P>(a, lda, k, wp, p, n, out, ldo, accumulate);
+            block::<R, P>(a, ars, aks, k, kst, wp, p, n, out, ldo, accumulate);
             p += P;
         }
         while p < panels {
-            block::<R, 1>(a, lda, k, wp, p, n, out, ldo, accumulate);
+            block::<R, 1>(a, ars, aks, k, kst, wp, p, n, out, ldo, accumulate);
             p += 1;
         }
     }
@@ -111,9 +119,11 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn product(
         a: *const f32,
-        lda: usize,
+        ars: usize,
+        aks: usize,
         m: usize,
         k: usize,
+        kst: usize,
         wp: *const f32,
         n: usize,
         out: *mut f32,
@@ -124,7 +134,7 @@ mod avx512 {
         // enough independent FMA chains in flight.
         macro_rules! go {
             ($r:literal, $p:literal) => {
-                rows::<$r, $p>(a, lda, k, wp, n, out, ldo, accumulate)
+                rows::<$r, $p>(a, ars, aks, k, kst, wp, n, out, ldo, accumulate)
             };
         }
         match m {
@@ -144,16 +154,8 @@ mod avx512 {
             13 => go!(13, 1),
             14 => go!(14, 1),
             15 => go!(15, 1),
-            _ => {
-                let mut r0 = 0;
-                while r0 + 16 <= m {
-                    rows::<16, 1>(a.add(r0 * lda), lda, k, wp, n, out.add(r0 * ldo), ldo, accumulate);
-                    r0 += 16;
-                }
-                if r0 < m {
-                    product(a.add(r0 * lda), lda, m - r0, k, wp, n, out.add(r0 * ldo), ldo, accumulate);
-                }
-            }
+            16 => go!(16, 1),
+            _ => unreachable!("rnn: the packed product takes at most 16 rows at a time"),
         }
     }
 }
@@ -174,19 +176,97 @@ pub fn available() -> bool {
 /// row-major with leading dimensions `lda`, `ldo`. Panics if [`available`] is false or
 /// the slices are too short (internal use only).
 #[allow(clippy::too_many_arguments)]
-pub fn product_f32(a: &[f32], lda: usize, m: usize, k: usize, wp: &[f32], n: usize, out: &mut [f32], ldo: usize, accumulate: bool) {
+pub fn product_f32(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    k: usize,
+    wp: &[f32],
+    n: usize,
+    out: &mut [f32],
+    ldo: usize,
+    accumulate: bool,
+) {
     assert!(available(), "rnn: packed product needs AVX-512");
     if m == 0 || n == 0 {
         return;
     }
     assert!(lda >= k && ldo >= n, "rnn: packed product strides");
-    assert!(a.len() >= (m - 1) * lda + k, "rnn: packed product lhs too short");
-    assert!(out.len() >= (m - 1) * ldo + n, "rnn: packed product output too short");
-    assert!(wp.len() >= n.div_ceil(PANEL) * k * PANEL, "rnn: packed weights too short");
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX-512F checked above; bounds checked above.
-    unsafe {
-        avx512::product(a.as_ptr(), lda, m, k, wp.as_ptr(), n, out.as_mut_ptr(), ldo, accumulate)
+    assert!(
+        a.len() >= (m - 1) * lda + k,
+        "rnn: packed product lhs too short"
+    );
+    assert!(
+        out.len() >= (m - 1) * ldo + n,
+        "rnn: packed product output too short"
+    );
+    assert!(
+        wp.len() >= n.div_ceil(PANEL) * k * PANEL,
+        "rnn: packed weights too short"
+    );
+    // Rows go through in groups of 16. When the rows of `a` sit a multiple of 2 KB apart
+    // they alias in L1 (16 lines competing for the same set), so such a group is first
+    // copied k-major (`at[kk * 16 + r]`, the 16 values broadcast at step kk then share
+    // one cache line); other strides are read in place.
+    thread_local! {
+        static AT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let aliasing = lda.is_multiple_of(512) && m > 1;
+    let mut r0 = 0;
+    while r0 < m {
+        let rows = (m - r0).min(16);
+        let dst = out[r0 * ldo..].as_mut_ptr();
+        if aliasing {
+            AT.with(|cell| {
+                let mut at = cell.borrow_mut();
+                if at.len() < k * 16 {
+                    at.resize(k * 16, 0.0);
+                }
+                for r in 0..rows {
+                    let src = &a[(r0 + r) * lda..(r0 + r) * lda + k];
+                    for (kk, &v) in src.iter().enumerate() {
+                        at[kk * 16 + r] = v;
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX-512F checked above; `at` holds k x 16; `out`, `wp` bounds
+                // checked above.
+                unsafe {
+                    avx512::product(
+                        at.as_ptr(),
+                        1,
+                        16,
+                        rows,
+                        k,
+                        k,
+                        wp.as_ptr(),
+                        n,
+                        dst,
+                        ldo,
+                        accumulate,
+                    )
+                }
+            });
+        } else {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with `a` read in place (bounds checked above).
+            unsafe {
+                avx512::product(
+                    a[r0 * lda..].as_ptr(),
+                    lda,
+                    1,
+                    rows,
+                    k,
+                    k,
+                    wp.as_ptr(),
+                    n,
+                    dst,
+                    ldo,
+                    accumulate,
+                )
+            }
+        }
+        r0 += rows;
     }
 }
 
@@ -199,9 +279,25 @@ mod tests {
         if !available() {
             return;
         }
-        for &(m, k, n) in &[(1, 1, 1), (1, 37, 100), (3, 64, 48), (5, 20, 17), (9, 33, 200), (16, 64, 512), (20, 10, 40), (12, 128, 384)] {
-            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 11) as f32) * 0.1 - 0.5).collect();
-            let w: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 13) as f32) * 0.07 - 0.4).collect();
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (1, 37, 100),
+            (3, 64, 48),
+            (5, 20, 17),
+            (9, 33, 200),
+            (16, 64, 512),
+            (20, 10, 40),
+            (12, 128, 384),
+            (16, 1024, 40),
+            (7, 3000, 20),
+            (17, 512, 33),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 11) as f32) * 0.1 - 0.5)
+                .collect();
+            let w: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 13) as f32) * 0.07 - 0.4)
+                .collect();
             let wp = pack(k, n, |kk, c| w[kk * n + c]);
             let ldo = n + 3;
             let base: Vec<f32> = (0..m * ldo).map(|i| (i % 3) as f32).collect();
@@ -215,11 +311,18 @@ mod tests {
                             assert_eq!(got, base[r * ldo + c], "padding column touched");
                             continue;
                         }
-                        let mut s = if accumulate { base[r * ldo + c] as f64 } else { 0.0 };
+                        let mut s = if accumulate {
+                            base[r * ldo + c] as f64
+                        } else {
+                            0.0
+                        };
                         for p in 0..k {
                             s += a[r * k + p] as f64 * w[p * n + c] as f64;
                         }
-                        assert!((got as f64 - s).abs() < 1e-4 * (1.0 + s.abs()), "{m} {k} {n}: {got} vs {s}");
+                        assert!(
+                            (got as f64 - s).abs() < 1e-4 * (1.0 + s.abs()),
+                            "{m} {k} {n}: {got} vs {s}"
+                        );
                     }
                 }
             }
@@ -243,7 +346,12 @@ mod speed {
         if !available() {
             return;
         }
-        for &(m, k, n) in &[(16usize, 256usize, 1024usize), (16, 128, 512), (1, 128, 384), (16, 1024, 256)] {
+        for &(m, k, n) in &[
+            (16usize, 256usize, 1024usize),
+            (16, 128, 512),
+            (1, 128, 384),
+            (16, 1024, 256),
+        ] {
             let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.01).collect();
             let w: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.01).collect();
             let wp = pack(k, n, |kk, c| w[kk * n + c]);
@@ -254,7 +362,11 @@ mod speed {
                 product_f32(&a, k, m, k, &wp, n, &mut out, n, true);
             }
             let dt = (cpu_now() - t0) / reps as f64;
-            println!("{m}x{k}x{n}: {:.2} us, {:.1} GFLOP/s", dt * 1e6, 2.0 * (m * k * n) as f64 / dt / 1e9);
+            println!(
+                "{m}x{k}x{n}: {:.2} us, {:.1} GFLOP/s",
+                dt * 1e6,
+                2.0 * (m * k * n) as f64 / dt / 1e9
+            );
             let av = ndarray::ArrayView2::from_shape((m, k), &a[..]).unwrap();
             let wv = ndarray::ArrayView2::from_shape((k, n), &w[..]).unwrap();
             let t0 = cpu_now();
@@ -263,7 +375,11 @@ mod speed {
                 crate::gemm::gemm(1.0, av, wv, 1.0, ov, crate::gemm::Threads::Single).unwrap();
             }
             let dt = (cpu_now() - t0) / reps as f64;
-            println!("  gemm crate: {:.2} us, {:.1} GFLOP/s", dt * 1e6, 2.0 * (m * k * n) as f64 / dt / 1e9);
+            println!(
+                "  gemm crate: {:.2} us, {:.1} GFLOP/s",
+                dt * 1e6,
+                2.0 * (m * k * n) as f64 / dt / 1e9
+            );
         }
     }
 }

@@ -339,9 +339,19 @@ mod tests {
 
     #[test]
     fn small_matmul_matches_naive() {
-        for &(m, k, n) in &[(1, 1, 1), (1, 7, 64), (3, 5, 130), (4, 33, 200), (2, 128, 512)] {
-            let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 11) as f64) * 0.1 - 0.5).collect();
-            let w: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 13) as f64) * 0.07 - 0.4).collect();
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (1, 7, 64),
+            (3, 5, 130),
+            (4, 33, 200),
+            (2, 128, 512),
+        ] {
+            let a: Vec<f64> = (0..m * k)
+                .map(|i| ((i * 7 % 11) as f64) * 0.1 - 0.5)
+                .collect();
+            let w: Vec<f64> = (0..k * n)
+                .map(|i| ((i * 5 % 13) as f64) * 0.07 - 0.4)
+                .collect();
             let base: Vec<f64> = (0..m * n).map(|i| (i % 3) as f64).collect();
             for &accumulate in &[false, true] {
                 let mut out = base.clone();
@@ -355,6 +365,77 @@ mod tests {
                         assert!((out[r * n + c] - s).abs() < 1e-12, "{m} {k} {n}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The generic bodies (as compiled for the portable and FMA paths) agree with each
+    /// other and with the dispatched version on float32.
+    #[test]
+    fn compiled_variants_agree() {
+        let h = 37;
+        let g0: Vec<f32> = (0..4 * h)
+            .map(|i| ((i * 13 % 17) as f32) * 0.3 - 2.4)
+            .collect();
+        let bias: Vec<f32> = (0..4 * h).map(|i| ((i % 5) as f32) * 0.1 - 0.2).collect();
+        let c0: Vec<f32> = (0..h).map(|i| (i as f32) * 0.05 - 0.9).collect();
+        let mut outs = Vec::new();
+        for variant in 0..3 {
+            let (mut g, mut c, mut hh) = (g0.clone(), c0.clone(), vec![0f32; h]);
+            match variant {
+                0 => lstm_fwd_body::<f32, false>(&mut g, &bias, &mut c, &mut hh),
+                1 => lstm_fwd_body::<f32, true>(&mut g, &bias, &mut c, &mut hh),
+                _ => lstm_fwd_row(&mut g, &bias, &mut c, &mut hh),
+            }
+            let mut dc = vec![0.3f32; h];
+            let mut dg = vec![0f32; 4 * h];
+            let dh: Vec<f32> = (0..h).map(|i| (i % 3) as f32 - 1.0).collect();
+            match variant {
+                0 => lstm_bwd_body::<f32, false>(&g, &c, &c0, &dh, &mut dc, &mut dg),
+                1 => lstm_bwd_body::<f32, true>(&g, &c, &c0, &dh, &mut dc, &mut dg),
+                _ => lstm_bwd_row(&g, &c, &c0, &dh, &mut dc, &mut dg),
+            }
+            let mut gg = g0[..3 * h].to_vec();
+            let mut hg = c0.clone();
+            let mut hn = vec![0f32; h];
+            let hhv = &g0[h..4 * h];
+            match variant {
+                0 => gru_fwd_body::<f32, false>(
+                    &mut gg,
+                    hhv,
+                    &bias[..3 * h],
+                    &bias[..h],
+                    &mut hg,
+                    &mut hn,
+                ),
+                1 => gru_fwd_body::<f32, true>(
+                    &mut gg,
+                    hhv,
+                    &bias[..3 * h],
+                    &bias[..h],
+                    &mut hg,
+                    &mut hn,
+                ),
+                _ => gru_fwd_row(&mut gg, hhv, &bias[..3 * h], &bias[..h], &mut hg, &mut hn),
+            }
+            let a: Vec<f32> = g0[..3 * 40].to_vec();
+            let w: Vec<f32> = g0[..40 * 100 % (4 * h)]
+                .iter()
+                .cycle()
+                .take(40 * 100)
+                .copied()
+                .collect();
+            let mut mm = vec![1f32; 3 * 100];
+            match variant {
+                0 => small_matmul_body::<f32, false>(&a, &w, &mut mm, 3, 40, 100, true),
+                1 => small_matmul_body::<f32, true>(&a, &w, &mut mm, 3, 40, 100, true),
+                _ => small_matmul(&a, &w, &mut mm, 3, 40, 100, true),
+            }
+            outs.push([hh, c, dg, dc, hg, hn, mm].concat());
+        }
+        for v in &outs[1..] {
+            for (x, y) in v.iter().zip(&outs[0]) {
+                assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{x} vs {y}");
             }
         }
     }

@@ -24,7 +24,10 @@ unsafe impl<T: Send> Sync for Shared<T> {}
 
 impl<T> Shared<T> {
     fn new(v: &mut [T]) -> Self {
-        Shared { ptr: v.as_mut_ptr(), len: v.len() }
+        Shared {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+        }
     }
     /// SAFETY: no two live slices from concurrent callers may overlap.
     #[allow(clippy::mut_from_ref)]
@@ -39,9 +42,16 @@ pub(crate) fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
     if b == 0 {
         return Vec::new();
     }
-    let n = if b == 1 { 1 } else { (2 * b.div_ceil(32)).min(b) };
+    let n = if b == 1 {
+        1
+    } else {
+        (2 * b.div_ceil(32)).min(b)
+    };
     let rows = b.div_ceil(n);
-    (0..b).step_by(rows).map(|s| (s, (s + rows).min(b))).collect()
+    (0..b)
+        .step_by(rows)
+        .map(|s| (s, (s + rows).min(b)))
+        .collect()
 }
 
 /// Products whose left operand is at most this many elements (it stays in L1 while
@@ -60,8 +70,17 @@ struct StepWeight<T> {
 impl<T: RnnFloat> StepWeight<T> {
     /// From a row-major contiguous `w (k, n)`.
     fn new(w: Vec<T>, k: usize, n: usize) -> Self {
-        let packed = if T::packed_kernel() { Some(panel::pack(k, n, |kk, c| w[kk * n + c])) } else { None };
-        StepWeight { plain: w, packed, k, n }
+        let packed = if T::packed_kernel() {
+            Some(panel::pack(k, n, |kk, c| w[kk * n + c]))
+        } else {
+            None
+        };
+        StepWeight {
+            plain: w,
+            packed,
+            k,
+            n,
+        }
     }
 
     /// `out (m, n) (+)= a (m, k) @ W`, row-major contiguous, on the calling thread.
@@ -79,17 +98,30 @@ impl<T: RnnFloat> StepWeight<T> {
         match &self.packed {
             // The packed kernel streams `a` once per column panel: use it for few rows
             // or while `a` fits in L1; the GEMM's k-blocking wins on long products.
-            Some(wp) if m <= 8 || m * k <= PACKED_MAX_LHS => T::packed_product(a, m, k, wp, n, out, accumulate),
+            Some(wp) if m <= 8 || m * k <= PACKED_MAX_LHS => {
+                T::packed_product(a, m, k, wp, n, out, accumulate)
+            }
             _ if m <= SMALL_M => rows::small_matmul(a, &self.plain, out, m, k, n, accumulate),
             _ => {
                 let av = ArrayView2::from_shape((m, k), &a[..m * k]).expect("rnn: product shape");
-                let wv = ArrayView2::from_shape((k, n), &self.plain[..]).expect("rnn: product shape");
-                let ov = ArrayViewMut2::from_shape((m, n), &mut out[..m * n]).expect("rnn: product shape");
+                let wv =
+                    ArrayView2::from_shape((k, n), &self.plain[..]).expect("rnn: product shape");
+                let ov = ArrayViewMut2::from_shape((m, n), &mut out[..m * n])
+                    .expect("rnn: product shape");
                 let beta = if accumulate { T::one() } else { T::zero() };
-                gemm(T::one(), av, wv, beta, ov, Threads::Single).expect("rnn: product shapes agree");
+                gemm(T::one(), av, wv, beta, ov, Threads::Single)
+                    .expect("rnn: product shapes agree");
             }
         }
     }
+}
+
+/// 1 + the last row of chunk b0..b1 whose sequence is still running at step s (0 if none).
+fn active_rows(lens: &[usize], b0: usize, b1: usize, s: usize) -> usize {
+    lens[b0..b1]
+        .iter()
+        .rposition(|&l| s < l)
+        .map_or(0, |r| r + 1)
 }
 
 fn to_vec2<T: RnnFloat>(a: ArrayView2<'_, T>) -> Vec<T> {
@@ -118,9 +150,13 @@ pub(crate) fn forward<T: RnnFloat>(
     let mut gates = vec![zero; t * b * gh];
     if t * b > 0 {
         let xs = x.as_standard_layout();
-        let x2 = xs.view().into_shape_with_order((t * b, d)).expect("rnn: x is standard layout");
+        let x2 = xs
+            .view()
+            .into_shape_with_order((t * b, d))
+            .expect("rnn: x is standard layout");
         let g2 = ArrayViewMut2::from_shape((t * b, gh), &mut gates[..]).expect("rnn: gates shape");
-        gemm(T::one(), x2, w.w_ih.t(), zero, g2, Threads::Auto).expect("rnn: projection shapes agree");
+        gemm(T::one(), x2, w.w_ih.t(), zero, g2, Threads::Auto)
+            .expect("rnn: projection shapes agree");
     }
 
     // Biases folded per gate: GRU keeps b_hn apart (it sits inside r * (...)).
@@ -146,7 +182,10 @@ pub(crate) fn forward<T: RnnFloat>(
     if let Some(h0) = &h0 {
         hs[..b * h].copy_from_slice(&to_vec2(h0.view()));
     }
-    let c0v = c0.as_ref().map(|c| to_vec2(c.view())).unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
+    let c0v = c0
+        .as_ref()
+        .map(|c| to_vec2(c.view()))
+        .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
     let mut cs = vec![zero; if lstm && train { (t + 1) * b * h } else { 0 }];
     if !cs.is_empty() {
         cs[..b * h].copy_from_slice(&c0v);
@@ -171,15 +210,23 @@ pub(crate) fn forward<T: RnnFloat>(
             // SAFETY (all `slice` calls below): this chunk only touches rows b0..b1 of
             // each buffer, and rows of hs[0] are only read.
             let mut hrun: Vec<T> = unsafe { shs.slice(b0 * h, bc * h) }.to_vec();
-            let mut crun: Vec<T> = if lstm { c0v[b0 * h..b1 * h].to_vec() } else { Vec::new() };
+            let mut crun: Vec<T> = if lstm {
+                c0v[b0 * h..b1 * h].to_vec()
+            } else {
+                Vec::new()
+            };
             let mut hh = vec![zero; if gru { bc * gh } else { 0 }];
             let mut hn_scratch = vec![zero; if gru { h } else { 0 }];
             for s in 0..t {
                 let gchunk = unsafe { sg.slice((s * b + b0) * gh, bc * gh) };
+                // Rows past the chunk's last still-running sequence need no product (with
+                // lengths sorted longest first, as packed sequences are, that is all the
+                // finished rows).
+                let m = active_rows(lens, b0, b1, s);
                 if gru {
-                    wt.product(&hrun, &mut hh, bc, false);
+                    wt.product(&hrun, &mut hh, m, false);
                 } else {
-                    wt.product(&hrun, gchunk, bc, true);
+                    wt.product(&hrun, gchunk, m, true);
                 }
                 for r in 0..bc {
                     let bi = b0 + r;
@@ -195,7 +242,8 @@ pub(crate) fn forward<T: RnnFloat>(
                             let crow = &mut crun[r * h..(r + 1) * h];
                             rows::lstm_fwd_row(grow, bias, crow, hrow);
                             if train {
-                                unsafe { scs.slice(((s + 1) * b + bi) * h, h) }.copy_from_slice(crow);
+                                unsafe { scs.slice(((s + 1) * b + bi) * h, h) }
+                                    .copy_from_slice(crow);
                             }
                         }
                         CellKind::Gru => {
@@ -204,7 +252,14 @@ pub(crate) fn forward<T: RnnFloat>(
                             } else {
                                 &mut hn_scratch
                             };
-                            rows::gru_fwd_row(grow, &hh[r * gh..(r + 1) * gh], bias, b_hn, hrow, hn_out);
+                            rows::gru_fwd_row(
+                                grow,
+                                &hh[r * gh..(r + 1) * gh],
+                                bias,
+                                b_hn,
+                                hrow,
+                                hn_out,
+                            );
                         }
                         CellKind::RnnTanh | CellKind::RnnRelu => {
                             rows::rnn_fwd_row(grow, bias, hrow, relu);
@@ -220,15 +275,33 @@ pub(crate) fn forward<T: RnnFloat>(
         });
     });
 
-    let arr3 = |v: Vec<T>, n0: usize, n2: usize| Array3::from_shape_vec((n0, b, n2), v).expect("rnn: buffer shape");
+    let arr3 = |v: Vec<T>, n0: usize, n2: usize| {
+        Array3::from_shape_vec((n0, b, n2), v).expect("rnn: buffer shape")
+    };
     let keep_gates = train && (lstm || gru);
     Forward {
         hs: arr3(hs, t + 1, h),
         h_n: Array2::from_shape_vec((b, h), h_n).expect("rnn: buffer shape"),
-        c_n: if lstm { Some(Array2::from_shape_vec((b, h), c_n).expect("rnn: buffer shape")) } else { None },
-        gates: if keep_gates { Some(arr3(gates, t, gh)) } else { None },
-        cs: if lstm && train { Some(arr3(cs, t + 1, h)) } else { None },
-        hn: if gru && train { Some(arr3(hn, t, h)) } else { None },
+        c_n: if lstm {
+            Some(Array2::from_shape_vec((b, h), c_n).expect("rnn: buffer shape"))
+        } else {
+            None
+        },
+        gates: if keep_gates {
+            Some(arr3(gates, t, gh))
+        } else {
+            None
+        },
+        cs: if lstm && train {
+            Some(arr3(cs, t + 1, h))
+        } else {
+            None
+        },
+        hn: if gru && train {
+            Some(arr3(hn, t, h))
+        } else {
+            None
+        },
     }
 }
 
@@ -263,7 +336,8 @@ pub(crate) fn backward<T: RnnFloat>(
     let gru = kind == CellKind::Gru;
     let relu = kind == CellKind::RnnRelu;
 
-    let (mut st_hs, mut st_cs, mut st_g, mut st_hn, mut st_dy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut st_hs, mut st_cs, mut st_g, mut st_hn, mut st_dy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let hs = flat(&saved.hs, &mut st_hs);
     let cs: &[T] = match &saved.cs {
         Some(a) if lstm => flat(a, &mut st_cs),
@@ -278,8 +352,12 @@ pub(crate) fn backward<T: RnnFloat>(
         _ => &[],
     };
     let dyv: Option<&[T]> = dy.as_ref().map(|a| flat(a, &mut st_dy));
-    let dh_init = dh_n.map(|a| to_vec2(a)).unwrap_or_else(|| vec![zero; b * h]);
-    let dc_init = dc_n.map(|a| to_vec2(a)).unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
+    let dh_init = dh_n
+        .map(|a| to_vec2(a))
+        .unwrap_or_else(|| vec![zero; b * h]);
+    let dc_init = dc_n
+        .map(|a| to_vec2(a))
+        .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
     let whh = StepWeight::new(to_vec2(w_hh), gh, h); // W_hh (G*H, H)
 
     let mut dgx = vec![zero; t * b * gh];
@@ -303,16 +381,28 @@ pub(crate) fn backward<T: RnnFloat>(
         chunks.par_iter().enumerate().for_each(|(ci, &(b0, b1))| {
             let bc = b1 - b0;
             let mut dh = dh_init[b0 * h..b1 * h].to_vec();
-            let mut dc = if lstm { dc_init[b0 * h..b1 * h].to_vec() } else { Vec::new() };
+            let mut dc = if lstm {
+                dc_init[b0 * h..b1 * h].to_vec()
+            } else {
+                Vec::new()
+            };
             let mut tmp = vec![zero; bc * h];
             let mut direct = vec![zero; if gru { bc * h } else { 0 }];
             // SAFETY (all `slice` calls below): this chunk touches only rows b0..b1 of
             // every step and its own partial-sum row `ci`.
             let dbx = unsafe { sdbx.slice(ci * gh, gh) };
-            let dbh: &mut [T] = if gru { unsafe { sdbh.slice(ci * gh, gh) } } else { &mut [] };
+            let dbh: &mut [T] = if gru {
+                unsafe { sdbh.slice(ci * gh, gh) }
+            } else {
+                &mut []
+            };
             for s in (0..t).rev() {
                 let dgx_chunk = unsafe { sdgx.slice((s * b + b0) * gh, bc * gh) };
-                let dgh_chunk: &mut [T] = if gru { unsafe { sdgh.slice((s * b + b0) * gh, bc * gh) } } else { &mut [] };
+                let dgh_chunk: &mut [T] = if gru {
+                    unsafe { sdgh.slice((s * b + b0) * gh, bc * gh) }
+                } else {
+                    &mut []
+                };
                 for r in 0..bc {
                     let bi = b0 + r;
                     let dgx_row = &mut dgx_chunk[r * gh..(r + 1) * gh];
@@ -359,7 +449,7 @@ pub(crate) fn backward<T: RnnFloat>(
                     }
                 }
                 let dg_chunk: &[T] = if gru { dgh_chunk } else { dgx_chunk };
-                whh.product(dg_chunk, &mut tmp, bc, false);
+                whh.product(dg_chunk, &mut tmp, active_rows(lens, b0, b1, s), false);
                 for r in 0..bc {
                     if s >= lens[b0 + r] {
                         continue;
@@ -391,7 +481,11 @@ pub(crate) fn backward<T: RnnFloat>(
         Array1::from_vec(acc)
     };
     let db_ih = reduce(&dbx_parts);
-    let db_hh = if gru { reduce(&dbh_parts) } else { db_ih.clone() };
+    let db_hh = if gru {
+        reduce(&dbh_parts)
+    } else {
+        db_ih.clone()
+    };
 
     // The three large products over all steps.
     let mut dx = Array2::<T>::zeros((t * b, d));
@@ -399,19 +493,50 @@ pub(crate) fn backward<T: RnnFloat>(
     let mut dw_hh = Array2::<T>::zeros((gh, h));
     if t * b > 0 {
         let dgx2 = ArrayView2::from_shape((t * b, gh), &dgx[..]).expect("rnn: buffer shape");
-        let dgh2 = if gru { ArrayView2::from_shape((t * b, gh), &dgh[..]).expect("rnn: buffer shape") } else { dgx2 };
+        let dgh2 = if gru {
+            ArrayView2::from_shape((t * b, gh), &dgh[..]).expect("rnn: buffer shape")
+        } else {
+            dgx2
+        };
         let xs = x.as_standard_layout();
-        let x2 = xs.view().into_shape_with_order((t * b, d)).expect("rnn: x is standard layout");
-        let hprev = ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
-        gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto).expect("rnn: dx shapes agree");
-        gemm(T::one(), dgx2.t(), x2, zero, dw_ih.view_mut(), Threads::Auto).expect("rnn: dw_ih shapes agree");
-        gemm(T::one(), dgh2.t(), hprev, zero, dw_hh.view_mut(), Threads::Auto).expect("rnn: dw_hh shapes agree");
+        let x2 = xs
+            .view()
+            .into_shape_with_order((t * b, d))
+            .expect("rnn: x is standard layout");
+        let hprev =
+            ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
+        gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
+            .expect("rnn: dx shapes agree");
+        gemm(
+            T::one(),
+            dgx2.t(),
+            x2,
+            zero,
+            dw_ih.view_mut(),
+            Threads::Auto,
+        )
+        .expect("rnn: dw_ih shapes agree");
+        gemm(
+            T::one(),
+            dgh2.t(),
+            hprev,
+            zero,
+            dw_hh.view_mut(),
+            Threads::Auto,
+        )
+        .expect("rnn: dw_hh shapes agree");
     }
-    let dx = dx.into_shape_with_order((t, b, d)).expect("rnn: buffer shape");
+    let dx = dx
+        .into_shape_with_order((t, b, d))
+        .expect("rnn: buffer shape");
     Grads {
         dx,
         dh0: Array2::from_shape_vec((b, h), dh0).expect("rnn: buffer shape"),
-        dc0: if lstm { Some(Array2::from_shape_vec((b, h), dc0).expect("rnn: buffer shape")) } else { None },
+        dc0: if lstm {
+            Some(Array2::from_shape_vec((b, h), dc0).expect("rnn: buffer shape"))
+        } else {
+            None
+        },
         dw_ih,
         dw_hh,
         db_ih,

@@ -6,10 +6,14 @@ use ndarray::{s, Array1, Array2, Array3};
 
 fn filled(shape: &[usize], seed: u64, scale: f64) -> Vec<f64> {
     let n: usize = shape.iter().product();
-    let mut st = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut st = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (((st >> 33) as f64 / (1u64 << 31) as f64) - 0.5) * 2.0 * scale
         })
         .collect()
@@ -64,7 +68,12 @@ fn naive(c: &Case) -> (Array3<f64>, Array2<f64>, Array2<f64>) {
                 CellKind::Lstm => {
                     let pre = &gx + &gh;
                     for j in 0..h {
-                        let (i, f, g, o) = (sig(pre[j]), sig(pre[h + j]), pre[2 * h + j].tanh(), sig(pre[3 * h + j]));
+                        let (i, f, g, o) = (
+                            sig(pre[j]),
+                            sig(pre[h + j]),
+                            pre[2 * h + j].tanh(),
+                            sig(pre[3 * h + j]),
+                        );
                         cv[j] = f * cv[j] + i * g;
                         nh[j] = o * cv[j].tanh();
                     }
@@ -90,9 +99,27 @@ fn naive(c: &Case) -> (Array3<f64>, Array2<f64>, Array2<f64>) {
 }
 
 fn run(c: &Case, lengths: bool, train: bool) -> Forward<f64> {
-    let w = Weights { w_ih: c.w_ih.view(), w_hh: c.w_hh.view(), b_ih: Some(c.b_ih.view()), b_hh: Some(c.b_hh.view()) };
-    let c0 = if c.kind == CellKind::Lstm { Some(c.c0.view()) } else { None };
-    forward(c.kind, c.x.view(), Some(c.h0.view()), c0, &w, if lengths { Some(&c.lens[..]) } else { None }, train).unwrap()
+    let w = Weights {
+        w_ih: c.w_ih.view(),
+        w_hh: c.w_hh.view(),
+        b_ih: Some(c.b_ih.view()),
+        b_hh: Some(c.b_hh.view()),
+    };
+    let c0 = if c.kind == CellKind::Lstm {
+        Some(c.c0.view())
+    } else {
+        None
+    };
+    forward(
+        c.kind,
+        c.x.view(),
+        Some(c.h0.view()),
+        c0,
+        &w,
+        if lengths { Some(&c.lens[..]) } else { None },
+        train,
+    )
+    .unwrap()
 }
 
 fn close(a: &[f64], b: &[f64], tol: f64) {
@@ -102,7 +129,12 @@ fn close(a: &[f64], b: &[f64], tol: f64) {
     }
 }
 
-const KINDS: [CellKind; 4] = [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh, CellKind::RnnRelu];
+const KINDS: [CellKind; 4] = [
+    CellKind::Lstm,
+    CellKind::Gru,
+    CellKind::RnnTanh,
+    CellKind::RnnRelu,
+];
 
 #[test]
 fn forward_matches_naive_with_and_without_lengths() {
@@ -116,10 +148,18 @@ fn forward_matches_naive_with_and_without_lengths() {
                 }
                 let f = run(&c, lengths, true);
                 let (y, hn, cn) = naive(&c);
-                close(f.hs.slice(s![1.., .., ..]).to_owned().as_slice().unwrap(), y.as_slice().unwrap(), 1e-12);
+                close(
+                    f.hs.slice(s![1.., .., ..]).to_owned().as_slice().unwrap(),
+                    y.as_slice().unwrap(),
+                    1e-12,
+                );
                 close(f.h_n.as_slice().unwrap(), hn.as_slice().unwrap(), 1e-12);
                 if kind == CellKind::Lstm {
-                    close(f.c_n.as_ref().unwrap().as_slice().unwrap(), cn.as_slice().unwrap(), 1e-12);
+                    close(
+                        f.c_n.as_ref().unwrap().as_slice().unwrap(),
+                        cn.as_slice().unwrap(),
+                        1e-12,
+                    );
                 }
                 c = case(kind, t, b, d, h, 7);
             }
@@ -145,11 +185,23 @@ fn backward_matches_finite_differences() {
         let wh = Array2::from_shape_vec((b, h), filled(&[b, h], 22, 1.0)).unwrap();
         let wc = Array2::from_shape_vec((b, h), filled(&[b, h], 23, 1.0)).unwrap();
         let f = run(&c, true, true);
-        let saved = Saved { hs: f.hs.view(), cs: f.cs.as_ref().map(|a| a.view()), gates: f.gates.as_ref().map(|a| a.view()), hn: f.hn.as_ref().map(|a| a.view()) };
+        let saved = Saved {
+            hs: f.hs.view(),
+            cs: f.cs.as_ref().map(|a| a.view()),
+            gates: f.gates.as_ref().map(|a| a.view()),
+            hn: f.hn.as_ref().map(|a| a.view()),
+        };
         let lstm = kind == CellKind::Lstm;
         let gr = backward(
-            kind, c.x.view(), c.w_ih.view(), c.w_hh.view(), Some(&c.lens[..]), &saved,
-            Some(wy.view()), Some(wh.view()), if lstm { Some(wc.view()) } else { None },
+            kind,
+            c.x.view(),
+            c.w_ih.view(),
+            c.w_hh.view(),
+            Some(&c.lens[..]),
+            &saved,
+            Some(wy.view()),
+            Some(wh.view()),
+            if lstm { Some(wc.view()) } else { None },
         )
         .unwrap();
         let eps = 1e-6;
@@ -165,7 +217,12 @@ fn backward_matches_finite_differences() {
                     c.$field.as_slice_mut().unwrap()[i] = old;
                     let num = (lp - lm) / (2.0 * eps);
                     let got = $grad.as_slice().unwrap()[i];
-                    assert!((num - got).abs() < 1e-6 * (1.0 + num.abs()), "{:?} {} [{i}]: {got} vs {num}", kind, stringify!($field));
+                    assert!(
+                        (num - got).abs() < 1e-6 * (1.0 + num.abs()),
+                        "{:?} {} [{i}]: {got} vs {num}",
+                        kind,
+                        stringify!($field)
+                    );
                 }
             }};
         }
@@ -189,14 +246,52 @@ fn thread_count_does_not_change_bits() {
     let w_ih = c.w_ih.mapv(|x| x as f32);
     let w_hh = c.w_hh.mapv(|x| x as f32);
     let go = || {
-        let w = Weights { w_ih: w_ih.view(), w_hh: w_hh.view(), b_ih: None, b_hh: None };
-        let f = forward(CellKind::Lstm, x.view(), None, None, &w, Some(&c.lens[..]), true).unwrap();
-        let saved = Saved { hs: f.hs.view(), cs: f.cs.as_ref().map(|a| a.view()), gates: f.gates.as_ref().map(|a| a.view()), hn: None };
-        let g = backward(CellKind::Lstm, x.view(), w_ih.view(), w_hh.view(), Some(&c.lens[..]), &saved, Some(f.hs.slice(s![1.., .., ..])), None, None).unwrap();
+        let w = Weights {
+            w_ih: w_ih.view(),
+            w_hh: w_hh.view(),
+            b_ih: None,
+            b_hh: None,
+        };
+        let f = forward(
+            CellKind::Lstm,
+            x.view(),
+            None,
+            None,
+            &w,
+            Some(&c.lens[..]),
+            true,
+        )
+        .unwrap();
+        let saved = Saved {
+            hs: f.hs.view(),
+            cs: f.cs.as_ref().map(|a| a.view()),
+            gates: f.gates.as_ref().map(|a| a.view()),
+            hn: None,
+        };
+        let g = backward(
+            CellKind::Lstm,
+            x.view(),
+            w_ih.view(),
+            w_hh.view(),
+            Some(&c.lens[..]),
+            &saved,
+            Some(f.hs.slice(s![1.., .., ..])),
+            None,
+            None,
+        )
+        .unwrap();
         (f.hs.clone(), g.dx, g.dw_hh, g.db_ih)
     };
-    let one = rayon::ThreadPoolBuilder::new().num_threads(1).thread_name(|i| format!("oxinet-t{i}")).build().unwrap();
-    let three = rayon::ThreadPoolBuilder::new().num_threads(3).thread_name(|i| format!("oxinet-t{i}")).build().unwrap();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|i| format!("oxinet-t{i}"))
+        .build()
+        .unwrap();
+    let three = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .thread_name(|i| format!("oxinet-t{i}"))
+        .build()
+        .unwrap();
     let a = one.install(go);
     let b = three.install(go);
     assert_eq!(a.0, b.0);
@@ -208,18 +303,53 @@ fn thread_count_does_not_change_bits() {
 #[test]
 fn bad_shapes_name_the_argument() {
     let c = case(CellKind::Gru, 3, 2, 4, 5, 1);
-    let w = Weights { w_ih: c.w_ih.view(), w_hh: c.w_hh.view(), b_ih: None, b_hh: None };
+    let w = Weights {
+        w_ih: c.w_ih.view(),
+        w_hh: c.w_hh.view(),
+        b_ih: None,
+        b_hh: None,
+    };
     let bad_h0 = Array2::<f64>::zeros((2, 4));
-    let e = forward(CellKind::Gru, c.x.view(), Some(bad_h0.view()), None, &w, None, false).unwrap_err();
+    let e = forward(
+        CellKind::Gru,
+        c.x.view(),
+        Some(bad_h0.view()),
+        None,
+        &w,
+        None,
+        false,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("'h0'"), "{e}");
-    let w2 = Weights { w_ih: c.w_hh.view(), ..w };
+    let w2 = Weights {
+        w_ih: c.w_hh.view(),
+        ..w
+    };
     let e = forward(CellKind::Gru, c.x.view(), None, None, &w2, None, false).unwrap_err();
     assert!(e.to_string().contains("'w_ih'"), "{e}");
     let e = forward(CellKind::Lstm, c.x.view(), None, None, &w, None, false).unwrap_err();
     assert!(e.to_string().contains("'w_hh'"), "{e}");
-    let e = forward(CellKind::Gru, c.x.view(), None, None, &w, Some(&[1, 4]), false).unwrap_err();
+    let e = forward(
+        CellKind::Gru,
+        c.x.view(),
+        None,
+        None,
+        &w,
+        Some(&[1, 4]),
+        false,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("'lengths'"), "{e}");
-    let e = forward(CellKind::Gru, c.x.view(), None, None, &w, Some(&[0, 1]), false).unwrap_err();
+    let e = forward(
+        CellKind::Gru,
+        c.x.view(),
+        None,
+        None,
+        &w,
+        Some(&[0, 1]),
+        false,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("'lengths'"), "{e}");
 }
 
