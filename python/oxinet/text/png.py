@@ -1,32 +1,14 @@
-"""Minimal PNG writers (zlib + struct) so examples can save heatmaps and scatter plots
-without matplotlib."""
+"""Heatmaps and scatter plots of sequence-model results as PNG files, written with the
+dependency-free encoder of :mod:`oxinet.vision.draw` (matplotlib draws labelled figures
+when it is installed, never required)."""
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import numpy as np
 
-__all__ = ["write_png", "heatmap_png", "scatter_png", "attention_heatmap"]
+from oxinet.vision.draw import save_png
 
-
-def write_png(path, rgb: np.ndarray) -> None:
-    """Write an ``(H, W, 3)`` uint8 array as an 8-bit RGB PNG."""
-    a = np.ascontiguousarray(rgb, np.uint8)
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"write_png: 'rgb' must be (H, W, 3), got shape {a.shape}")
-    h, w, _ = a.shape
-    raw = b"".join(b"\x00" + a[i].tobytes() for i in range(h))
-
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n")
-        f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
-        f.write(chunk(b"IDAT", zlib.compress(raw, 6)))
-        f.write(chunk(b"IEND", b""))
+__all__ = ["heatmap_png", "scatter_png", "attention_heatmap"]
 
 
 def heatmap_png(path, matrix, cell: int = 16) -> None:
@@ -37,7 +19,7 @@ def heatmap_png(path, matrix, cell: int = 16) -> None:
         raise ValueError(f"heatmap_png: 'matrix' must be 2-D, got shape {m.shape}")
     v = np.kron(m, np.ones((cell, cell)))
     rgb = np.stack([255 * (1 - v), 255 * (1 - 0.8 * v), 255 * np.ones_like(v) - 100 * v], -1)
-    write_png(path, rgb.round().astype(np.uint8))
+    save_png(path, rgb.round().astype(np.uint8))
 
 
 def scatter_png(coords, path, size: int = 400) -> None:
@@ -49,7 +31,7 @@ def scatter_png(coords, path, size: int = 400) -> None:
     p = ((c - lo) / span * (size - 11) + 5).astype(int)
     for x, y in p:
         img[size - 1 - y - 2: size - y + 1, x - 2: x + 3] = (30, 60, 200)
-    write_png(path, img)
+    save_png(path, img)
 
 
 def attention_heatmap(path, weights, x_labels, y_labels, title: str = "attention weights") -> None:
