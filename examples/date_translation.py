@@ -121,6 +121,8 @@ def main(n_train=10000, n_test=500, tx=30, epochs=6, batch_size=100, lr=0.004, e
             opt.step()
             tot += float(loss.item())
             nb += 1
+        if ep == 0:
+            first_loss = tot / nb
         sched.step()
         model.eval()
         k = min(200, n_test)
@@ -129,6 +131,7 @@ def main(n_train=10000, n_test=500, tx=30, epochs=6, batch_size=100, lr=0.004, e
     model.eval()
     greedy = decode_greedy(model, xt, lxt, tgt, ty)
     greedy_acc = float(np.mean([p == t for p, (_, t) in zip(greedy, test)]))
+    char_acc = float(np.mean([sum(a == b for a, b in zip(p, t)) / len(t) for p, (_, t) in zip(greedy, test)]))
     nb_ = n_test if n_beam is None else min(n_beam, n_test)
     beam = decode_beam(model, xt[:nb_], lxt[:nb_], tgt, ty, beam_width)
     beam_acc = float(np.mean([p == t for p, (_, t) in zip(beam, test[:nb_])]))
@@ -162,7 +165,8 @@ def main(n_train=10000, n_test=500, tx=30, epochs=6, batch_size=100, lr=0.004, e
             attention_heatmap(path, m, list(test[i][0][:n_in]), y_labels, f"{test[i][0]!r} -> {out}")
             paths.append(path)
         log(verbose, f"attention weights of 3 held-out dates -> {', '.join(paths)}")
-    return {"greedy_accuracy": greedy_acc, "beam_accuracy": beam_acc, "model": model,
+    return {"greedy_accuracy": greedy_acc, "beam_accuracy": beam_acc, "model": model, "char_accuracy": char_acc,
+            "first_loss": first_loss, "last_loss": tot / nb,
             "search_fault": int(search_fault), "model_fault": int(model_fault),
             "examples": list(zip([h for h, _ in test[:5]], beam[:5]))}
 

