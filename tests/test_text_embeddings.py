@@ -197,3 +197,23 @@ def test_glove_learns_topics():
     assert res.losses[-1] < 0.5 * res.losses[0]
     assert np.allclose(res.vectors, res.W + res.W_tilde)
     assert _topic_gap(res.vectors) > 0.3
+
+
+def test_bad_inputs():
+    E = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="'negatives'"):
+        sgns_loss_grad(E, E, [0, 1], [1, 2], [0, 1])
+    with pytest.raises(ValueError, match="'counts'"):
+        unigram_noise([0, 0])
+    with pytest.raises(ValueError, match="'window'"):
+        skipgram_pairs([[1, 2]], window=0)
+    with pytest.raises(ValueError, match="'dim'"):
+        train_skipgram([[1, 2]], 3, dim=0)
+    with pytest.raises(ValueError, match="'e1'"):
+        equalize(np.ones(3), np.ones(4), np.ones(3))
+    with pytest.raises(ValueError, match="'g'"):
+        neutralize(np.ones(3), np.zeros(3))
+    with pytest.raises(ValueError, match="'X'"):
+        train_glove(np.ones((2, 3)))
+    with pytest.raises(TypeError, match="'vectors'"):
+        nearest_neighbors(np.array([["a"]]), 0)
