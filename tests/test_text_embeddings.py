@@ -109,6 +109,13 @@ def test_equalize_properties():
     assert cosine_similarity(a, w) == pytest.approx(cosine_similarity(b, w))
     # the bias components keep the original orientation (e1 stays on e1's side)
     assert np.sign(a @ g) == np.sign((e1 - e2) @ g)
+    # F59's literal denominator ||e1 - mu_perp - mu_B|| (the erratum) leaves the unit sphere
+    mu = (e1 + e2) / 2
+    mu_b = (mu @ g / (g @ g)) * g
+    mu_perp = mu - mu_b
+    e1b = (e1 @ g / (g @ g)) * g
+    literal = np.sqrt(abs(1 - mu_perp @ mu_perp)) * (e1b - mu_b) / np.linalg.norm(e1 - mu_perp - mu_b) + mu_perp
+    assert abs(np.linalg.norm(literal) - 1) > 1e-3
 
 
 # --- word2vec ----------------------------------------------------------------------------
