@@ -1,6 +1,7 @@
-"""``python -m oxinet [bench ...]``.
+"""``python -m oxinet [demo|info|bench] ...``.
 
-Without arguments: version, SIMD level, thread count and a GEMM self-check.
+``demo`` (the default): train LeNet-5 on the bundled digits (see ``oxinet.demo``).
+``info``: version, SIMD level, thread count and a GEMM self-check.
 ``bench``: the side-by-side comparison table (see ``python -m oxinet bench --help``).
 """
 
@@ -50,7 +51,11 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
-    return info()
+    if argv and argv[0] == "info":
+        return info()
+    from oxinet.demo import main as demo_main
+
+    return demo_main(argv[1:] if argv and argv[0] == "demo" else argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Python process, builds the inputs there, warms up, times the callable, and print
 JSON line. Contenders alternate (A B A B ...) over several rounds, and the table
 reports the median of the per-round times. Every process gets the same thread count
 (``OXINET_NUM_THREADS``, ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``)
-and NumPy's OpenBLAS is told to use its AVX-512 kernels (``OPENBLAS_CORETYPE=SkylakeX``),
+and NumPy's OpenBLAS is told to use its AVX-512 kernels (``OPENBLAS_CORETYPE=SkylakeX``,
+whatever the caller's environment says; ``OXINET_BENCH_OPENBLAS_CORETYPE`` overrides it),
 so no library is timed next to another's spinning thread pool.
 """
 
@@ -35,6 +36,8 @@ class Case:
     bytes: float | None = None
     peers: tuple[str, ...] = ("numpy",)
     module: str = ""
+    items: float | None = None
+    unit: str = "items"
 
     @property
     def contenders(self) -> tuple[str, ...]:
@@ -42,20 +45,52 @@ class Case:
 
 
 def case(name: str, *, group: str, flops: float | None = None, bytes: float | None = None,
-         peers: tuple[str, ...] = ("numpy",)):
+         peers: tuple[str, ...] = ("numpy",), items: float | None = None, unit: str = "items"):
     """Register ``factory(lib) -> callable | None`` as a benchmark case.
 
-    ``flops`` (floating-point operations per call) or ``bytes`` (bytes moved per call)
-    turn times into GFLOP/s or GB/s in the table.
+    ``flops`` (floating-point operations per call), ``bytes`` (bytes moved per call) or
+    ``items`` (e.g. training samples per call, named by ``unit``) turn times into
+    GFLOP/s, GB/s or items/s in the table.
     """
 
     def register(factory):
         if name in _REGISTRY:
             raise ValueError(f"benchmark case {name!r} is defined twice")
-        _REGISTRY[name] = Case(name, group, factory, flops, bytes, tuple(peers), factory.__module__)
+        _REGISTRY[name] = Case(name, group, factory, flops, bytes, tuple(peers), factory.__module__,
+                               items, unit)
         return factory
 
     return register
+
+
+def peer(case_name: str, label: str):
+    """Attach another contender to an existing case from any ``cases_*`` module:
+    ``factory(lib) -> callable | None`` is called with ``lib == label``. Lets a module
+    for one peer library (e.g. ONNX Runtime) cover cases defined elsewhere."""
+
+    def register(factory):
+        _EXTRA_PEERS.setdefault(case_name, {})[label] = factory
+        return factory
+
+    return register
+
+
+_EXTRA_PEERS: dict[str, dict[str, Callable]] = {}
+
+
+def _with_extra_peers(cases: dict[str, Case]) -> dict[str, Case]:
+    for name, extra in _EXTRA_PEERS.items():
+        if name not in cases:
+            raise ValueError(f"benchmark peer registered for unknown case {name!r}")
+        c = cases[name]
+        base = c.factory
+
+        def factory(lib, base=base, extra=extra):
+            return extra[lib](lib) if lib in extra else base(lib)
+
+        cases[name] = dataclasses.replace(c, factory=factory,
+                                          peers=c.peers + tuple(l for l in extra if l not in c.peers))
+    return cases
 
 
 def load_cases() -> dict[str, Case]:
@@ -65,7 +100,7 @@ def load_cases() -> dict[str, Case]:
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name.startswith("cases_"):
             importlib.import_module(f"oxinet.benchmarks.{info.name}")
-    return dict(_REGISTRY)
+    return _with_extra_peers(dict(_REGISTRY))
 
 
 def time_callable(fn: Callable, min_time: float = 0.3, max_reps: int = 200) -> float:
@@ -111,8 +146,10 @@ def _env(threads: int) -> dict:
         OMP_NUM_THREADS=t,
         OPENBLAS_NUM_THREADS=t,
         MKL_NUM_THREADS=t,
-        OPENBLAS_CORETYPE=env.get("OPENBLAS_CORETYPE", "SkylakeX"),
     )
+    # OpenBLAS's Zen 5 detection may pick its AVX2 kernels (and machines here may export
+    # OPENBLAS_CORETYPE=Haswell); the peer figure we compare with is its AVX-512 one.
+    env["OPENBLAS_CORETYPE"] = os.environ.get("OXINET_BENCH_OPENBLAS_CORETYPE", "SkylakeX")
     return env
 
 
@@ -172,6 +209,8 @@ def _rate(c: Case, seconds: float | None) -> str:
         return f"{c.flops / seconds / 1e9:.1f} GFLOP/s"
     if c.bytes:
         return f"{c.bytes / seconds / 1e9:.1f} GB/s"
+    if c.items:
+        return f"{c.items / seconds:.0f} {c.unit}/s"
     return "-"
 
 

@@ -4,35 +4,28 @@ Each forward op that has parameters to learn comes with a ``*_backward``. Argume
 names and meanings follow ``torch.nn.functional`` / ``torchvision.ops`` where those
 have the op. float32 is the default dtype and float64 is kept; other dtypes raise
 ``TypeError`` naming the argument.
+
+Families (one module each): ``linalg`` (matmul, gemm), ``conv`` (conv1d/2d/3d,
+transposed, im2col/col2im), ``pool`` and ``interpolate``, ``rnn`` (cells and fused
+RNN/GRU/LSTM sequences), ``activation`` (softmax family and nonlinearities),
+``attention``, ``embedding``, ``loss`` (fused cross-entropy and friends), ``boxes``
+(IoU, NMS, RoI pooling).
 """
 
-from oxinet.ops.linalg import gemm, matmul
-from oxinet.ops.activation import (
-    elu, elu_backward, gelu, gelu_backward, leaky_relu, leaky_relu_backward, log_softmax,
-    log_softmax_backward, relu, relu_backward, selu, selu_backward, sigmoid, sigmoid_backward,
-    silu, silu_backward, softmax, softmax_backward, softplus, softplus_backward, tanh, tanh_backward,
-)
-from oxinet.ops.attention import scaled_dot_product_attention, scaled_dot_product_attention_backward
-from oxinet.ops.embedding import embedding, embedding_backward
-from oxinet.ops.loss import (
-    binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_backward,
-    binary_cross_entropy_with_logits_with_grad, cross_entropy, cross_entropy_backward,
-    cross_entropy_with_grad, nll_loss, nll_loss_backward,
-)
+from types import ModuleType as _ModuleType
+from oxinet.ops.linalg import *  # noqa: F401,F403
+from oxinet.ops.conv import *  # noqa: F401,F403
+from oxinet.ops.pool import *  # noqa: F401,F403
+from oxinet.ops.interpolate import *  # noqa: F401,F403
+from oxinet.ops.rnn import *  # noqa: F401,F403
+from oxinet.ops.activation import *  # noqa: F401,F403
+from oxinet.ops.attention import *  # noqa: F401,F403
+from oxinet.ops.embedding import *  # noqa: F401,F403
+from oxinet.ops.loss import *  # noqa: F401,F403
+from oxinet.ops.boxes import *  # noqa: F401,F403
+from oxinet.ops import boxes
 
-__all__ = [
-    "gemm", "matmul",
-    # activations and softmax
-    "elu", "elu_backward", "gelu", "gelu_backward", "leaky_relu", "leaky_relu_backward",
-    "log_softmax", "log_softmax_backward", "relu", "relu_backward", "selu", "selu_backward",
-    "sigmoid", "sigmoid_backward", "silu", "silu_backward", "softmax", "softmax_backward",
-    "softplus", "softplus_backward", "tanh", "tanh_backward",
-    # attention
-    "scaled_dot_product_attention", "scaled_dot_product_attention_backward",
-    # embedding
-    "embedding", "embedding_backward",
-    # losses
-    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
-    "binary_cross_entropy_with_logits_with_grad", "cross_entropy", "cross_entropy_backward",
-    "cross_entropy_with_grad", "nll_loss", "nll_loss_backward",
-]
+__all__ = sorted(
+    name for name, value in globals().items()
+    if not name.startswith("_") and not isinstance(value, _ModuleType)
+) + ["boxes"]

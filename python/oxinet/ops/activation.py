@@ -34,6 +34,31 @@ import numpy as np
 from oxinet import _core
 from oxinet.ops._checks import as_float_array, kernel_for, normalize_axis, result_dtype
 
+__all__ = [
+    "sigmoid",
+    "sigmoid_backward",
+    "tanh",
+    "tanh_backward",
+    "relu",
+    "relu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "elu",
+    "elu_backward",
+    "selu",
+    "selu_backward",
+    "gelu",
+    "gelu_backward",
+    "silu",
+    "silu_backward",
+    "softplus",
+    "softplus_backward",
+    "softmax",
+    "log_softmax",
+    "softmax_backward",
+    "log_softmax_backward",
+]
+
 
 def _act(x, kind: str, op: str, p1: float = 0.0, p2: float = 0.0) -> np.ndarray:
     a = as_float_array(x, "input", op)

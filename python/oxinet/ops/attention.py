@@ -16,6 +16,11 @@ import numpy as np
 from oxinet import _core
 from oxinet.ops._checks import as_float_array, kernel_for, result_dtype
 
+__all__ = [
+    "scaled_dot_product_attention",
+    "scaled_dot_product_attention_backward",
+]
+
 _OP = "scaled_dot_product_attention"
 
 

@@ -15,6 +15,11 @@ import numpy as np
 from oxinet import _core
 from oxinet.ops._checks import as_float_array, as_index_array, kernel_for
 
+__all__ = [
+    "embedding",
+    "embedding_backward",
+]
+
 
 def _padding(padding_idx, num: int, op: str):
     if padding_idx is None:

@@ -6,10 +6,17 @@ beta * c``). Both accept any strides (transposed views, slices) without copying.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from oxinet import _core
 from oxinet.ops._checks import as_float_array, check_out, kernel_for, result_dtype
+
+__all__ = [
+    "matmul",
+    "gemm",
+]
 
 
 def _gemm3(a3: np.ndarray, b3: np.ndarray, c3: np.ndarray, alpha: float, beta: float) -> None:
@@ -17,11 +24,14 @@ def _gemm3(a3: np.ndarray, b3: np.ndarray, c3: np.ndarray, alpha: float, beta: f
     kernel_for(c3.dtype, _core.gemm_f32, _core.gemm_f64)(a3, b3, c3, alpha, beta)
 
 
+_FAST_DTYPES = {np.dtype(np.float32): _core.gemm_f32, np.dtype(np.float64): _core.gemm_f64}
+
+
 def _as_batch3(x: np.ndarray, batch: tuple, rows: int, cols: int) -> np.ndarray:
     """Broadcast ``x`` to ``batch + (rows, cols)`` and view it as 3-D; broadcasting over a
     single batch axis stays a zero-stride view, several may need a copy."""
     full = np.broadcast_to(x, batch + (rows, cols))
-    return full.reshape((-1, rows, cols))
+    return full.reshape((math.prod(batch), rows, cols))
 
 
 def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -33,6 +43,21 @@ def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
 
     Returns an array of shape ``broadcast(a.batch, b.batch) + (M, N)`` minus vector dims.
     """
+    if (
+        out is None
+        and type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and a.ndim == 2
+        and b.ndim == 2
+        and a.dtype == b.dtype
+        and a.dtype in _FAST_DTYPES
+        and a.shape[1] == b.shape[0]
+    ):
+        # The common 2-D case without the general path's broadcasting bookkeeping.
+        c = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        if c.size:
+            _FAST_DTYPES[a.dtype](a[np.newaxis], b[np.newaxis], c[np.newaxis], 1.0, 0.0)
+        return c
     op = "matmul"
     a = as_float_array(a, "a", op)
     b = as_float_array(b, "b", op)
@@ -66,27 +91,23 @@ def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
         final_shape = final_shape[:-1]
     if out is not None:
         check_out(out, final_shape, dtype, op, a, b)
-        result = out.reshape(full_shape)
-        if not np.shares_memory(result, out):
-            raise ValueError(f"{op}: 'out' must be reshapeable to {full_shape} without a copy")
-    else:
-        result = np.empty(full_shape, dtype)
-    if result.size == 0:
-        return out if out is not None else result.reshape(final_shape)
-    if b2.ndim == 2 and a2.ndim > 2 and result.flags.c_contiguous:
-        # (..., M, K) @ (K, N): fold the batch into M and run one large product.
-        _gemm3(a2.reshape(1, -1, k), b2[np.newaxis], result.reshape(1, -1, n), 1.0, 0.0)
-    else:
-        c3 = result.reshape((-1, m, n))
-        if not np.shares_memory(c3, result) and c3.size:
-            c3 = np.empty(c3.shape, dtype)
-            _gemm3(_as_batch3(a2, batch, m, k), _as_batch3(b2, batch, k, n), c3, 1.0, 0.0)
-            result[...] = c3.reshape(full_shape)
+    direct = out is not None and out.flags.c_contiguous
+    result = out.reshape(full_shape) if direct else np.empty(full_shape, dtype)
+    if result.size:
+        nb = math.prod(batch)
+        if b2.ndim == 2 and a2.ndim > 2:
+            # (..., M, K) @ (K, N): fold the batch into M and run one large product.
+            a3 = a2.reshape((1, nb * m, k))
+            c3 = result.reshape((1, nb * m, n))
+            _gemm3(a3, b2[np.newaxis], c3, 1.0, 0.0)
         else:
+            c3 = result.reshape((nb, m, n))
             _gemm3(_as_batch3(a2, batch, m, k), _as_batch3(b2, batch, k, n), c3, 1.0, 0.0)
-    if out is not None:
-        return out
-    return result.reshape(final_shape)
+    if out is None:
+        return result.reshape(final_shape)
+    if not direct:
+        out[...] = result.reshape(final_shape)
+    return out
 
 
 def gemm(

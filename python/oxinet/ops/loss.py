@@ -23,6 +23,17 @@ import numpy as np
 from oxinet import _core
 from oxinet.ops._checks import as_float_array, as_index_array, check_out, check_reduction, kernel_for, result_dtype
 
+__all__ = [
+    "cross_entropy",
+    "cross_entropy_with_grad",
+    "cross_entropy_backward",
+    "nll_loss",
+    "nll_loss_backward",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_with_grad",
+    "binary_cross_entropy_with_logits_backward",
+]
+
 
 def _class_last(x: np.ndarray) -> np.ndarray:
     """(N, C, d1, ...) -> (N * d1 * ..., C) contiguous; (C,) -> (1, C)."""

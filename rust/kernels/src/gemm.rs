@@ -19,8 +19,9 @@ pub trait Scalar:
 impl Scalar for f32 {}
 impl Scalar for f64 {}
 
-/// Products smaller than this many multiply-adds run on one thread.
-const PARALLEL_MIN_WORK: usize = 48 * 48 * 48;
+/// Products smaller than this many multiply-adds (about 35 us on one core) run on the
+/// calling thread.
+const PARALLEL_MIN_WORK: usize = 1 << 23;
 
 /// How a single GEMM may use threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,9 +64,20 @@ pub fn gemm<T: Scalar>(
         Threads::Single => {
             gemm_unchecked(alpha, a, b, beta, c, Parallelism::None);
         }
+        Threads::Auto if w < PARALLEL_MIN_WORK => {
+            // Waking a second thread costs more than it saves on products this small.
+            parallel::with_flushed_denormals(|| {
+                gemm_unchecked(alpha, a, b, beta, c, Parallelism::None)
+            });
+        }
+        Threads::Auto if k >= m.max(n) && split_blocks(m.max(n)) > 1 => {
+            // Deep products: the gemm crate's own split leaves threads idle here.
+            parallel::run(w, move || gemm_split(alpha, a, b, beta, c));
+        }
         Threads::Auto => {
             parallel::run(w, move || {
-                let par = if w >= PARALLEL_MIN_WORK && rayon::current_num_threads() > 1 {
+                // Outside oxinet's pool (the inline path) there is exactly one thread.
+                let par = if rayon::current_thread_index().is_some() && rayon::current_num_threads() > 1 {
                     Parallelism::Rayon(rayon::current_num_threads())
                 } else {
                     Parallelism::None
@@ -75,6 +87,45 @@ pub fn gemm<T: Scalar>(
         }
     }
     Ok(())
+}
+
+/// How many blocks [`gemm_split`] cuts a dimension of length `len` into: a power of two
+/// up to 4, each block at least 128 long. It depends on the shape only, never on the
+/// thread count, and the blocks stay longer than 64 so the gemm crate treats each block
+/// exactly as it treats the whole product (same K blocking, no GEMV path): the result
+/// has the same bits for any number of threads.
+fn split_blocks(len: usize) -> usize {
+    match len / 128 {
+        0 | 1 => 1,
+        2 | 3 => 2,
+        _ => 4,
+    }
+}
+
+/// Cut `c` along its longer dimension into [`split_blocks`] blocks and run a
+/// single-threaded product per block, in parallel when there are threads to use.
+fn gemm_split<T: Scalar>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    mut c: ArrayViewMut2<'_, T>,
+) {
+    let (m, n) = c.dim();
+    let len = m.max(n);
+    // Multiples of 16 keep whole AVX-512 register tiles in each block.
+    let block = len.div_ceil(split_blocks(len)).div_ceil(16) * 16;
+    if m >= n {
+        c.axis_chunks_iter_mut(Axis(0), block)
+            .into_par_iter()
+            .zip(a.axis_chunks_iter(Axis(0), block).into_par_iter())
+            .for_each(|(ci, ai)| gemm_unchecked(alpha, ai, b, beta, ci, Parallelism::None));
+    } else {
+        c.axis_chunks_iter_mut(Axis(1), block)
+            .into_par_iter()
+            .zip(b.axis_chunks_iter(Axis(1), block).into_par_iter())
+            .for_each(|(ci, bi)| gemm_unchecked(alpha, a, bi, beta, ci, Parallelism::None));
+    }
 }
 
 /// Shapes already checked by the caller.
@@ -170,7 +221,7 @@ pub fn gemm_batched<T: Scalar>(
     }
     let per = work(m, n, k);
     let total = per.saturating_mul(batch);
-    if per >= 4 * PARALLEL_MIN_WORK * 8 {
+    if per >= PARALLEL_MIN_WORK {
         for i in 0..batch {
             gemm(
                 alpha,
@@ -290,6 +341,31 @@ mod tests {
         for i in 0..6 {
             let expect = naive(&a.index_axis(Axis(0), i).to_owned(), &b2);
             assert_close(&c.index_axis(Axis(0), i).to_owned(), &expect, 1e-12);
+        }
+    }
+
+    #[test]
+    fn split_blocks_stay_long() {
+        for len in 1..3000 {
+            let nb = split_blocks(len);
+            if nb > 1 {
+                let block = len.div_ceil(nb).div_ceil(16) * 16;
+                let last = len - (len.div_ceil(block) - 1) * block;
+                assert!(block > 64 && last > 64, "len {len}: block {block}, last {last}");
+            }
+        }
+    }
+
+    #[test]
+    fn split_and_unsplit_products_agree_bitwise() {
+        for &(m, n, k) in &[(300, 40, 1000), (40, 700, 900), (257, 257, 2304)] {
+            let a = filled(m, k, 13).mapv(|x| x as f32);
+            let b = filled(k, n, 14).mapv(|x| x as f32);
+            let mut whole = Array2::<f32>::zeros((m, n));
+            let mut split = Array2::<f32>::zeros((m, n));
+            gemm_unchecked(1.0, a.view(), b.view(), 0.0, whole.view_mut(), Parallelism::None);
+            gemm_split(1.0, a.view(), b.view(), 0.0, split.view_mut());
+            assert_eq!(whole, split, "{m}x{n}x{k}");
         }
     }
 

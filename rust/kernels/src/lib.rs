@@ -6,10 +6,15 @@
 
 pub mod activation;
 pub mod attention;
+pub mod conv;
+pub mod detection;
 pub mod embedding;
 pub mod error;
 pub mod gemm;
+pub mod interpolate;
 pub mod parallel;
+pub mod pool;
+pub mod rnn;
 pub mod simd;
 pub mod softmax;
 pub mod vmath;

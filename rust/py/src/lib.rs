@@ -6,9 +6,13 @@
 
 use pyo3::prelude::*;
 
-mod attention;
+mod conv;
+mod detection;
 mod guard;
 mod linalg;
+mod pool;
+mod rnn;
+mod attention;
 mod nn_functional;
 mod runtime;
 
@@ -17,7 +21,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     runtime::register(m)?;
     linalg::register(m)?;
+    conv::register(m)?;
+    pool::register(m)?;
+    rnn::register(m)?;
     attention::register(m)?;
     nn_functional::register(m)?;
+    detection::register(m)?;
     Ok(())
 }

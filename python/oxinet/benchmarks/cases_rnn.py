@@ -1,0 +1,167 @@
+"""Recurrent-layer cases (group "rnn"): fused LSTM/GRU sequences, forward and
+forward+backward (one training step of the layer: forward with the saved state, then
+BPTT with gradients for every output).
+
+Peers: "numpy", the same algorithm written with NumPy (one input-projection GEMM, a
+Python time loop with h @ W_hh^T and the gate arithmetic, and the mirrored backward
+with the weight gradients as large GEMMs); "torch", torch.nn.LSTM/GRU when installed.
+FLOP counts: forward 2*T*B*(D+H)*G*H; forward+backward three times that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oxinet.benchmarks.harness import case
+
+GATES = {"lstm": 4, "gru": 3}
+
+
+def _sig(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def numpy_forward(kind, x, w_ih, w_hh, b_ih, b_hh):
+    """Returns y and the saved state (activated gates, states) of a NumPy loop."""
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+    G = GATES[kind]
+    xp = (x.reshape(T * B, D) @ w_ih.T + b_ih).reshape(T, B, G * H)
+    hs = np.zeros((T + 1, B, H), x.dtype)
+    gates = np.empty((T, B, G * H), x.dtype)
+    if kind == "lstm":
+        cs = np.zeros((T + 1, B, H), x.dtype)
+        for t in range(T):
+            g = xp[t] + hs[t] @ w_hh.T + b_hh
+            ifo = _sig(g[:, np.r_[0:2 * H, 3 * H:4 * H]])
+            i, f, o = ifo[:, :H], ifo[:, H:2 * H], ifo[:, 2 * H:]
+            gg = np.tanh(g[:, 2 * H:3 * H])
+            cs[t + 1] = f * cs[t] + i * gg
+            hs[t + 1] = o * np.tanh(cs[t + 1])
+            gates[t, :, :H], gates[t, :, H:2 * H], gates[t, :, 2 * H:3 * H], gates[t, :, 3 * H:] = i, f, gg, o
+        return hs[1:], (hs, cs, gates, None)
+    hns = np.empty((T, B, H), x.dtype)
+    for t in range(T):
+        hh = hs[t] @ w_hh.T + b_hh
+        rz = _sig(xp[t, :, :2 * H] + hh[:, :2 * H])
+        r, z = rz[:, :H], rz[:, H:]
+        n = np.tanh(xp[t, :, 2 * H:] + r * hh[:, 2 * H:])
+        hs[t + 1] = n + z * (hs[t] - n)
+        gates[t, :, :2 * H], gates[t, :, 2 * H:] = rz, n
+        hns[t] = hh[:, 2 * H:]
+    return hs[1:], (hs, None, gates, hns)
+
+
+def numpy_backward(kind, x, w_ih, w_hh, saved, dy):
+    hs, cs, gates, hns = saved
+    T, B, D = x.shape
+    H = w_hh.shape[1]
+    G = GATES[kind]
+    dgx = np.empty((T, B, G * H), x.dtype)
+    dgh = dgx if kind == "lstm" else np.empty((T, B, G * H), x.dtype)
+    dh = np.zeros((B, H), x.dtype)
+    dc = np.zeros((B, H), x.dtype)
+    for t in range(T - 1, -1, -1):
+        dh = dh + dy[t]
+        g = gates[t]
+        if kind == "lstm":
+            i, f, gg, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
+            tc = np.tanh(cs[t + 1])
+            dc = dc + dh * o * (1 - tc * tc)
+            dgx[t, :, :H] = dc * gg * i * (1 - i)
+            dgx[t, :, H:2 * H] = dc * cs[t] * f * (1 - f)
+            dgx[t, :, 2 * H:3 * H] = dc * i * (1 - gg * gg)
+            dgx[t, :, 3 * H:] = dh * tc * o * (1 - o)
+            dc = dc * f
+            dh = dgx[t] @ w_hh
+        else:
+            r, z, n = g[:, :H], g[:, H:2 * H], g[:, 2 * H:]
+            dn = dh * (1 - z) * (1 - n * n)
+            dz = dh * (hs[t] - n) * z * (1 - z)
+            dr = dn * hns[t] * r * (1 - r)
+            dgx[t, :, :H], dgx[t, :, H:2 * H], dgx[t, :, 2 * H:] = dr, dz, dn
+            dgh[t, :, :2 * H] = dgx[t, :, :2 * H]
+            dgh[t, :, 2 * H:] = dn * r
+            dh = dgh[t] @ w_hh + dh * z
+    dgx2 = dgx.reshape(T * B, G * H)
+    dgh2 = dgh.reshape(T * B, G * H)
+    dx = (dgx2 @ w_ih).reshape(T, B, D)
+    dw_ih = dgx2.T @ x.reshape(T * B, D)
+    dw_hh = dgh2.T @ hs[:T].reshape(T * B, H)
+    return dx, dh, dw_ih, dw_hh, dgx2.sum(0), dgh2.sum(0)
+
+
+def _rnn_case(kind, T, B, D, H, backward):
+    G = GATES[kind]
+    flops = 2.0 * T * B * (D + H) * G * H * (3 if backward else 1)
+    label = f"{kind.upper()} T{T} B{B} D{D} H{H} {'fwd+bwd' if backward else 'fwd'}"
+
+    @case(label, group="rnn", flops=flops, peers=("numpy", "torch"))
+    def factory(lib):
+        rng = np.random.default_rng(0)
+        s = 1.0 / np.sqrt(H)
+        x = rng.standard_normal((T, B, D), dtype=np.float32)
+        w_ih = (rng.uniform(-s, s, (G * H, D))).astype(np.float32)
+        w_hh = (rng.uniform(-s, s, (G * H, H))).astype(np.float32)
+        b_ih = (rng.uniform(-s, s, G * H)).astype(np.float32)
+        b_hh = (rng.uniform(-s, s, G * H)).astype(np.float32)
+        dy = rng.standard_normal((T, B, H), dtype=np.float32)
+        if lib == "oxinet":
+            import oxinet.ops as F
+
+            if kind == "lstm":
+                if not backward:
+                    return lambda: F.lstm(x, None, None, w_ih, w_hh, b_ih, b_hh)
+
+                def step():
+                    y, h, c, cache = F.lstm(x, None, None, w_ih, w_hh, b_ih, b_hh, return_cache=True)
+                    return F.lstm_backward(dy, None, None, cache)
+
+                return step
+            if not backward:
+                return lambda: F.gru(x, None, w_ih, w_hh, b_ih, b_hh)
+
+            def step():
+                y, h, cache = F.gru(x, None, w_ih, w_hh, b_ih, b_hh, return_cache=True)
+                return F.gru_backward(dy, None, cache)
+
+            return step
+        if lib == "numpy":
+            if not backward:
+                return lambda: numpy_forward(kind, x, w_ih, w_hh, b_ih, b_hh)
+
+            def step():
+                y, saved = numpy_forward(kind, x, w_ih, w_hh, b_ih, b_hh)
+                return numpy_backward(kind, x, w_ih, w_hh, saved, dy)
+
+            return step
+        if lib == "torch":
+            import torch
+
+            mod = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(D, H)
+            tx = torch.from_numpy(x)
+            tdy = torch.from_numpy(dy)
+            if not backward:
+                def fwd():
+                    with torch.no_grad():
+                        return mod(tx)
+
+                return fwd
+            tx.requires_grad_(True)
+
+            def step():
+                y, _ = mod(tx)
+                y.backward(tdy)
+
+            return step
+        return None
+
+    return factory
+
+
+for _kind in ("lstm", "gru"):
+    for _bw in (False, True):
+        _rnn_case(_kind, 100, 64, 128, 128, _bw)
+        _rnn_case(_kind, 100, 32, 128, 256, _bw)
+_rnn_case("gru", 500, 1, 64, 128, True)
+_rnn_case("lstm", 500, 1, 64, 128, True)

@@ -1,0 +1,369 @@
+"""``nn.functional`` entries over the spatial kernels of :mod:`oxinet.ops`: convolution,
+transposed convolution, pooling, unpooling, resizing and fold/unfold.
+
+Each is an :class:`oxinet.autograd.Function` whose ``forward`` calls the op and whose
+``backward`` calls the op's ``*_backward``; nothing here computes a convolution or a
+pooling window itself. Names, arguments and defaults follow ``torch.nn.functional``.
+Star-imported into :mod:`oxinet.nn.functional`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from oxinet import ops
+from oxinet.autograd.function import Function
+from oxinet.tensor import Tensor, _plain
+
+__all__ = [
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
+    "max_pool1d", "max_pool2d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+    "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool1d_with_indices",
+    "adaptive_max_pool2d_with_indices", "global_avg_pool2d", "global_max_pool2d",
+    "max_unpool1d", "max_unpool2d", "interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+    "fold", "unfold",
+]
+
+
+def _t(x):
+    if isinstance(x, Tensor):
+        return x
+    return _plain(np.asarray(x))
+
+
+def _needs(ctx, names):
+    return tuple(n for n, need in zip(names, ctx.needs_input_grad) if need)
+
+
+# ----------------------------------------------------------------------------- convolution
+
+
+_CONV = {1: ops.conv1d, 2: ops.conv2d, 3: ops.conv3d}
+_CONV_B = {1: ops.conv1d_backward, 2: ops.conv2d_backward, 3: ops.conv3d_backward}
+_CONVT = {1: ops.conv_transpose1d, 2: ops.conv_transpose2d, 3: ops.conv_transpose3d}
+_CONVT_B = {1: ops.conv_transpose1d_backward, 2: ops.conv_transpose2d_backward, 3: ops.conv_transpose3d_backward}
+
+
+class _ConvFn(Function):
+    @staticmethod
+    def forward(ctx, x, w, b, nd, stride, padding, dilation, groups):
+        ctx.save_for_backward(x, w)
+        ctx.args = (nd, stride, padding, dilation, groups)
+        return _CONV[nd](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        nd, stride, padding, dilation, groups = ctx.args
+        needs = _needs(ctx, ("input", "weight", "bias"))
+        dx, dw, db = _CONV_B[nd](dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                                 needs=needs)
+        return dx, dw, db, None, None, None, None, None
+
+
+class _ConvTransposeFn(Function):
+    @staticmethod
+    def forward(ctx, x, w, b, nd, stride, padding, output_padding, groups, dilation):
+        ctx.save_for_backward(x, w)
+        ctx.args = (nd, stride, padding, output_padding, groups, dilation)
+        return _CONVT[nd](x, w, b, stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                          dilation=dilation)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        nd, stride, padding, output_padding, groups, dilation = ctx.args
+        needs = _needs(ctx, ("input", "weight", "bias"))
+        dx, dw, db = _CONVT_B[nd](dy, x, w, stride=stride, padding=padding, output_padding=output_padding,
+                                  groups=groups, dilation=dilation, needs=needs)
+        return dx, dw, db, None, None, None, None, None, None
+
+
+def _conv(nd, input, weight, bias, stride, padding, dilation, groups):
+    b = None if bias is None else _t(bias)
+    return _ConvFn.apply(_t(input), _t(weight), b, nd, stride, padding, dilation, groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution. input (N, C_in, L) or (C_in, L); weight (C_out, C_in/groups, k);
+    padding an int, a 1-tuple, 'valid' or 'same'. Returns (N, C_out, L_out)."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation). input (N, C_in, H, W) or (C_in, H, W); weight
+    (C_out, C_in/groups, kh, kw); bias (C_out,) or None; padding an int, a pair, 'valid'
+    or 'same'. groups = C_in gives a depthwise convolution. Returns (N, C_out, H_out, W_out)."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-D convolution. input (N, C_in, D, H, W); weight (C_out, C_in/groups, kd, kh, kw)."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_t(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    b = None if bias is None else _t(bias)
+    return _ConvTransposeFn.apply(_t(input), _t(weight), b, nd, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """1-D transposed convolution; weight (C_in, C_out/groups, k)."""
+    return _conv_t(1, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """2-D transposed convolution; weight (C_in, C_out/groups, kh, kw);
+    H_out = (H - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1."""
+    return _conv_t(2, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """3-D transposed convolution; weight (C_in, C_out/groups, kd, kh, kw)."""
+    return _conv_t(3, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+# ----------------------------------------------------------------------------- pooling
+
+
+class _MaxPoolFn(Function):
+    @staticmethod
+    def forward(ctx, x, nd, kernel_size, stride, padding, dilation, ceil_mode):
+        f = ops.max_pool1d if nd == 1 else ops.max_pool2d
+        y, idx = f(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices=True)
+        ctx.nd, ctx.idx, ctx.shape = nd, idx, x.shape
+        return y, idx
+
+    @staticmethod
+    def backward(ctx, dy, _didx):
+        f = ops.max_pool1d_backward if ctx.nd == 1 else ops.max_pool2d_backward
+        return f(dy, ctx.idx, ctx.shape), None, None, None, None, None, None
+
+
+def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    y, idx = _MaxPoolFn.apply(_t(input), nd, kernel_size, stride, padding, dilation, ceil_mode)
+    return (y, idx) if return_indices else y
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """1-D max pooling of (N, C, L) or (C, L); with ``return_indices`` also the int64 argmax
+    positions (for :func:`max_unpool1d`)."""
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """2-D max pooling of (N, C, H, W) or (C, H, W); ``stride`` defaults to ``kernel_size``;
+    with ``return_indices`` also the int64 flat argmax indices ``h * W + w`` per plane."""
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                            return_indices=True):
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+class _AvgPoolFn(Function):
+    @staticmethod
+    def forward(ctx, x, nd, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        ctx.shape = x.shape
+        ctx.args = (nd, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+        if nd == 1:
+            return ops.avg_pool1d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        return ops.avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+    @staticmethod
+    def backward(ctx, dy):
+        nd, k, s, p, cm, cip, div = ctx.args
+        if nd == 1:
+            dx = ops.avg_pool1d_backward(dy, ctx.shape, k, s, p, cm, cip)
+        else:
+            dx = ops.avg_pool2d_backward(dy, ctx.shape, k, s, p, cm, cip, div)
+        return (dx,) + (None,) * 7
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """1-D average pooling of (N, C, L) or (C, L)."""
+    return _AvgPoolFn.apply(_t(input), 1, kernel_size, stride, padding, ceil_mode, count_include_pad, None)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """2-D average pooling of (N, C, H, W) or (C, H, W)."""
+    return _AvgPoolFn.apply(_t(input), 2, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                            divisor_override)
+
+
+class _AdaptiveAvgFn(Function):
+    @staticmethod
+    def forward(ctx, x, nd, output_size):
+        ctx.shape, ctx.nd = x.shape, nd
+        f = ops.adaptive_avg_pool1d if nd == 1 else ops.adaptive_avg_pool2d
+        return f(x, output_size)
+
+    @staticmethod
+    def backward(ctx, dy):
+        f = ops.adaptive_avg_pool1d_backward if ctx.nd == 1 else ops.adaptive_avg_pool2d_backward
+        return f(dy, ctx.shape), None, None
+
+
+class _AdaptiveMaxFn(Function):
+    @staticmethod
+    def forward(ctx, x, nd, output_size):
+        f = ops.adaptive_max_pool1d if nd == 1 else ops.adaptive_max_pool2d
+        y, idx = f(x, output_size, return_indices=True)
+        ctx.shape, ctx.nd, ctx.idx = x.shape, nd, idx
+        return y, idx
+
+    @staticmethod
+    def backward(ctx, dy, _didx):
+        f = ops.adaptive_max_pool1d_backward if ctx.nd == 1 else ops.adaptive_max_pool2d_backward
+        return f(dy, ctx.idx, ctx.shape), None, None
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Adaptive average pooling of (N, C, L) to (N, C, output_size)."""
+    return _AdaptiveAvgFn.apply(_t(input), 1, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive average pooling of (N, C, H, W) to (N, C, OH, OW); ``output_size`` an int or
+    a pair (None keeps that input size)."""
+    return _AdaptiveAvgFn.apply(_t(input), 2, output_size)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    y, idx = _AdaptiveMaxFn.apply(_t(input), 1, output_size)
+    return (y, idx) if return_indices else y
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Adaptive max pooling of (N, C, H, W) to (N, C, OH, OW) [, int64 indices]."""
+    y, idx = _AdaptiveMaxFn.apply(_t(input), 2, output_size)
+    return (y, idx) if return_indices else y
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def global_avg_pool2d(input, keepdim=True):
+    """Mean over H and W: (N, C, H, W) -> (N, C, 1, 1), or (N, C) with ``keepdim=False``."""
+    y = _AdaptiveAvgFn.apply(_t(input), 2, 1)
+    return y if keepdim else y.flatten(-3 if y.ndim == 3 else 1)
+
+
+def global_max_pool2d(input, keepdim=True):
+    """Max over H and W: (N, C, H, W) -> (N, C, 1, 1), or (N, C) with ``keepdim=False``."""
+    y, _ = _AdaptiveMaxFn.apply(_t(input), 2, 1)
+    return y if keepdim else y.flatten(-3 if y.ndim == 3 else 1)
+
+
+class _MaxUnpoolFn(Function):
+    @staticmethod
+    def forward(ctx, x, indices, nd, kernel_size, stride, padding, output_size):
+        ctx.nd, ctx.idx = nd, indices
+        f = ops.max_unpool1d if nd == 1 else ops.max_unpool2d
+        return f(x, indices, kernel_size, stride, padding, output_size)
+
+    @staticmethod
+    def backward(ctx, dy):
+        f = ops.max_unpool1d_backward if ctx.nd == 1 else ops.max_unpool2d_backward
+        return f(dy, ctx.idx), None, None, None, None, None, None
+
+
+def _idx(indices):
+    return indices._data if isinstance(indices, Tensor) else np.asarray(indices)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Inverse of :func:`max_pool1d` given its indices."""
+    return _MaxUnpoolFn.apply(_t(input), _idx(indices), 1, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Inverse of :func:`max_pool2d`: each value goes to its saved flat index, zeros elsewhere."""
+    return _MaxUnpoolFn.apply(_t(input), _idx(indices), 2, kernel_size, stride, padding, output_size)
+
+
+# ----------------------------------------------------------------------------- resizing, fold/unfold
+
+
+class _InterpolateFn(Function):
+    @staticmethod
+    def forward(ctx, x, size, scale_factor, mode, align_corners, recompute_scale_factor):
+        ctx.shape = x.shape
+        ctx.args = (size, scale_factor, mode, align_corners, recompute_scale_factor)
+        return ops.interpolate(x, size, scale_factor, mode, align_corners, recompute_scale_factor)
+
+    @staticmethod
+    def backward(ctx, dy):
+        size, sf, mode, ac, rsf = ctx.args
+        return (ops.interpolate_backward(dy, ctx.shape, size, sf, mode, ac, rsf),) + (None,) * 5
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize (N, C, L) or (N, C, H, W) with mode 'nearest', 'linear' (3-D) or 'bilinear'
+    (4-D), PyTorch's coordinate rules."""
+    if antialias:
+        raise ValueError("interpolate: 'antialias' is not supported")
+    return _InterpolateFn.apply(_t(input), size, scale_factor, mode, align_corners, recompute_scale_factor)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    return interpolate(input, size, scale_factor, "nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """Bilinear upsampling with ``align_corners=True`` (PyTorch's deprecated helper)."""
+    return interpolate(input, size, scale_factor, "bilinear", align_corners=True)
+
+
+class _UnfoldFn(Function):
+    @staticmethod
+    def forward(ctx, x, kernel_size, dilation, padding, stride):
+        ctx.size = x.shape[-2:]
+        ctx.args = (kernel_size, dilation, padding, stride)
+        return ops.unfold(x, kernel_size, dilation, padding, stride)
+
+    @staticmethod
+    def backward(ctx, dy):
+        k, d, p, s = ctx.args
+        return ops.fold(dy, ctx.size, k, d, p, s), None, None, None, None
+
+
+class _FoldFn(Function):
+    @staticmethod
+    def forward(ctx, cols, output_size, kernel_size, dilation, padding, stride):
+        ctx.args = (kernel_size, dilation, padding, stride)
+        return ops.fold(cols, output_size, kernel_size, dilation, padding, stride)
+
+    @staticmethod
+    def backward(ctx, dy):
+        k, d, p, s = ctx.args
+        return ops.unfold(dy, k, d, p, s), None, None, None, None, None
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Sliding blocks as columns: (N, C, H, W) -> (N, C*kh*kw, L) (``im2col``)."""
+    return _UnfoldFn.apply(_t(input), kernel_size, dilation, padding, stride)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum columns (N, C*kh*kw, L) back into (N, C, H, W) (``col2im``, the adjoint of unfold)."""
+    return _FoldFn.apply(_t(input), output_size, kernel_size, dilation, padding, stride)
+

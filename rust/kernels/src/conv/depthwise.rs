@@ -1,0 +1,451 @@
+//! Depthwise 2-D convolution (`groups == C_in`, one input channel per group): direct
+//! loops over rows, vectorised along the width, parallel over (image, channel) planes.
+
+use super::im2col::valid_range;
+use super::Geom;
+use crate::gemm::Scalar;
+use crate::parallel;
+use rayon::prelude::*;
+
+/// Input row for output row `o` and kernel row `k`, if inside the image.
+#[inline]
+fn in_row(o: usize, k: usize, s: usize, d: usize, pad: usize, n: usize) -> Option<usize> {
+    let pos = o * s + k * d;
+    (pos >= pad && pos - pad < n).then(|| pos - pad)
+}
+
+/// `acc + a * b`, fused when the code is compiled for a CPU with FMA.
+#[inline(always)]
+fn madd<T: Scalar, const FMA: bool>(acc: T, a: T, b: T) -> T {
+    if FMA {
+        a.mul_add(b, acc)
+    } else {
+        acc + a * b
+    }
+}
+
+/// `dst[j] += wv * src[base + j * s]` for `j` in `0..dst.len()`.
+#[inline(always)]
+fn axpy_strided<T: Scalar, const FMA: bool>(dst: &mut [T], src: &[T], base: usize, s: usize, wv: T) {
+    if s == 1 {
+        let n = dst.len();
+        for (d, &v) in dst.iter_mut().zip(&src[base..base + n]) {
+            *d = madd::<T, FMA>(*d, wv, v);
+        }
+    } else {
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = madd::<T, FMA>(*d, wv, src[base + j * s]);
+        }
+    }
+}
+
+/// Defines `$name(args)` that runs `$body::<T, FMA>(args)` compiled for the widest SIMD
+/// level the CPU has (AVX-512, AVX2+FMA, or portable code), chosen at run time.
+macro_rules! dispatch {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        fn $name<T: Scalar>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn v4<T: Scalar>($($arg: $ty),*) {
+                    $body::<T, true>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3<T: Scalar>($($arg: $ty),*) {
+                    $body::<T, true>($($arg),*)
+                }
+                match crate::simd::level() {
+                    // SAFETY: the CPU supports the features these versions were compiled for.
+                    crate::simd::SimdLevel::Avx512 => return unsafe { v4::<T>($($arg),*) },
+                    crate::simd::SimdLevel::Avx2Fma => return unsafe { v3::<T>($($arg),*) },
+                    _ => {}
+                }
+            }
+            $body::<T, false>($($arg),*)
+        }
+    };
+}
+
+/// Plane geometry shared by the per-plane kernels.
+#[derive(Clone, Copy)]
+struct Plane<'a> {
+    ih: usize,
+    iw: usize,
+    oh: usize,
+    ow: usize,
+    kh: usize,
+    kw: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    ph: usize,
+    pw: usize,
+    /// valid output columns per kernel column
+    ranges: &'a [(usize, usize)],
+}
+
+impl<'a> Plane<'a> {
+    fn new(g: &Geom, ranges: &'a mut Vec<(usize, usize)>) -> Plane<'a> {
+        let [_, ih, iw] = g.input;
+        let [_, oh, ow] = g.output;
+        let [_, kh, kw] = g.kernel;
+        let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
+        *ranges = (0..kw).map(|kx| valid_range(ow, iw, kx, sw, dw, pw)).collect();
+        Plane {
+            ih,
+            iw,
+            oh,
+            ow,
+            kh,
+            kw,
+            sh: g.p.stride[1],
+            sw,
+            dh: g.p.dilation[1],
+            dw,
+            ph: g.p.pad_lo[1],
+            pw,
+            ranges,
+        }
+    }
+}
+
+/// One output plane: `o = bias + sum over taps of w[tap] * shifted input plane`.
+#[inline(always)]
+fn fwd_plane_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, xin: &[T], wk: &[T], bias: T, o: &mut [T]) {
+    o.fill(bias);
+    for y in 0..pl.oh {
+        let orow = &mut o[y * pl.ow..(y + 1) * pl.ow];
+        for ky in 0..pl.kh {
+            let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else {
+                continue;
+            };
+            let xrow = &xin[iy * pl.iw..(iy + 1) * pl.iw];
+            for kx in 0..pl.kw {
+                let (lo, hi) = pl.ranges[kx];
+                if hi > lo {
+                    let base = lo * pl.sw + kx * pl.dw - pl.pw;
+                    axpy_strided::<T, FMA>(&mut orow[lo..hi], xrow, base, pl.sw, wk[ky * pl.kw + kx]);
+                }
+            }
+        }
+    }
+}
+dispatch!(fwd_plane, fwd_plane_impl, (pl: &Plane<'_>, xin: &[T], wk: &[T], bias: T, o: &mut [T]));
+
+/// One input-gradient plane from the `og` output planes of its channel.
+#[inline(always)]
+fn dx_plane_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, dys: &[&[T]], wks: &[&[T]], d: &mut [T]) {
+    for (dyp, wk) in dys.iter().zip(wks) {
+        for y in 0..pl.oh {
+            let dyrow = &dyp[y * pl.ow..(y + 1) * pl.ow];
+            for ky in 0..pl.kh {
+                let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else {
+                    continue;
+                };
+                let drow = &mut d[iy * pl.iw..(iy + 1) * pl.iw];
+                for kx in 0..pl.kw {
+                    let (lo, hi) = pl.ranges[kx];
+                    if hi <= lo {
+                        continue;
+                    }
+                    let base = lo * pl.sw + kx * pl.dw - pl.pw;
+                    let wv = wk[ky * pl.kw + kx];
+                    let src = &dyrow[lo..hi];
+                    if pl.sw == 1 {
+                        for (a, &v) in drow[base..base + (hi - lo)].iter_mut().zip(src) {
+                            *a = madd::<T, FMA>(*a, wv, v);
+                        }
+                    } else {
+                        for (j, &v) in src.iter().enumerate() {
+                            let a = &mut drow[base + j * pl.sw];
+                            *a = madd::<T, FMA>(*a, wv, v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+dispatch!(dx_plane, dx_plane_impl, (pl: &Plane<'_>, dys: &[&[T]], wks: &[&[T]], d: &mut [T]));
+
+/// Accumulate one (image, channel) pair into the per-tap lanes `acc (kh * kw, ow)`.
+#[inline(always)]
+fn dw_plane_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, dyp: &[T], xin: &[T], acc: &mut [T]) {
+    let ow = pl.ow;
+    for y in 0..pl.oh {
+        let dyrow = &dyp[y * ow..(y + 1) * ow];
+        for ky in 0..pl.kh {
+            let Some(iy) = in_row(y, ky, pl.sh, pl.dh, pl.ph, pl.ih) else {
+                continue;
+            };
+            let xrow = &xin[iy * pl.iw..(iy + 1) * pl.iw];
+            for kx in 0..pl.kw {
+                let (lo, hi) = pl.ranges[kx];
+                if hi <= lo {
+                    continue;
+                }
+                let base = lo * pl.sw + kx * pl.dw - pl.pw;
+                let t = ky * pl.kw + kx;
+                let a = &mut acc[t * ow + lo..t * ow + hi];
+                if pl.sw == 1 {
+                    for ((a, &d), &v) in a.iter_mut().zip(&dyrow[lo..hi]).zip(&xrow[base..]) {
+                        *a = madd::<T, FMA>(*a, d, v);
+                    }
+                } else {
+                    for (j, (a, &d)) in a.iter_mut().zip(&dyrow[lo..hi]).enumerate() {
+                        *a = madd::<T, FMA>(*a, d, xrow[base + j * pl.sw]);
+                    }
+                }
+            }
+        }
+    }
+}
+dispatch!(dw_plane, dw_plane_impl, (pl: &Plane<'_>, dyp: &[T], xin: &[T], acc: &mut [T]));
+
+/// Slack columns after each padded row.
+const B: usize = 16;
+
+/// A zero-padded copy of a plane: `top`/`left` zeros before, enough zeros after that
+/// every `B`-wide read the stride-1 kernels make stays inside.
+struct Padded<T> {
+    buf: Vec<T>,
+    cols: usize,
+}
+
+impl<T: Scalar> Padded<T> {
+    fn new(rows: usize, cols: usize) -> Self {
+        let cols = cols + B;
+        Padded {
+            buf: vec![T::zero(); (rows + 1) * cols],
+            cols,
+        }
+    }
+    /// Copy `src (h, w)` to rows `top..`, columns `left..`; the rest stays zero.
+    fn fill(&mut self, src: &[T], h: usize, w: usize, top: usize, left: usize) {
+        for y in 0..h {
+            let o = (top + y) * self.cols + left;
+            self.buf[o..o + w].copy_from_slice(&src[y * w..(y + 1) * w]);
+        }
+    }
+    #[inline(always)]
+    fn row(&self, r: usize) -> &[T] {
+        &self.buf[r * self.cols..(r + 1) * self.cols]
+    }
+}
+
+/// `dst[j] = dst[j] + wv * src[j]` over whole rows (the loop vectoriser's favourite form).
+#[inline(always)]
+fn axpy<T: Scalar, const FMA: bool>(dst: &mut [T], src: &[T], wv: T) {
+    let src = &src[..dst.len()];
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = madd::<T, FMA>(*d, wv, v);
+    }
+}
+
+/// `dst[j] += w0 * a[j] + w1 * b[j] + w2 * c[j]`: three taps per load/store of `dst`.
+#[inline(always)]
+fn axpy3<T: Scalar, const FMA: bool>(dst: &mut [T], a: &[T], b: &[T], c: &[T], w: [T; 3]) {
+    let n = dst.len();
+    let (a, b, c) = (&a[..n], &b[..n], &c[..n]);
+    for j in 0..n {
+        let t = madd::<T, FMA>(dst[j], w[0], a[j]);
+        let t = madd::<T, FMA>(t, w[1], b[j]);
+        dst[j] = madd::<T, FMA>(t, w[2], c[j]);
+    }
+}
+
+/// All taps of one kernel row: `dst[j] += sum over kx of wrow[kx] * src[off(kx) + j]`
+/// with `off(kx) = start + kx * step` (`step` may be negative).
+#[inline(always)]
+fn taps_row<T: Scalar, const FMA: bool>(dst: &mut [T], src: &[T], wrow: &[T], start: isize, step: isize) {
+    let off = |kx: usize| (start + kx as isize * step) as usize;
+    let kw = wrow.len();
+    let mut kx = 0;
+    while kx + 3 <= kw {
+        let w = [wrow[kx], wrow[kx + 1], wrow[kx + 2]];
+        axpy3::<T, FMA>(dst, &src[off(kx)..], &src[off(kx + 1)..], &src[off(kx + 2)..], w);
+        kx += 3;
+    }
+    while kx < kw {
+        axpy::<T, FMA>(dst, &src[off(kx)..], wrow[kx]);
+        kx += 1;
+    }
+}
+
+/// Stride-1 forward plane over a zero-padded input: every tap is a whole-row axpy.
+#[inline(always)]
+fn fwd_fast_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, xp: &Padded<T>, wk: &[T], bias: T, o: &mut [T]) {
+    let ow = pl.ow;
+    for y in 0..pl.oh {
+        let orow = &mut o[y * ow..(y + 1) * ow];
+        orow.fill(bias);
+        for ky in 0..pl.kh {
+            let prow = xp.row(y + ky * pl.dh);
+            taps_row::<T, FMA>(orow, prow, &wk[ky * pl.kw..(ky + 1) * pl.kw], 0, pl.dw as isize);
+        }
+    }
+}
+dispatch!(fwd_fast, fwd_fast_impl, (pl: &Plane<'_>, xp: &Padded<T>, wk: &[T], bias: T, o: &mut [T]));
+
+/// Stride-1 input-gradient plane: a correlation of the zero-padded output gradient with
+/// the flipped kernel; `add` accumulates into `d`.
+#[inline(always)]
+fn dx_fast_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, q: &Padded<T>, wk: &[T], add: bool, d: &mut [T]) {
+    let iw = pl.iw;
+    let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
+    for iy in 0..pl.ih {
+        let drow = &mut d[iy * iw..(iy + 1) * iw];
+        if !add {
+            drow.fill(T::zero());
+        }
+        for ky in 0..pl.kh {
+            // dy row iy + ph - ky*dh is stored at row (that + a) of q
+            let qrow = q.row(iy + pl.ph + a - ky * pl.dh);
+            let wrow = &wk[ky * pl.kw..(ky + 1) * pl.kw];
+            taps_row::<T, FMA>(drow, qrow, wrow, (pl.pw + b) as isize, -(pl.dw as isize));
+        }
+    }
+}
+dispatch!(dx_fast, dx_fast_impl, (pl: &Plane<'_>, q: &Padded<T>, wk: &[T], add: bool, d: &mut [T]));
+
+/// Stride-1 weight gradient of one (image, channel): per tap, lanes of partial dot
+/// products between output-gradient rows and shifted rows of the padded input.
+#[inline(always)]
+fn dw_fast_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, dyp: &[T], xp: &Padded<T>, acc: &mut [T]) {
+    let ow = pl.ow;
+    for y in 0..pl.oh {
+        let drow = &dyp[y * ow..(y + 1) * ow];
+        for ky in 0..pl.kh {
+            let prow = xp.row(y + ky * pl.dh);
+            for kx in 0..pl.kw {
+                let t = ky * pl.kw + kx;
+                let lane = &mut acc[t * ow..(t + 1) * ow];
+                let src = &prow[kx * pl.dw..kx * pl.dw + ow];
+                for ((a, &dv), &v) in lane.iter_mut().zip(drow).zip(src) {
+                    *a = madd::<T, FMA>(*a, dv, v);
+                }
+            }
+        }
+    }
+}
+dispatch!(dw_fast, dw_fast_impl, (pl: &Plane<'_>, dyp: &[T], xp: &Padded<T>, acc: &mut [T]));
+
+pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let mut ranges = Vec::new();
+    let pl = Plane::new(g, &mut ranges);
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let fast = pl.sh == 1 && pl.sw == 1;
+    let (prows, pcols) = (
+        pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1],
+        pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
+    );
+    parallel::run(g.macs(), || {
+        out.par_chunks_mut(oplane).enumerate().for_each_init(
+            || {
+                if fast {
+                    Some(Padded::<T>::new(prows, pcols))
+                } else {
+                    None
+                }
+            },
+            |xp, (plane, o)| {
+                let ni = plane / g.c_out;
+                let co = plane % g.c_out;
+                let ci = co / g.og;
+                let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+                let b = bias.map_or(T::zero(), |b| b[co]);
+                let wk = &w[co * kk..(co + 1) * kk];
+                match xp {
+                    Some(xp) => {
+                        xp.fill(xin, pl.ih, pl.iw, pl.ph, pl.pw);
+                        fwd_fast(&pl, &*xp, wk, b, o);
+                    }
+                    None => fwd_plane(&pl, xin, wk, b, o),
+                }
+            },
+        );
+    });
+}
+
+pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
+    let mut ranges = Vec::new();
+    let pl = Plane::new(g, &mut ranges);
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let fast = pl.sh == 1 && pl.sw == 1;
+    let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
+    // rows/columns of the padded dy: dy row r sits at r + a; reads reach ih + ph + a
+    let (qrows, qcols) = ((pl.ih + pl.ph + a).max(pl.oh + a), (pl.iw + pl.pw + b).max(pl.ow + b));
+    parallel::run(g.macs(), || {
+        dx.par_chunks_mut(iplane).enumerate().for_each_init(
+            || {
+                if fast {
+                    Some(Padded::<T>::new(qrows, qcols))
+                } else {
+                    None
+                }
+            },
+            |q, (plane, d)| {
+                let ni = plane / g.c_in;
+                let ci = plane % g.c_in;
+                let cos = ci * g.og..(ci + 1) * g.og;
+                match q {
+                    Some(q) => {
+                        for (m, co) in cos.enumerate() {
+                            q.fill(&dy[(ni * g.c_out + co) * oplane..][..oplane], pl.oh, pl.ow, a, b);
+                            dx_fast(&pl, &*q, &w[co * kk..(co + 1) * kk], m > 0, d);
+                        }
+                    }
+                    None => {
+                        let dys: Vec<&[T]> = cos
+                            .clone()
+                            .map(|co| &dy[(ni * g.c_out + co) * oplane..][..oplane])
+                            .collect();
+                        let wks: Vec<&[T]> = cos.map(|co| &w[co * kk..(co + 1) * kk]).collect();
+                        dx_plane(&pl, &dys, &wks, d);
+                    }
+                }
+            },
+        );
+    });
+}
+
+/// Each output channel's kernel is summed over the batch in a fixed order (images, then
+/// rows, lanes reduced at the end), parallel only over channels.
+pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T]) {
+    let mut ranges = Vec::new();
+    let pl = Plane::new(g, &mut ranges);
+    let (iplane, oplane, kk, ow) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw, pl.ow);
+    let fast = pl.sh == 1 && pl.sw == 1;
+    let (prows, pcols) = (
+        pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1],
+        pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
+    );
+    let width = ow;
+    parallel::run(g.macs(), || {
+        dwt.par_chunks_mut(kk).enumerate().for_each_init(
+            || {
+                let pads = fast.then(|| Padded::<T>::new(prows, pcols));
+                (vec![T::zero(); kk * width], pads)
+            },
+            |(acc, pads), (co, out)| {
+                acc.fill(T::zero());
+                let ci = co / g.og;
+                for ni in 0..g.n {
+                    let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+                    let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+                    match pads {
+                        Some(xp) => {
+                            xp.fill(xin, pl.ih, pl.iw, pl.ph, pl.pw);
+                            dw_fast(&pl, dyp, &*xp, acc);
+                        }
+                        None => dw_plane(&pl, dyp, xin, acc),
+                    }
+                }
+                for (t, o) in out.iter_mut().enumerate() {
+                    *o = super::sum_lanes(ndarray::ArrayView1::from(&acc[t * width..(t + 1) * width]));
+                }
+            },
+        );
+    });
+}

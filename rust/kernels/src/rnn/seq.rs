@@ -1,0 +1,545 @@
+//! The time loops (forward and BPTT) over batch chunks. Shapes are checked by the caller.
+
+use super::math::RnnFloat;
+use super::panel;
+use super::rows;
+use super::{CellKind, Dims, Forward, Grads, Saved, Weights};
+use crate::gemm::{gemm, Threads};
+use crate::parallel;
+use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut2};
+use rayon::prelude::*;
+
+/// Chunks of at most this many rows use oxinet's own small product instead of the GEMM.
+const SMALL_M: usize = 4;
+
+/// A buffer that several chunks write through at disjoint offsets.
+#[derive(Clone, Copy)]
+struct Shared<T> {
+    ptr: *mut T,
+    len: usize,
+}
+// SAFETY: chunks only touch disjoint row ranges (see `slice`), and T is plain data.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn new(v: &mut [T]) -> Self {
+        Shared {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+        }
+    }
+    /// SAFETY: no two live slices from concurrent callers may overlap.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start + len <= self.len, "rnn: internal index out of range");
+        std::slice::from_raw_parts_mut(self.ptr.add(start), len)
+    }
+}
+
+/// Fixed batch chunks: a function of B only, so results never depend on thread count.
+pub(crate) fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
+    if b == 0 {
+        return Vec::new();
+    }
+    let n = if b == 1 {
+        1
+    } else {
+        (2 * b.div_ceil(32)).min(b)
+    };
+    let rows = b.div_ceil(n);
+    (0..b)
+        .step_by(rows)
+        .map(|s| (s, (s + rows).min(b)))
+        .collect()
+}
+
+/// Products whose left operand is at most this many elements (it stays in L1 while
+/// the packed kernel streams the weight panels) use the packed kernel even for many rows.
+const PACKED_MAX_LHS: usize = 16 * 512;
+
+/// The recurrent weight of the per-step products, `W (k, n)` row-major, plus its packed
+/// panels when the hand-written kernel applies (float32 on AVX-512).
+struct StepWeight<T> {
+    plain: Vec<T>,
+    packed: Option<Vec<T>>,
+    k: usize,
+    n: usize,
+}
+
+impl<T: RnnFloat> StepWeight<T> {
+    /// From a row-major contiguous `w (k, n)`.
+    fn new(w: Vec<T>, k: usize, n: usize) -> Self {
+        let packed = if T::packed_kernel() {
+            Some(panel::pack(k, n, |kk, c| w[kk * n + c]))
+        } else {
+            None
+        };
+        StepWeight {
+            plain: w,
+            packed,
+            k,
+            n,
+        }
+    }
+
+    /// `out (m, n) (+)= a (m, k) @ W`, row-major contiguous, on the calling thread.
+    fn product(&self, a: &[T], out: &mut [T], m: usize, accumulate: bool) {
+        let (k, n) = (self.k, self.n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if !accumulate {
+                out[..m * n].fill(T::zero());
+            }
+            return;
+        }
+        match &self.packed {
+            // The packed kernel streams `a` once per column panel: use it for few rows
+            // or while `a` fits in L1; the GEMM's k-blocking wins on long products.
+            Some(wp) if m <= 8 || m * k <= PACKED_MAX_LHS => {
+                T::packed_product(a, m, k, wp, n, out, accumulate)
+            }
+            _ if m <= SMALL_M => rows::small_matmul(a, &self.plain, out, m, k, n, accumulate),
+            _ => {
+                let av = ArrayView2::from_shape((m, k), &a[..m * k]).expect("rnn: product shape");
+                let wv =
+                    ArrayView2::from_shape((k, n), &self.plain[..]).expect("rnn: product shape");
+                let ov = ArrayViewMut2::from_shape((m, n), &mut out[..m * n])
+                    .expect("rnn: product shape");
+                let beta = if accumulate { T::one() } else { T::zero() };
+                gemm(T::one(), av, wv, beta, ov, Threads::Single)
+                    .expect("rnn: product shapes agree");
+            }
+        }
+    }
+}
+
+/// 1 + the last row of chunk b0..b1 whose sequence is still running at step s (0 if none).
+fn active_rows(lens: &[usize], b0: usize, b1: usize, s: usize) -> usize {
+    lens[b0..b1]
+        .iter()
+        .rposition(|&l| s < l)
+        .map_or(0, |r| r + 1)
+}
+
+fn to_vec2<T: RnnFloat>(a: ArrayView2<'_, T>) -> Vec<T> {
+    a.as_standard_layout().iter().copied().collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward<T: RnnFloat>(
+    kind: CellKind,
+    dims: Dims,
+    x: ArrayView3<'_, T>,
+    h0: Option<ArrayView2<'_, T>>,
+    c0: Option<ArrayView2<'_, T>>,
+    w: &Weights<'_, T>,
+    lens: &[usize],
+    train: bool,
+) -> Forward<T> {
+    let Dims { t, b, d, h, g } = dims;
+    let gh = g * h;
+    let zero = T::zero();
+    let lstm = kind == CellKind::Lstm;
+    let gru = kind == CellKind::Gru;
+    let relu = kind == CellKind::RnnRelu;
+
+    // Input projections of all steps: one GEMM (T*B, D) @ W_ih^T.
+    let mut gates = vec![zero; t * b * gh];
+    if t * b > 0 {
+        let xs = x.as_standard_layout();
+        let x2 = xs
+            .view()
+            .into_shape_with_order((t * b, d))
+            .expect("rnn: x is standard layout");
+        let g2 = ArrayViewMut2::from_shape((t * b, gh), &mut gates[..]).expect("rnn: gates shape");
+        gemm(T::one(), x2, w.w_ih.t(), zero, g2, Threads::Auto)
+            .expect("rnn: projection shapes agree");
+    }
+
+    // Biases folded per gate: GRU keeps b_hn apart (it sits inside r * (...)).
+    let mut bias = vec![zero; gh];
+    let mut b_hn = vec![zero; if gru { h } else { 0 }];
+    if let Some(bi) = &w.b_ih {
+        for (o, &v) in bias.iter_mut().zip(bi.iter()) {
+            *o = *o + v;
+        }
+    }
+    if let Some(bh) = &w.b_hh {
+        for (j, &v) in bh.iter().enumerate() {
+            if gru && j >= 2 * h {
+                b_hn[j - 2 * h] = v;
+            } else {
+                bias[j] = bias[j] + v;
+            }
+        }
+    }
+    let wt = StepWeight::new(to_vec2(w.w_hh.t()), h, gh); // W_hh^T (H, G*H)
+
+    let mut hs = vec![zero; (t + 1) * b * h];
+    if let Some(h0) = &h0 {
+        hs[..b * h].copy_from_slice(&to_vec2(h0.view()));
+    }
+    let c0v = c0
+        .as_ref()
+        .map(|c| to_vec2(c.view()))
+        .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
+    let mut cs = vec![zero; if lstm && train { (t + 1) * b * h } else { 0 }];
+    if !cs.is_empty() {
+        cs[..b * h].copy_from_slice(&c0v);
+    }
+    let mut hn = vec![zero; if gru && train { t * b * h } else { 0 }];
+    let mut h_n = vec![zero; b * h];
+    let mut c_n = vec![zero; if lstm { b * h } else { 0 }];
+
+    let sg = Shared::new(&mut gates);
+    let shs = Shared::new(&mut hs);
+    let scs = Shared::new(&mut cs);
+    let shn = Shared::new(&mut hn);
+    let shn_out = Shared::new(&mut h_n);
+    let scn_out = Shared::new(&mut c_n);
+    let chunks = chunk_ranges(b);
+    let work = t * b * h * gh;
+    let (bias, b_hn, wt, c0v) = (&bias, &b_hn, &wt, &c0v);
+
+    parallel::run(work, || {
+        chunks.par_iter().for_each(|&(b0, b1)| {
+            let bc = b1 - b0;
+            // SAFETY (all `slice` calls below): this chunk only touches rows b0..b1 of
+            // each buffer, and rows of hs[0] are only read.
+            let mut hrun: Vec<T> = unsafe { shs.slice(b0 * h, bc * h) }.to_vec();
+            let mut crun: Vec<T> = if lstm {
+                c0v[b0 * h..b1 * h].to_vec()
+            } else {
+                Vec::new()
+            };
+            let mut hh = vec![zero; if gru { bc * gh } else { 0 }];
+            let mut hn_scratch = vec![zero; if gru { h } else { 0 }];
+            for s in 0..t {
+                let gchunk = unsafe { sg.slice((s * b + b0) * gh, bc * gh) };
+                // Rows past the chunk's last still-running sequence need no product (with
+                // lengths sorted longest first, as packed sequences are, that is all the
+                // finished rows).
+                let m = active_rows(lens, b0, b1, s);
+                if gru {
+                    wt.product(&hrun, &mut hh, m, false);
+                } else {
+                    wt.product(&hrun, gchunk, m, true);
+                }
+                for r in 0..bc {
+                    let bi = b0 + r;
+                    let out = unsafe { shs.slice(((s + 1) * b + bi) * h, h) };
+                    if s >= lens[bi] {
+                        out.fill(zero);
+                        continue;
+                    }
+                    let grow = &mut gchunk[r * gh..(r + 1) * gh];
+                    let hrow = &mut hrun[r * h..(r + 1) * h];
+                    match kind {
+                        CellKind::Lstm => {
+                            let crow = &mut crun[r * h..(r + 1) * h];
+                            rows::lstm_fwd_row(grow, bias, crow, hrow);
+                            if train {
+                                unsafe { scs.slice(((s + 1) * b + bi) * h, h) }
+                                    .copy_from_slice(crow);
+                            }
+                        }
+                        CellKind::Gru => {
+                            let hn_out: &mut [T] = if train {
+                                unsafe { shn.slice((s * b + bi) * h, h) }
+                            } else {
+                                &mut hn_scratch
+                            };
+                            rows::gru_fwd_row(
+                                grow,
+                                &hh[r * gh..(r + 1) * gh],
+                                bias,
+                                b_hn,
+                                hrow,
+                                hn_out,
+                            );
+                        }
+                        CellKind::RnnTanh | CellKind::RnnRelu => {
+                            rows::rnn_fwd_row(grow, bias, hrow, relu);
+                        }
+                    }
+                    out.copy_from_slice(hrow);
+                }
+            }
+            unsafe { shn_out.slice(b0 * h, bc * h) }.copy_from_slice(&hrun);
+            if lstm {
+                unsafe { scn_out.slice(b0 * h, bc * h) }.copy_from_slice(&crun);
+            }
+        });
+    });
+
+    let arr3 = |v: Vec<T>, n0: usize, n2: usize| {
+        Array3::from_shape_vec((n0, b, n2), v).expect("rnn: buffer shape")
+    };
+    let keep_gates = train && (lstm || gru);
+    Forward {
+        hs: arr3(hs, t + 1, h),
+        h_n: Array2::from_shape_vec((b, h), h_n).expect("rnn: buffer shape"),
+        c_n: if lstm {
+            Some(Array2::from_shape_vec((b, h), c_n).expect("rnn: buffer shape"))
+        } else {
+            None
+        },
+        gates: if keep_gates {
+            Some(arr3(gates, t, gh))
+        } else {
+            None
+        },
+        cs: if lstm && train {
+            Some(arr3(cs, t + 1, h))
+        } else {
+            None
+        },
+        hn: if gru && train {
+            Some(arr3(hn, t, h))
+        } else {
+            None
+        },
+    }
+}
+
+/// A contiguous slice of a standard-layout view, or a copy.
+fn flat<'a, T: RnnFloat>(a: &'a ArrayView3<'_, T>, store: &'a mut Vec<T>) -> &'a [T] {
+    match a.as_slice() {
+        Some(s) => s,
+        None => {
+            *store = a.iter().copied().collect();
+            store
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward<T: RnnFloat>(
+    kind: CellKind,
+    dims: Dims,
+    x: ArrayView3<'_, T>,
+    w_ih: ArrayView2<'_, T>,
+    w_hh: ArrayView2<'_, T>,
+    lens: &[usize],
+    saved: &Saved<'_, T>,
+    dy: Option<ArrayView3<'_, T>>,
+    dh_n: Option<ArrayView2<'_, T>>,
+    dc_n: Option<ArrayView2<'_, T>>,
+) -> Grads<T> {
+    let Dims { t, b, d, h, g } = dims;
+    let gh = g * h;
+    let zero = T::zero();
+    let lstm = kind == CellKind::Lstm;
+    let gru = kind == CellKind::Gru;
+    let relu = kind == CellKind::RnnRelu;
+
+    let (mut st_hs, mut st_cs, mut st_g, mut st_hn, mut st_dy) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let hs = flat(&saved.hs, &mut st_hs);
+    let cs: &[T] = match &saved.cs {
+        Some(a) if lstm => flat(a, &mut st_cs),
+        _ => &[],
+    };
+    let gsave: &[T] = match &saved.gates {
+        Some(a) if lstm || gru => flat(a, &mut st_g),
+        _ => &[],
+    };
+    let hnsave: &[T] = match &saved.hn {
+        Some(a) if gru => flat(a, &mut st_hn),
+        _ => &[],
+    };
+    let dyv: Option<&[T]> = dy.as_ref().map(|a| flat(a, &mut st_dy));
+    let dh_init = dh_n
+        .map(|a| to_vec2(a))
+        .unwrap_or_else(|| vec![zero; b * h]);
+    let dc_init = dc_n
+        .map(|a| to_vec2(a))
+        .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
+    let whh = StepWeight::new(to_vec2(w_hh), gh, h); // W_hh (G*H, H)
+
+    let mut dgx = vec![zero; t * b * gh];
+    let mut dgh = vec![zero; if gru { t * b * gh } else { 0 }];
+    let mut dh0 = vec![zero; b * h];
+    let mut dc0 = vec![zero; if lstm { b * h } else { 0 }];
+    let chunks = chunk_ranges(b);
+    let mut dbx_parts = vec![zero; chunks.len() * gh];
+    let mut dbh_parts = vec![zero; if gru { chunks.len() * gh } else { 0 }];
+
+    let sdgx = Shared::new(&mut dgx);
+    let sdgh = Shared::new(&mut dgh);
+    let sdh0 = Shared::new(&mut dh0);
+    let sdc0 = Shared::new(&mut dc0);
+    let sdbx = Shared::new(&mut dbx_parts);
+    let sdbh = Shared::new(&mut dbh_parts);
+    let work = t * b * h * gh;
+    let (whh, dh_init, dc_init) = (&whh, &dh_init, &dc_init);
+
+    parallel::run(work, || {
+        chunks.par_iter().enumerate().for_each(|(ci, &(b0, b1))| {
+            let bc = b1 - b0;
+            let mut dh = dh_init[b0 * h..b1 * h].to_vec();
+            let mut dc = if lstm {
+                dc_init[b0 * h..b1 * h].to_vec()
+            } else {
+                Vec::new()
+            };
+            let mut tmp = vec![zero; bc * h];
+            let mut direct = vec![zero; if gru { bc * h } else { 0 }];
+            // SAFETY (all `slice` calls below): this chunk touches only rows b0..b1 of
+            // every step and its own partial-sum row `ci`.
+            let dbx = unsafe { sdbx.slice(ci * gh, gh) };
+            let dbh: &mut [T] = if gru {
+                unsafe { sdbh.slice(ci * gh, gh) }
+            } else {
+                &mut []
+            };
+            for s in (0..t).rev() {
+                let dgx_chunk = unsafe { sdgx.slice((s * b + b0) * gh, bc * gh) };
+                let dgh_chunk: &mut [T] = if gru {
+                    unsafe { sdgh.slice((s * b + b0) * gh, bc * gh) }
+                } else {
+                    &mut []
+                };
+                for r in 0..bc {
+                    let bi = b0 + r;
+                    let dgx_row = &mut dgx_chunk[r * gh..(r + 1) * gh];
+                    if s >= lens[bi] {
+                        // Past the end: no gradient flows into this step; the carried
+                        // state gradient passes through unchanged.
+                        dgx_row.fill(zero);
+                        if gru {
+                            dgh_chunk[r * gh..(r + 1) * gh].fill(zero);
+                        }
+                        continue;
+                    }
+                    let dhrow = &mut dh[r * h..(r + 1) * h];
+                    if let Some(dyv) = dyv {
+                        let dyrow = &dyv[(s * b + bi) * h..(s * b + bi + 1) * h];
+                        for (a, &v) in dhrow.iter_mut().zip(dyrow) {
+                            *a = *a + v;
+                        }
+                    }
+                    let row_g = (s * b + bi) * gh;
+                    let row_h = (s * b + bi) * h; // step s in (T, B, H); hs/cs row s is the state before step s
+                    let row_h1 = ((s + 1) * b + bi) * h;
+                    match kind {
+                        CellKind::Lstm => rows::lstm_bwd_row(
+                            &gsave[row_g..row_g + gh],
+                            &cs[row_h1..row_h1 + h],
+                            &cs[row_h..row_h + h],
+                            dhrow,
+                            &mut dc[r * h..(r + 1) * h],
+                            dgx_row,
+                        ),
+                        CellKind::Gru => rows::gru_bwd_row(
+                            &gsave[row_g..row_g + gh],
+                            &hnsave[row_h..row_h + h],
+                            &hs[row_h..row_h + h],
+                            dhrow,
+                            dgx_row,
+                            &mut dgh_chunk[r * gh..(r + 1) * gh],
+                            &mut direct[r * h..(r + 1) * h],
+                        ),
+                        CellKind::RnnTanh | CellKind::RnnRelu => {
+                            rows::rnn_bwd_row(&hs[row_h1..row_h1 + h], dhrow, dgx_row, relu)
+                        }
+                    }
+                }
+                let dg_chunk: &[T] = if gru { dgh_chunk } else { dgx_chunk };
+                whh.product(dg_chunk, &mut tmp, active_rows(lens, b0, b1, s), false);
+                for r in 0..bc {
+                    if s >= lens[b0 + r] {
+                        continue;
+                    }
+                    let dhrow = &mut dh[r * h..(r + 1) * h];
+                    dhrow.copy_from_slice(&tmp[r * h..(r + 1) * h]);
+                    if gru {
+                        for (a, &v) in dhrow.iter_mut().zip(&direct[r * h..(r + 1) * h]) {
+                            *a = *a + v;
+                        }
+                    }
+                }
+                rows::add_rows(dbx, dgx_chunk);
+                if gru {
+                    rows::add_rows(dbh, dg_chunk);
+                }
+            }
+            unsafe { sdh0.slice(b0 * h, bc * h) }.copy_from_slice(&dh);
+            if lstm {
+                unsafe { sdc0.slice(b0 * h, bc * h) }.copy_from_slice(&dc);
+            }
+        });
+    });
+
+    // Bias gradients: chunk partial sums reduced in chunk order.
+    let reduce = |parts: &[T]| -> Array1<T> {
+        let mut acc = vec![zero; gh];
+        rows::add_rows(&mut acc, parts);
+        Array1::from_vec(acc)
+    };
+    let db_ih = reduce(&dbx_parts);
+    let db_hh = if gru {
+        reduce(&dbh_parts)
+    } else {
+        db_ih.clone()
+    };
+
+    // The three large products over all steps.
+    let mut dx = Array2::<T>::zeros((t * b, d));
+    let mut dw_ih = Array2::<T>::zeros((gh, d));
+    let mut dw_hh = Array2::<T>::zeros((gh, h));
+    if t * b > 0 {
+        let dgx2 = ArrayView2::from_shape((t * b, gh), &dgx[..]).expect("rnn: buffer shape");
+        let dgh2 = if gru {
+            ArrayView2::from_shape((t * b, gh), &dgh[..]).expect("rnn: buffer shape")
+        } else {
+            dgx2
+        };
+        let xs = x.as_standard_layout();
+        let x2 = xs
+            .view()
+            .into_shape_with_order((t * b, d))
+            .expect("rnn: x is standard layout");
+        let hprev =
+            ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
+        gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
+            .expect("rnn: dx shapes agree");
+        gemm(
+            T::one(),
+            dgx2.t(),
+            x2,
+            zero,
+            dw_ih.view_mut(),
+            Threads::Auto,
+        )
+        .expect("rnn: dw_ih shapes agree");
+        gemm(
+            T::one(),
+            dgh2.t(),
+            hprev,
+            zero,
+            dw_hh.view_mut(),
+            Threads::Auto,
+        )
+        .expect("rnn: dw_hh shapes agree");
+    }
+    let dx = dx
+        .into_shape_with_order((t, b, d))
+        .expect("rnn: buffer shape");
+    Grads {
+        dx,
+        dh0: Array2::from_shape_vec((b, h), dh0).expect("rnn: buffer shape"),
+        dc0: if lstm {
+            Some(Array2::from_shape_vec((b, h), dc0).expect("rnn: buffer shape"))
+        } else {
+            None
+        },
+        dw_ih,
+        dw_hh,
+        db_ih,
+        db_hh,
+    }
+}
