@@ -105,3 +105,23 @@ def test_bad_inputs_name_the_argument():
         F.log_softmax(np.zeros((2, 3)), 2)
     with pytest.raises(ValueError, match="'grad_output'"):
         F.softmax_backward(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+try:
+    from hypothesis import given, settings, strategies as st
+    from hypothesis.extra.numpy import arrays, array_shapes
+except ImportError:  # pragma: no cover
+    given = None
+
+if given is not None:
+    @settings(max_examples=60, deadline=None)
+    @given(arrays(np.float64, array_shapes(min_dims=1, max_dims=4, max_side=7),
+                  elements=st.floats(-1e4, 1e4, allow_nan=False)), st.integers(-4, 3), st.booleans())
+    def test_random_shapes_and_axes(x, axis, log):
+        if not -x.ndim <= axis < x.ndim:
+            axis = axis % x.ndim
+        got = (F.log_softmax if log else F.softmax)(x, axis)
+        want = (ref_log_softmax if log else ref_softmax)(x, axis)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * (1 + np.abs(want)).max())
+        if not log:
+            np.testing.assert_allclose(got.sum(axis), 1.0, rtol=1e-12)
