@@ -103,13 +103,21 @@ pub fn set_num_threads(n: usize) -> Result<(), crate::KernelError> {
     Ok(())
 }
 
-/// Run `f` on oxinet's pool, or inline (with subnormals flushed) when `work` is small
-/// or there is a single thread. `work` is a rough count of multiply-adds.
+/// Run `f` on oxinet's pool, or inline on the calling thread (with subnormals flushed)
+/// when `work` is small. `work` is a rough count of multiply-adds.
+///
+/// With one thread configured, `f` always runs on the pool's single worker, so that
+/// rayon parallel iterators inside `f` stay on that worker instead of falling through
+/// to rayon's global pool. Inline calls (small `work`, several threads) that use parallel
+/// iterators do reach the global pool; kernels keep their inline work sequential.
 pub fn run<R: Send>(work: usize, f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() && in_oxinet_pool() {
         return f();
     }
-    if work < INLINE_WORK || num_threads() == 1 {
+    if num_threads() == 1 {
+        return pool().install(f);
+    }
+    if work < INLINE_WORK {
         return with_flushed_denormals(f);
     }
     pool().install(f)
@@ -210,6 +218,21 @@ mod tests {
         let inside = with_flushed_denormals(denormals_flushed);
         assert!(inside || cfg!(not(any(target_arch = "x86_64", target_arch = "aarch64"))));
         assert_eq!(before, denormals_flushed());
+    }
+
+    #[test]
+    fn one_thread_keeps_parallel_iterators_on_oxinets_pool() {
+        use rayon::prelude::*;
+        set_num_threads(1).unwrap();
+        let names: Vec<String> = run(1, || {
+            (0..64).into_par_iter().map(|_| std::thread::current().name().unwrap_or("").to_string()).collect()
+        });
+        assert!(names.iter().all(|n| n == "oxinet-0"), "{names:?}");
+        set_num_threads(2).unwrap();
+        let big: Vec<String> = run(usize::MAX, || {
+            (0..64).into_par_iter().map(|_| std::thread::current().name().unwrap_or("").to_string()).collect()
+        });
+        assert!(big.iter().all(|n| n.starts_with("oxinet-")), "{big:?}");
     }
 
     #[test]
