@@ -15,7 +15,9 @@ beam search (:func:`oxinet.text.beam_search`, width 3) on held-out dates. The at
 weights of a few examples are saved as a heatmap PNG (rows: output characters, columns:
 input characters).
 
-Run: ``python examples/date_translation.py`` (a few minutes on 2 cores).
+Run: ``python examples/date_translation.py`` (about 1.5 minutes on 2 busy cores). The
+default run reaches 98.0% exact match on 500 held-out dates, greedy and beam (B = 3);
+all of the beam's errors are the model's (P(y*|x) < P(y^|x)), none the search's.
 """
 
 from __future__ import annotations
