@@ -15,7 +15,15 @@ beam search (:func:`oxinet.text.beam_search`, width 3) on held-out dates. The at
 weights of a few examples are saved as a heatmap PNG (rows: output characters, columns:
 input characters).
 
-Run: ``python examples/date_translation.py`` (a few minutes on 2 cores).
+Run: ``python examples/date_translation.py`` (about 1.5 minutes on 2 busy cores). The
+default run reaches 98.0% exact match on 500 held-out dates, greedy and beam (B = 3);
+all of the beam's errors are the model's (P(y*|x) < P(y^|x)), none the search's.
+
+``feed_previous=False`` is the course's exercise variant: the decoder gets only the context
+(no previous character). Its attention is much sharper (each day/month digit has to be
+fetched through attention: see the heatmaps) and it scored 99.4% greedy on the 500 dates,
+but its steps no longer depend on the chosen tokens, so beam search reduces to greedy
+search; the default keeps the conditional language model of F61 that beam search is for.
 """
 
 from __future__ import annotations
@@ -96,7 +104,8 @@ def attention_map(model, x, lengths, tgt, ty):
 
 
 def main(n_train=10000, n_test=500, tx=30, epochs=6, batch_size=100, lr=0.004, emb=32, enc_hidden=64,
-         dec_hidden=128, beam_width=3, n_beam=None, seed=0, heatmap="date_attention.png", verbose=True):
+         dec_hidden=128, beam_width=3, n_beam=None, feed_previous=True, seed=0, heatmap="date_attention.png",
+         verbose=True):
     ox.manual_seed(seed)
     rng = np.random.default_rng(seed)
     pairs = make_dates(n_train + n_test, seed=seed)
@@ -105,7 +114,7 @@ def main(n_train=10000, n_test=500, tx=30, epochs=6, batch_size=100, lr=0.004, e
     x, lx, yi, yo = encode(train, src, tgt, tx)
     xt, lxt, _, _ = encode(test, src, tgt, tx)
     ty = yo.shape[1]
-    model = AttentionNMT(len(src), len(tgt), emb, enc_hidden, dec_hidden)
+    model = AttentionNMT(len(src), len(tgt), emb, enc_hidden, dec_hidden, feed_previous=feed_previous)
     opt = ox.optim.Adam(model.parameters(), lr=lr)
     sched = ox.optim.lr_scheduler.StepLR(opt, step_size=max(1, epochs // 3), gamma=0.5)
     v = len(tgt)

@@ -1,15 +1,20 @@
 """The sequence/language examples on small configurations: each must show learning."""
 
-import os
-import sys
+import importlib.util
+import pathlib
 
-import pytest
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples"))
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def test_char_lm_learns():
-    import char_lm
+    char_lm = _load("char_lm")
 
     r = char_lm.main(cells=("rnn", "lstm"), n_words=600, hidden=48, epochs=5, batch_size=64, n_samples=4,
                      verbose=False)
@@ -19,7 +24,7 @@ def test_char_lm_learns():
 
 
 def test_date_translation_learns(tmp_path):
-    import date_translation
+    date_translation = _load("date_translation")
 
     png = tmp_path / "att.png"
     r = date_translation.main(n_train=800, n_test=40, epochs=3, batch_size=40, lr=0.01, n_beam=5, heatmap=png,
@@ -32,7 +37,7 @@ def test_date_translation_learns(tmp_path):
 
 
 def test_sentiment_learns():
-    import sentiment
+    sentiment = _load("sentiment")
 
     r = sentiment.main(n_sentences=1200, epochs=8, verbose=False)
     assert r["lstm"]["accuracy"] > 0.95, r
@@ -42,7 +47,7 @@ def test_sentiment_learns():
 
 
 def test_word_embeddings_and_debiasing():
-    import word_embeddings
+    word_embeddings = _load("word_embeddings")
 
     r = word_embeddings.main(n_sentences=1200, dim=16, sg_epochs=3, glove_epochs=30, plot=None, verbose=False)
     for name in ("skipgram", "glove"):
@@ -55,7 +60,7 @@ def test_word_embeddings_and_debiasing():
 
 
 def test_ner_tagging_learns():
-    import ner_tagging
+    ner_tagging = _load("ner_tagging")
 
     r = ner_tagging.main(n_train=800, n_test=200, epochs=4, verbose=False)
     assert r["bidirectional"]["entity_f1"] > 0.95, r
@@ -64,7 +69,7 @@ def test_ner_tagging_learns():
 
 
 def test_date_transformer_learns():
-    import date_transformer
+    date_transformer = _load("date_transformer")
 
     r = date_transformer.main(n_train=1000, n_test=40, epochs=4, batch_size=50, lr=0.004, n_beam=3,
                               verbose=False)
@@ -74,7 +79,7 @@ def test_date_transformer_learns():
 
 
 def test_ctc_speech_learns():
-    import ctc_speech
+    ctc_speech = _load("ctc_speech")
 
     r = ctc_speech.main(n_train=500, n_test=100, epochs=5, noise=0.9, verbose=False)
     assert r["greedy_ler"] < 0.5, r
@@ -82,14 +87,14 @@ def test_ctc_speech_learns():
 
 
 def test_trigger_word_learns():
-    import trigger_word
+    trigger_word = _load("trigger_word")
 
     r = trigger_word.main(n_train=300, n_test=100, epochs=4, verbose=False)
     assert r["f1"] > 0.5, r
 
 
 def test_word_lm_learns():
-    import word_lm
+    word_lm = _load("word_lm")
 
     r = word_lm.main(n_sentences=1000, epochs=3, n_samples=3, verbose=False)
     assert r["perplexity"] < 0.6 * r["unigram_perplexity"], r
@@ -97,7 +102,7 @@ def test_word_lm_learns():
 
 
 def test_music_lstm_learns():
-    import music_lstm
+    music_lstm = _load("music_lstm")
 
     r = music_lstm.main(n_melodies=400, epochs=6, n_samples=6, verbose=False)
     assert r["perplexity"] < 0.6 * r["unigram_perplexity"], r

@@ -5,7 +5,8 @@ LSTM encoder and an LSTM-cell decoder that attends over the encoder states at ev
     alpha<t,t'> = softmax over t' (padding masked);   c<t> = sum_t' alpha<t,t'> a<t'>
     s<t>, m<t> = LSTMCell([c<t>; embed(y<t-1>)], (s<t-1>, m<t-1>));   logits = W_y s<t> + b_y
 
-``encode`` returns the decoder state as a dict whose arrays all have the batch on axis 0,
+``feed_previous=False`` zeroes the previous-output input (the decoder then sees only the
+context, as in the course's date exercise). ``encode`` returns the decoder state as a dict whose arrays all have the batch on axis 0,
 so :func:`oxinet.text.beam_search` can reorder it; ``step`` is one decoder step.
 """
 
@@ -25,7 +26,8 @@ class AttentionNMT(nn.Module):
     logits (B, Ty, tgt_vocab) for source ids ``x`` (B, Tx) with ``lengths`` and decoder inputs
     ``y_in`` (B, Ty) (``<bos>`` then the target shifted right)."""
 
-    def __init__(self, src_vocab, tgt_vocab, emb=32, enc_hidden=64, dec_hidden=128, energy_hidden=16):
+    def __init__(self, src_vocab, tgt_vocab, emb=32, enc_hidden=64, dec_hidden=128, energy_hidden=16,
+                 feed_previous=True):
         super().__init__()
         self.src_emb = nn.Embedding(src_vocab, emb, padding_idx=0)
         self.encoder = nn.LSTM(emb, enc_hidden, batch_first=True, bidirectional=True)
@@ -38,6 +40,7 @@ class AttentionNMT(nn.Module):
         self.cell = nn.LSTMCell(a_dim + emb, dec_hidden)
         self.out = nn.Linear(dec_hidden, tgt_vocab)
         self.dec_hidden = dec_hidden
+        self.feed_previous = feed_previous
 
     def encode(self, x, lengths):
         a, _ = self.encoder(self.src_emb(ox.tensor(x)), lengths=lengths)
@@ -50,7 +53,10 @@ class AttentionNMT(nn.Module):
         e = self.energy_v((self.energy_s(state["h"]).unsqueeze(1) + state["pa"]).tanh()).squeeze(-1)
         alpha = e.masked_fill(state["mask"], -1e9).softmax(-1)                      # (B, Tx)
         context = (alpha.unsqueeze(-1) * state["a"]).sum(1)                         # (B, 2Ha)
-        inp = ox.cat([context, self.tgt_emb(ox.tensor(np.asarray(y_prev)))], -1)
+        prev = self.tgt_emb(ox.tensor(np.asarray(y_prev)))
+        if not self.feed_previous:  # the course's date exercise: the decoder sees the context only
+            prev = prev * 0.0
+        inp = ox.cat([context, prev], -1)
         h, c = self.cell(inp, (state["h"], state["c"]))
         new = dict(state, h=h, c=c)
         return self.out(h), new, alpha
