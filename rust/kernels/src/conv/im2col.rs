@@ -73,42 +73,69 @@ fn runs(g: &Geom, l0: usize, l1: usize) -> Vec<Run> {
     out
 }
 
-/// `dst.copy_from_slice(&src[..dst.len()])` in fixed-size pieces: runs are short
-/// (often 7-56 elements), where a call to the library `memcpy` costs more than the copy.
+/// `dst.copy_from_slice(&src[..dst.len()])`. Runs are often short (4-16 elements),
+/// where a call to the library `memcpy` costs more than the copy: up to 16 elements
+/// are moved with two possibly overlapping fixed-size copies, and no loop (a loop would
+/// be turned back into a `memcpy` call by the compiler).
 #[inline(always)]
 fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     let n = dst.len();
     let src = &src[..n];
-    let mut i = 0;
-    while i + 8 <= n {
-        dst[i..i + 8].copy_from_slice(&src[i..i + 8]);
-        i += 8;
-    }
-    if i + 4 <= n {
-        dst[i..i + 4].copy_from_slice(&src[i..i + 4]);
-        i += 4;
-    }
-    if i + 2 <= n {
-        dst[i..i + 2].copy_from_slice(&src[i..i + 2]);
-        i += 2;
-    }
-    if i < n {
-        dst[i] = src[i];
+    if n > 16 {
+        dst.copy_from_slice(src);
+    } else if n >= 8 {
+        copy_n::<T, 8>(&mut dst[..8], &src[..8]);
+        copy_n::<T, 8>(&mut dst[n - 8..], &src[n - 8..]);
+    } else if n >= 4 {
+        copy_n::<T, 4>(&mut dst[..4], &src[..4]);
+        copy_n::<T, 4>(&mut dst[n - 4..], &src[n - 4..]);
+    } else if n >= 2 {
+        copy_n::<T, 2>(&mut dst[..2], &src[..2]);
+        copy_n::<T, 2>(&mut dst[n - 2..], &src[n - 2..]);
+    } else if n == 1 {
+        dst[0] = src[0];
     }
 }
 
-/// `dst.fill(v)` in fixed-size pieces (see [`copy_short`]).
+/// Copy exactly `N` elements as one array move.
+#[inline(always)]
+fn copy_n<T: Copy, const N: usize>(dst: &mut [T], src: &[T]) {
+    let d: &mut [T; N] = dst.try_into().expect("length N");
+    let s: &[T; N] = src.try_into().expect("length N");
+    *d = *s;
+}
+
+/// Copy a kernel row of `dst.len()` elements: the common widths as fixed-size moves.
+#[inline(always)]
+fn copy_kernel_row<T: Copy>(dst: &mut [T], src: &[T]) {
+    match dst.len() {
+        1 => dst[0] = src[0],
+        2 => copy_n::<T, 2>(dst, &src[..2]),
+        3 => copy_n::<T, 3>(dst, &src[..3]),
+        4 => copy_n::<T, 4>(dst, &src[..4]),
+        5 => copy_n::<T, 5>(dst, &src[..5]),
+        7 => copy_n::<T, 7>(dst, &src[..7]),
+        _ => copy_short(dst, src),
+    }
+}
+
+/// `dst.fill(v)`, short lengths without a library call (see [`copy_short`]).
 #[inline(always)]
 fn fill_short<T: Copy>(dst: &mut [T], v: T) {
     let n = dst.len();
-    let mut i = 0;
-    while i + 8 <= n {
-        dst[i..i + 8].copy_from_slice(&[v; 8]);
-        i += 8;
-    }
-    while i < n {
-        dst[i] = v;
-        i += 1;
+    if n > 16 {
+        dst.fill(v);
+    } else if n >= 8 {
+        dst[..8].copy_from_slice(&[v; 8]);
+        dst[n - 8..].copy_from_slice(&[v; 8]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&[v; 4]);
+        dst[n - 4..].copy_from_slice(&[v; 4]);
+    } else if n >= 2 {
+        dst[..2].copy_from_slice(&[v; 2]);
+        dst[n - 2..].copy_from_slice(&[v; 2]);
+    } else if n == 1 {
+        dst[0] = v;
     }
 }
 
@@ -228,28 +255,43 @@ pub(crate) fn im2col_rows<T: Scalar>(
 /// reads it in place instead of repacking a row-major column matrix.
 pub(crate) fn im2row_tile<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, rowm: &mut [T]) {
     let [_, ih, iw] = g.input;
+    let [kd, kh, kw] = g.kernel;
     let ow = g.output[2];
     let (sw, dw, pw) = (g.p.stride[2], g.p.dilation[2], g.p.pad_lo[2]);
     let plane = g.in_plane();
     let k = g.k_rows();
-    let runs = runs(g, l0, l1);
-    for r in 0..k {
-        let (c, kz, ky, kx) = row_parts(g, r);
-        let (lo, hi) = valid_range(ow, iw, kx, sw, dw, pw);
-        let src_c = &x[c * plane..(c + 1) * plane];
-        for run in &runs {
-            let (xs, xe) = (run.x0, run.x1);
-            let dst = &mut rowm[run.off * k + r..];
-            let src = match (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) {
-                (Some(iz), Some(iy)) => Some(&src_c[(iz * ih + iy) * iw..(iz * ih + iy + 1) * iw]),
+    let ranges: Vec<(usize, usize)> = (0..kw).map(|kx| valid_range(ow, iw, kx, sw, dw, pw)).collect();
+    // output columns where every kernel column lands inside the input
+    let inner_lo = ranges.iter().map(|r| r.0).max().unwrap_or(0);
+    let inner_hi = ranges.iter().map(|r| r.1).min().unwrap_or(0);
+    // per run: the input row offset of each (channel, kz, ky) triple, or none (padding)
+    let mut rows_of: Vec<Option<usize>> = vec![None; g.cg * kd * kh];
+    for run in runs(g, l0, l1) {
+        for (t, slot) in rows_of.iter_mut().enumerate() {
+            let (c, kz, ky) = (t / (kd * kh), (t / kh) % kd, t % kh);
+            *slot = match (in_coord(g, 0, run.z, kz), in_coord(g, 1, run.y, ky)) {
+                (Some(iz), Some(iy)) => Some(c * plane + (iz * ih + iy) * iw),
                 _ => None,
             };
-            for j in 0..xe - xs {
-                let xo = xs + j;
-                dst[j * k] = match src {
-                    Some(s) if xo >= lo && xo < hi => s[xo * sw + kx * dw - pw],
-                    _ => T::zero(),
-                };
+        }
+        for j in 0..run.x1 - run.x0 {
+            let xo = run.x0 + j;
+            let dst = &mut rowm[(run.off + j) * k..(run.off + j + 1) * k];
+            let inner = dw == 1 && xo >= inner_lo && xo < inner_hi;
+            for (seg, slot) in dst.chunks_exact_mut(kw).zip(&rows_of) {
+                match *slot {
+                    None => fill_short(seg, T::zero()),
+                    Some(row) if inner => {
+                        let b = row + xo * sw - pw;
+                        copy_kernel_row(seg, &x[b..b + kw]);
+                    }
+                    Some(row) => {
+                        for (kx, v) in seg.iter_mut().enumerate() {
+                            let (lo, hi) = ranges[kx];
+                            *v = if xo >= lo && xo < hi { x[row + xo * sw + kx * dw - pw] } else { T::zero() };
+                        }
+                    }
+                }
             }
         }
     }
