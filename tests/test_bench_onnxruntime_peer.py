@@ -149,6 +149,12 @@ def test_peer_inputs_are_the_cases_inputs():
     x, w_ih, w_hh, b_ih, b_hh = ortp.rnn_inputs("lstm", 100, 64, 128, 128)
     for a, name in ((x, "x"), (w_ih, "w_ih"), (w_hh, "w_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")):
         np.testing.assert_array_equal(a, theirs[name])
+    c = cases["roi_align N2 C256 50x68 K512 7x7 sr2"]
+    mine = _closure(c.factory("onnxruntime"))["feeds"]
+    theirs = _closure(c.factory("oxinet"))
+    np.testing.assert_array_equal(mine["x"], theirs["x"])
+    np.testing.assert_array_equal(mine["rois"], theirs["rois"][:, 1:])
+    np.testing.assert_array_equal(mine["bi"], theirs["rois"][:, 0])
 
 
 def test_peer_attached_to_forward_cases_only():
@@ -158,3 +164,16 @@ def test_peer_attached_to_forward_cases_only():
     assert "GRU T100 B32 D128 H256 fwd" in with_ort
     assert len(with_ort) >= 30
     assert not [n for n in with_ort if "bwd" in n]
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("sampling_ratio", [2, 0])
+def test_roi_align_matches(aligned, sampling_ratio):
+    # boxes partly outside the feature map (as in the case) and smaller than a cell
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 10, 13), dtype=np.float32)
+    boxes, _ = cases_detection.random_boxes(40, extent=150, size=(2, 60))
+    rois = np.concatenate([rng.integers(0, 2, (40, 1)).astype(np.float32), boxes], axis=1)
+    (y,) = _run(ortp.roi_align_model(x, rois, 7, 1 / 16, sampling_ratio, aligned))
+    ref = F.roi_align(x, rois, 7, spatial_scale=1 / 16, sampling_ratio=sampling_ratio, aligned=aligned)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)

@@ -36,9 +36,12 @@ How each op is made to compute PyTorch's function:
   score threshold -0.5 removes them (the usual ONNX way; the kept set equals
   torchvision's, the order is per class instead of by global score).
 
+* roi_align: opset 16's ``RoiAlign`` (avg) with ``half_pixel`` coordinates for
+  torchvision's ``aligned=True``; the batch index column becomes its own int64 input.
+
 Not covered: every backward or training case (ONNX Runtime's inference sessions have
-no backward), and cases whose op ONNX has not (RoIAlign's ONNX op samples differently
-from torchvision's aligned variant, box_iou, embedding backward, ...).
+no backward), and cases whose op ONNX has not (box_iou, cross-entropy's fused
+forward+backward, embedding backward, ...).
 """
 
 from __future__ import annotations
@@ -232,6 +235,22 @@ def nms_model(boxes, scores, iou_threshold, classes=None, num_classes=None):
     return sess, {"boxes": b, "scores": sc}
 
 
+def roi_align_model(x, rois, out, spatial_scale, sampling_ratio, aligned):
+    """ONNX RoiAlign (opset 16, mode avg) of torchvision-style rois (K, 5) rows
+    (batch_index, x1, y1, x2, y2): ``aligned`` is coordinate_transformation_mode
+    'half_pixel', else 'output_half_pixel'."""
+    from onnx import helper
+
+    node = helper.make_node("RoiAlign", ["x", "rois", "bi"], ["y"], mode="avg", output_height=out, output_width=out,
+                            sampling_ratio=sampling_ratio, spatial_scale=spatial_scale,
+                            coordinate_transformation_mode="half_pixel" if aligned else "output_half_pixel")
+    r = np.ascontiguousarray(rois[:, 1:], np.float32)
+    bi = rois[:, 0].astype(np.int64)
+    sess = session([node], [("x", np.float32, x.shape), ("rois", np.float32, r.shape), ("bi", np.int64, bi.shape)],
+                   [("y", np.float32, 4)])
+    return sess, {"x": x, "rois": r, "bi": bi}
+
+
 # ----------------------------------------------------------------------------- peers
 
 def _conv_peer(label, n, c, h, k, s, p, o, g):
@@ -349,3 +368,12 @@ def _batched_nms(lib):
     boxes, scores = cases_detection.random_boxes(20000)
     idxs = np.random.default_rng(1).integers(0, 80, 20000)
     return _runner(*nms_model(boxes, scores, 0.5, idxs, 80))
+
+
+@peer("roi_align N2 C256 50x68 K512 7x7 sr2", LABEL)
+def _roi_align(lib):
+    rng = np.random.default_rng(0)  # the draw order of cases_detection's roi_align case
+    x = rng.standard_normal((2, 256, 50, 68), dtype=np.float32)
+    boxes, _ = cases_detection.random_boxes(512, extent=700, size=(16, 300))
+    rois = np.concatenate([rng.integers(0, 2, (512, 1)).astype(np.float32), boxes], axis=1)
+    return _runner(*roi_align_model(x, rois, 7, 1 / 16, 2, True))
