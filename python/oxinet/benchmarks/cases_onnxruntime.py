@@ -27,7 +27,8 @@ How each op is made to compute PyTorch's function:
 * sdpa: opset 23's ``Attention`` op on the (B, H, L, E) arrays (default scale
   1/sqrt(E), no mask), ONNX Runtime's own attention kernel; it was faster here than the
   ``MatMul(q * scale, K^T) -> Softmax -> MatMul`` graph (kept in ``sdpa_model(fused=False)``).
-* sgemm: ``MatMul``. softmax / cross_entropy fwd: ``Softmax`` / ``SoftmaxCrossEntropyLoss``
+* sgemm: ``MatMul`` (it returns a new output each call, where the case's oxinet and NumPy
+  contenders write into a reused ``out=``; ONNX Runtime's arena recycles its buffers). softmax / cross_entropy fwd: ``Softmax`` / ``SoftmaxCrossEntropyLoss``
   (mean reduction). Activations: the ONNX op of each (SiLU as ``x * Sigmoid(x)``,
   GELU through opset 20's ``Gelu``).
 * nms: ``NonMaxSuppression`` (corner boxes, IoU > threshold suppresses, as torchvision)
