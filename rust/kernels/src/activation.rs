@@ -39,8 +39,37 @@ const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const GELU_C: f64 = 0.044_715;
 
-/// `erfc(z)` in double precision (relative error a few 1e-15 at most): a positive-term
-/// series for `erf` below 1.5, Laplace's continued fraction above.
+/// Chebyshev expansions of the scaled complementary error function
+/// `erfcx(z) = exp(z^2) erfc(z)` on `[a, b]` (coefficients of T_0, T_1, ... in
+/// `t = (2z - a - b) / (b - a)`), fitted at Chebyshev nodes to high-precision values
+/// (`math.erfc` times an exact `exp(z^2)` below 2, Laplace's continued fraction in
+/// 50-digit decimals above); relative error <= 5e-15 on every interval.
+const ERFCX_CHEB: [(f64, f64, &[f64]); 7] = [
+    (0.0, 0.5, &[0.788974204329832, -0.19054959076559186, 0.01874876641404654, -0.001596738539519463, 0.00012165370853879903, -8.465560708015752e-06, 5.457634580437647e-07, -3.2936085339316755e-08, 1.875346909506931e-09, -1.0137361047763529e-10, 5.2285011870348495e-12, -2.5833978771922545e-13, 1.2470637456062909e-14]),
+    (0.5, 1.0, &[0.5142540300448141, -0.09353436157631642, 0.007349543567965998, -0.000517028768317105, 3.3274891810453976e-05, -1.987760941897808e-06, 1.1137198398098388e-07, -5.898649605081951e-09, 2.9712995389731095e-10, -1.430492035461925e-11, 6.608435887851815e-13, -2.938423085127165e-14, 1.3008370673179887e-15, -8.392497208503151e-17]),
+    (1.0, 2.0, &[0.331427281639452, -0.08500213770674324, 0.009951127341466168, -0.0010810888102208746, 0.00011023243631198063, -1.0636830518167344e-05, 9.775012681164542e-07, -8.597922862494338e-08, 7.267708440350816e-09, -5.923543856479806e-10, 4.668402529055168e-11, -3.566158518536709e-12, 2.646901515156205e-13, -1.910438509521917e-14, 1.403921655977216e-15, -6.170807577884348e-17, 8.234820792881318e-17]),
+    (2.0, 3.5, &[0.1994307816968119, -0.04938002535992734, 0.005840496381892694, -0.0006632226933018223, 7.259178935513418e-05, -7.682952765955768e-06, 7.883915794854862e-07, -7.861599621003739e-08, 7.632681903560684e-09, -7.227220851954417e-10, 6.683961211731349e-11, -6.045503372785338e-12, 5.35447394525117e-13, -4.647279773409054e-14, 3.9870090645600336e-15, -3.069796979476065e-16, 8.042507221123074e-17]),
+    (3.5, 6.0, &[0.12011119518612724, -0.03077508367843977, 0.0038653971628057047, -0.00047649553104628806, 5.770371528145526e-05, -6.870638037530468e-06, 8.049536979216769e-07, -9.2859571231891e-08, 1.055453759116777e-08, -1.1826607783204016e-09, 1.3071368950934081e-10, -1.425722660746183e-11, 1.5353146336070965e-12, -1.6332381900424867e-13, 1.715379046870711e-14, -1.7858571478560168e-15, 1.7489595318981038e-16, -1.503427012513232e-17]),
+    (6.0, 12.0, &[0.06595751740567128, -0.022317105822831296, 0.0037510216489236204, -0.0006264480624745729, 0.00010396751634724295, -1.7148985723425226e-05, 2.811618330322512e-06, -4.582457913735405e-07, 7.425231456042242e-08, -1.1962842207611746e-08, 1.9165205142199698e-09, -3.0534274315029126e-10, 4.838331136265064e-11, -7.62561632445755e-12, 1.1955310039429576e-12, -1.8645796920391731e-13, 2.8939171544263915e-14, -4.464796375266445e-15, 6.847091803316287e-16, -9.89054113106086e-17, 2.2183453213441653e-17]),
+    (12.0, 27.0, &[0.03128334093506087, -0.012472693822544014, 0.0024826606200502714, -0.000493420989507491, 9.791838312823806e-05, -1.9402618335272533e-05, 3.838919909800732e-06, -7.584264009705461e-07, 1.4961548909316897e-07, -2.947144330808069e-08, 5.7968353744794914e-09, -1.138539738741914e-09, 2.2329345280329292e-10, -4.372977965900133e-11, 8.551751492075164e-12, -1.669998352085955e-12, 3.2563877361119093e-13, -6.341251151547689e-14, 1.232642040224606e-14, -2.376003932675933e-15, 4.617450265587802e-16, -8.45116152904108e-17, 2.171806873384859e-17, -1.466559804446025e-17, 2.360659644983541e-18, 2.832791573980248e-18, -1.0386902437927576e-17]),
+];
+
+/// `exp(-z^2)`; from z = 4 on with `z^2` split exactly (`z = hi + lo`, `hi` of 26 bits so
+/// `hi^2` is exact), which keeps full relative precision for large z.
+#[inline]
+fn exp_neg_sq(z: f64) -> f64 {
+    if z < 4.0 {
+        // rounding z*z costs at most 16 * 1.1e-16 relative here: one exp is enough
+        return (-(z * z)).exp();
+    }
+    let hi = f64::from_bits(z.to_bits() & 0xffff_ffff_f800_0000);
+    let lo = z - hi;
+    (-(hi * hi)).exp() * (-(lo * (2.0 * hi + lo))).exp()
+}
+
+/// `erfc(z)` in double precision (relative error a few 1e-15 at most) as
+/// `exp(-z^2) * erfcx(z)`, erfcx from the Chebyshev tables above (a short Clenshaw sum:
+/// ~20 multiply-adds and two `exp`, instead of a long series or continued fraction).
 pub fn erfc_f64(z: f64) -> f64 {
     if z.is_nan() {
         return z;
@@ -48,31 +77,33 @@ pub fn erfc_f64(z: f64) -> f64 {
     if z < 0.0 {
         return 2.0 - erfc_f64(-z);
     }
-    if z < 1.5 {
-        // erf(z) = 2/sqrt(pi) exp(-z^2) sum_n 2^n z^(2n+1) / (2n+1)!!  (positive terms)
-        let z2 = z * z;
-        let mut term = z;
-        let mut sum = z;
-        let mut n = 0.0;
-        while term > 1e-17 * sum {
-            n += 1.0;
-            term *= 2.0 * z2 / (2.0 * n + 1.0);
-            sum += term;
-        }
-        let erf = std::f64::consts::FRAC_2_SQRT_PI * (-z2).exp() * sum;
-        return 1.0 - erf;
-    }
     if z > 27.0 {
         return 0.0;
     }
-    // erfc(z) = exp(-z^2)/sqrt(pi) / (z + (1/2)/(z + 1/(z + (3/2)/(z + ...))))
-    let mut f = z;
-    let mut k = if z < 2.0 { 100 } else if z < 3.0 { 50 } else { 30 };
-    while k >= 1 {
-        f = z + (k as f64 * 0.5) / f;
-        k -= 1;
+    let i = if z < 0.5 {
+        0
+    } else if z < 1.0 {
+        1
+    } else if z < 2.0 {
+        2
+    } else if z < 3.5 {
+        3
+    } else if z < 6.0 {
+        4
+    } else if z < 12.0 {
+        5
+    } else {
+        6
+    };
+    let (a, b, c) = ERFCX_CHEB[i];
+    let t = (2.0 * z - (a + b)) / (b - a);
+    let (mut b1, mut b2) = (0.0, 0.0);
+    for &ck in c[1..].iter().rev() {
+        let tmp = 2.0 * t * b1 - b2 + ck;
+        b2 = b1;
+        b1 = tmp;
     }
-    (-z * z).exp() / (std::f64::consts::PI.sqrt() * f)
+    (t * b1 - b2 + c[0]) * exp_neg_sq(z)
 }
 
 /// `Phi(x) = erfc(-x / sqrt 2) / 2` in the working precision, vectorisable: the
@@ -358,6 +389,57 @@ pub fn check_bce_grad<T>(n: usize, gscale: &[T], dx: &[T]) -> KernelResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The previous erfc (series below 1.5, Laplace's continued fraction above), kept as a
+    /// reference for the table-driven one.
+    fn erfc_reference(z: f64) -> f64 {
+        if z.is_nan() {
+            return z;
+        }
+        if z < 0.0 {
+            return 2.0 - erfc_reference(-z);
+        }
+        if z < 1.5 {
+            // erf(z) = 2/sqrt(pi) exp(-z^2) sum_n 2^n z^(2n+1) / (2n+1)!!  (positive terms)
+            let z2 = z * z;
+            let mut term = z;
+            let mut sum = z;
+            let mut n = 0.0;
+            while term > 1e-17 * sum {
+                n += 1.0;
+                term *= 2.0 * z2 / (2.0 * n + 1.0);
+                sum += term;
+            }
+            let erf = std::f64::consts::FRAC_2_SQRT_PI * (-z2).exp() * sum;
+            return 1.0 - erf;
+        }
+        if z > 27.0 {
+            return 0.0;
+        }
+        // erfc(z) = exp(-z^2)/sqrt(pi) / (z + (1/2)/(z + 1/(z + (3/2)/(z + ...))))
+        let mut f = z;
+        let mut k = if z < 2.0 { 100 } else if z < 3.0 { 50 } else { 30 };
+        while k >= 1 {
+            f = z + (k as f64 * 0.5) / f;
+            k -= 1;
+        }
+        (-z * z).exp() / (std::f64::consts::PI.sqrt() * f)
+    }
+
+    #[test]
+    fn erfc_matches_series_and_continued_fraction() {
+        let mut z = -7.0;
+        while z < 27.0 {
+            let (e, r) = (erfc_f64(z), erfc_reference(z));
+            // the reference rounds z*z before exp: relative error up to ~z^2 * 1.1e-16
+            let tol = 1.5e-14 + 2.5e-16 * z * z;
+            assert!((e - r).abs() <= tol * r, "erfc({z}) = {e}, reference {r}");
+            z += 0.00731;
+        }
+        assert_eq!(erfc_f64(30.0), 0.0);
+        assert_eq!(erfc_f64(-30.0), 2.0);
+        assert!(erfc_f64(f64::NAN).is_nan());
+    }
 
     #[test]
     fn erfc_is_accurate() {
