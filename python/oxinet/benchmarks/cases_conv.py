@@ -160,3 +160,77 @@ def _register(label, n, c, h, k, s, p, o, g):
 
 for _shape in SHAPES:
     _register(*_shape)
+
+
+# --- the other convolution ops: one forward row each, against NumPy written the same way
+
+
+def _rand(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
+@case("conv1d fwd N32 C64 L1024 k5 p2 O64", group="conv", flops=2.0 * 32 * 64 * 1024 * 64 * 5, peers=("numpy",))
+def conv1d_fwd(lib):
+    x, w = _rand(32, 64, 1024), _rand(64, 64, 5, seed=1)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.conv1d(x, w, padding=2)
+
+    def numpy_conv1d():
+        win = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (2, 2))), 5, axis=2)
+        return np.tensordot(win, w, axes=([1, 3], [1, 2])).transpose(0, 2, 1)  # (N, O, L)
+
+    return numpy_conv1d if lib == "numpy" else None
+
+
+@case("conv3d fwd N4 C16 16x16x16 k3 p1 O16", group="conv", flops=2.0 * 4 * 16 * 16**3 * 16 * 27, peers=("numpy",))
+def conv3d_fwd(lib):
+    x, w = _rand(4, 16, 16, 16, 16), _rand(16, 16, 3, 3, 3, seed=1)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.conv3d(x, w, padding=1)
+
+    def numpy_conv3d():
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1), (1, 1)))
+        win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3, 3), axis=(2, 3, 4))
+        return np.tensordot(win, w, axes=([1, 5, 6, 7], [1, 2, 3, 4])).transpose(0, 4, 1, 2, 3)
+
+    return numpy_conv3d if lib == "numpy" else None
+
+
+@case("conv_transpose2d fwd N16 C64 28x28 k4 s2 p1 O32", group="conv",
+      flops=2.0 * 16 * 64 * 28 * 28 * 32 * 16, peers=("numpy",))
+def conv_transpose2d_fwd(lib):
+    x, w = _rand(16, 64, 28, 28), _rand(64, 32, 4, 4, seed=1)  # w: (C_in, C_out, kh, kw)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.conv_transpose2d(x, w, stride=2, padding=1)
+
+    def numpy_conv_transpose2d():
+        # each input pixel scatters x . w over a k x k patch of a stride-2 grid, then crop the padding
+        cols = np.tensordot(x, w, axes=([1], [0]))  # (N, H, W, O, k, k)
+        full = np.zeros((16, 32, 2 * 27 + 4, 2 * 27 + 4), np.float32)
+        for i in range(4):
+            for j in range(4):
+                full[:, :, i:i + 56:2, j:j + 56:2] += cols[..., i, j].transpose(0, 3, 1, 2)
+        return full[:, :, 1:57, 1:57]
+
+    return numpy_conv_transpose2d if lib == "numpy" else None
+
+
+@case("im2col N32 C64 56x56 k3 p1", group="conv", bytes=2.0 * 32 * 64 * 9 * 56 * 56 * 4, peers=("numpy",))
+def im2col_case(lib):
+    x = _rand(32, 64, 56, 56)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.im2col(x, 3, padding=1)
+
+    def numpy_im2col():
+        win = np.lib.stride_tricks.sliding_window_view(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))), (3, 3), axis=(2, 3))
+        return np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(32, 64 * 9, 56 * 56)
+
+    return numpy_im2col if lib == "numpy" else None

@@ -144,3 +144,64 @@ def roi_align_frcnn(lib):
 
         return lambda: F.roi_align(x, rois, 7, spatial_scale=1 / 16, sampling_ratio=2, aligned=True)
     return None
+
+
+@case("roi_pool N2 C256 50x68 K512 7x7", group="detection", peers=())
+def roi_pool_frcnn(lib):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 256, 50, 68), dtype=np.float32)
+    boxes, _ = random_boxes(512, extent=700, size=(16, 300))
+    rois = np.concatenate([rng.integers(0, 2, (512, 1)).astype(np.float32), boxes], axis=1)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.roi_pool(x, rois, 7, spatial_scale=1 / 16)
+    return None
+
+
+def numpy_soft_nms(boxes, scores, iou_threshold=0.3, sigma=0.5, score_threshold=0.001):
+    """Gaussian soft-NMS as the paper's loop: pick the best, decay the rest by exp(-iou^2/sigma)."""
+    s = scores.astype(np.float64).copy()
+    alive = np.arange(len(s))
+    keep = []
+    while alive.size:
+        best = alive[np.argmax(s[alive])]
+        if s[best] <= score_threshold:
+            break
+        keep.append(best)
+        alive = alive[alive != best]
+        iou = numpy_box_iou(boxes[best][None], boxes[alive])[0]
+        s[alive] *= np.exp(-(iou ** 2) / sigma)
+    return np.array(keep, np.int64)
+
+
+@case("soft_nms gaussian 2000 random boxes", group="detection", peers=("numpy-loop",))
+def soft_nms_2k(lib):
+    boxes, scores = random_boxes(2000, seed=3)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.soft_nms(boxes, scores, 0.3, sigma=0.5)
+    return (lambda: numpy_soft_nms(boxes, scores)) if lib == "numpy-loop" else None
+
+
+@case("generalized_box_iou 2000x2000 (rate column = G pairs/s)", group="detection", flops=2000.0 * 2000,
+      peers=("numpy",))
+def giou_2000(lib):
+    a, _ = random_boxes(2000, seed=4)
+    b, _ = random_boxes(2000, seed=5)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.generalized_box_iou(a, b)
+
+    def numpy_giou():
+        area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+        area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+        inter = np.prod(np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:])
+                                - np.maximum(a[:, None, :2], b[None, :, :2]), 0, None), axis=2)
+        union = area_a[:, None] + area_b[None, :] - inter
+        hull = np.prod(np.maximum(a[:, None, 2:], b[None, :, 2:]) - np.minimum(a[:, None, :2], b[None, :, :2]), axis=2)
+        return inter / union - (hull - union) / hull
+
+    return numpy_giou if lib == "numpy" else None

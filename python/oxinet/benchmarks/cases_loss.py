@@ -211,3 +211,15 @@ def emb_bwd(lib):
 
         return run
     return None
+
+
+@case("embedding fwd 65536 idx from (50000, 256)", group="embedding", bytes=2.0 * 65536 * 256 * 4, peers=("numpy",))
+def embedding_fwd(lib):
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((50000, 256), dtype=np.float32)
+    idx = rng.integers(0, 50000, 65536)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.embedding(idx, weight)
+    return (lambda: np.take(weight, idx, axis=0)) if lib == "numpy" else None

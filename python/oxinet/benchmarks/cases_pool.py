@@ -113,3 +113,62 @@ def _register():
 
 
 _register()
+
+
+# --- adaptive pooling, unpooling and resampling: one forward row each
+
+
+def _planes(n, c, h, w, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, c, h, w), dtype=np.float32)
+
+
+@case("adaptive_avg_pool2d N64 C64 56x56 -> 7x7", group="pool", bytes=(64 * 64 * 56 * 56 + 64 * 64 * 49) * 4.0,
+      peers=("numpy",))
+def adaptive_avg(lib):
+    x = _planes(64, 64, 56, 56)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.adaptive_avg_pool2d(x, 7)
+    # 56 = 7 * 8: every adaptive window is an 8x8 block
+    return (lambda: x.reshape(64, 64, 7, 8, 7, 8).mean(axis=(3, 5))) if lib == "numpy" else None
+
+
+@case("max_unpool2d N64 C64 28x28 k2 -> 56x56", group="pool", bytes=(64 * 64 * 28 * 28 * 12 + 64 * 64 * 56 * 56 * 4.0),
+      peers=("numpy",))
+def unpool(lib):
+    import oxinet.ops as F
+
+    y, idx = F.max_pool2d(_planes(64, 64, 56, 56), 2, return_indices=True)
+    if lib == "oxinet":
+        return lambda: F.max_unpool2d(y, idx, 2)
+
+    def numpy_unpool():
+        out = np.zeros((64 * 64, 56 * 56), np.float32)
+        np.put_along_axis(out, idx.reshape(64 * 64, -1), y.reshape(64 * 64, -1), axis=1)
+        return out.reshape(64, 64, 56, 56)
+
+    return numpy_unpool if lib == "numpy" else None
+
+
+def _bilinear_matrix(n_in, n_out):
+    """(n_out, n_in) interpolation weights of PyTorch's bilinear rule, align_corners=False."""
+    src = np.maximum((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0.0)
+    lo = np.minimum(np.floor(src).astype(int), n_in - 1)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = src - lo
+    m = np.zeros((n_out, n_in), np.float32)
+    np.add.at(m, (np.arange(n_out), lo), 1 - frac)
+    np.add.at(m, (np.arange(n_out), hi), frac)
+    return m
+
+
+@case("interpolate bilinear x2 N32 C64 28x28", group="pool", bytes=32 * 64 * 28 * 28 * 5 * 4.0, peers=("numpy",))
+def bilinear_up(lib):
+    x = _planes(32, 64, 28, 28)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    m = _bilinear_matrix(28, 56)
+    return (lambda: m @ x @ m.T) if lib == "numpy" else None

@@ -165,3 +165,23 @@ for _kind in ("lstm", "gru"):
         _rnn_case(_kind, 100, 32, 128, 256, _bw)
 _rnn_case("gru", 500, 1, 64, 128, True)
 _rnn_case("lstm", 500, 1, 64, 128, True)
+
+
+@case("lstm_cell B64 D128 H256 fwd", group="rnn", flops=2.0 * 64 * 4 * 256 * (128 + 256), peers=("numpy",))
+def lstm_cell_fwd(lib):
+    rng = np.random.default_rng(0)
+    x, h, c = (rng.standard_normal(s, dtype=np.float32) for s in ((64, 128), (64, 256), (64, 256)))
+    w_ih = rng.standard_normal((1024, 128), dtype=np.float32) * 0.1
+    w_hh = rng.standard_normal((1024, 256), dtype=np.float32) * 0.1
+    b = rng.standard_normal(1024, dtype=np.float32) * 0.1
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.lstm_cell(x, h, c, w_ih, w_hh, b, b)
+
+    def numpy_lstm_cell():
+        i, f, g, o = np.split(x @ w_ih.T + h @ w_hh.T + 2 * b, 4, axis=1)  # gate order i, f, g, o
+        c_new = _sig(f) * c + _sig(i) * np.tanh(g)
+        return _sig(o) * np.tanh(c_new), c_new
+
+    return numpy_lstm_cell if lib == "numpy" else None
