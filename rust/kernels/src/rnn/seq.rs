@@ -68,9 +68,10 @@ struct StepWeight<T> {
 }
 
 impl<T: RnnFloat> StepWeight<T> {
-    /// From a row-major contiguous `w (k, n)`.
-    fn new(w: Vec<T>, k: usize, n: usize) -> Self {
-        let packed = if T::packed_kernel() {
+    /// From a row-major contiguous `w (k, n)` used for `steps` products. Packing the
+    /// panels costs about as much as one product, so a single step (a cell) skips it.
+    fn new(w: Vec<T>, k: usize, n: usize, steps: usize) -> Self {
+        let packed = if T::packed_kernel() && steps > 1 {
             Some(panel::pack(k, n, |kk, c| w[kk * n + c]))
         } else {
             None
@@ -176,7 +177,7 @@ pub(crate) fn forward<T: RnnFloat>(
             }
         }
     }
-    let wt = StepWeight::new(to_vec2(w.w_hh.t()), h, gh); // W_hh^T (H, G*H)
+    let wt = StepWeight::new(to_vec2(w.w_hh.t()), h, gh, t); // W_hh^T (H, G*H)
 
     let mut hs = vec![zero; (t + 1) * b * h];
     if let Some(h0) = &h0 {
@@ -358,7 +359,7 @@ pub(crate) fn backward<T: RnnFloat>(
     let dc_init = dc_n
         .map(|a| to_vec2(a))
         .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
-    let whh = StepWeight::new(to_vec2(w_hh), gh, h); // W_hh (G*H, H)
+    let whh = StepWeight::new(to_vec2(w_hh), gh, h, t); // W_hh (G*H, H)
 
     let mut dgx = vec![zero; t * b * gh];
     let mut dgh = vec![zero; if gru { t * b * gh } else { 0 }];
