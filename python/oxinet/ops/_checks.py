@@ -80,3 +80,18 @@ def check_reduction(reduction, op: str) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: 'reduction' must be one of {REDUCTIONS}, got {reduction!r}")
     return reduction
+
+
+def empty(shape, dtype) -> np.ndarray:
+    """An uninitialised C-contiguous array for a kernel to fill (``np.empty`` semantics).
+
+    Large float32/float64/int64 outputs reuse the memory of dropped ones (see
+    ``oxinet._core.empty``): a fresh large array otherwise pays one page fault per page.
+    """
+    from oxinet import _core
+
+    dtype = np.dtype(dtype)
+    shape = tuple(int(d) for d in shape)
+    if dtype.name in ("float32", "float64", "int64"):
+        return _core.empty(shape, dtype.name)
+    return np.empty(shape, dtype)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, kernel_for, normalize_axis, result_dtype
+from oxinet.ops._checks import as_float_array, empty, kernel_for, normalize_axis, result_dtype
 
 __all__ = [
     "sigmoid",
@@ -64,7 +64,7 @@ def _act(x, kind: str, op: str, p1: float = 0.0, p2: float = 0.0) -> np.ndarray:
     a = as_float_array(x, "input", op)
     a = np.ascontiguousarray(a)
     f = kernel_for(a.dtype, _core.activation_f32, _core.activation_f64)
-    out = np.empty_like(a)
+    out = empty(a.shape, a.dtype)
     f(a, out, kind, p1, p2)
     return out
 
@@ -78,7 +78,7 @@ def _act_bwd(g, x, kind: str, op: str, p1: float = 0.0, p2: float = 0.0) -> np.n
     a = np.ascontiguousarray(a, dtype=dtype)
     gy = np.ascontiguousarray(gy, dtype=dtype)
     f = kernel_for(dtype, _core.activation_backward_f32, _core.activation_backward_f64)
-    dx = np.empty_like(a)
+    dx = empty(a.shape, a.dtype)
     f(a, gy, dx, kind, p1, p2)
     return dx
 
@@ -199,7 +199,7 @@ def _softmax(x, dim, axis, log: bool, op: str) -> np.ndarray:
     d = normalize_axis(dim, a1.ndim, op)
     a1 = np.ascontiguousarray(a1)
     f = kernel_for(a1.dtype, _core.softmax_f32, _core.softmax_f64)
-    y = np.empty_like(a1)
+    y = empty(a1.shape, a1.dtype)
     f(a1, y, *_dims(a1.shape, d), log)
     return y.reshape(shape)
 
@@ -233,7 +233,7 @@ def _softmax_bwd(g, y, dim, axis, log: bool, op: str) -> np.ndarray:
     o1 = np.ascontiguousarray(o1, dtype=dtype)
     g1 = np.ascontiguousarray(g1, dtype=dtype)
     f = kernel_for(dtype, _core.softmax_backward_f32, _core.softmax_backward_f64)
-    dx = np.empty_like(o1)
+    dx = empty(o1.shape, o1.dtype)
     f(o1, g1, dx, *_dims(o1.shape, d), log)
     return dx.reshape(shape)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, as_index_array, check_out, check_reduction, kernel_for, result_dtype
+from oxinet.ops._checks import as_float_array, as_index_array, check_out, check_reduction, empty, kernel_for, result_dtype
 
 __all__ = [
     "cross_entropy",
@@ -106,7 +106,7 @@ def _ce_run(x2, t2, prob, w1, dtype, eps, ignore_index, gscale, grad=None):
     f = kernel_for(dtype, _core.cross_entropy_f32, _core.cross_entropy_f64)
     loss = np.empty(x2.shape[0], dtype)
     if gscale is not None and grad is None:
-        grad = np.empty_like(x2)
+        grad = empty(x2.shape, x2.dtype)
     f(x2, None if prob else t2, t2 if prob else None, w1, ignore_index, eps, loss, gscale, grad)
     return loss, grad
 
@@ -313,7 +313,7 @@ def binary_cross_entropy_with_logits_with_grad(input, target, weight=None, *, po
     x, y, w, pw, dtype = _bce_prepare(input, target, weight, pos_weight, reduction, op)
     gs = _gscale(grad_output, reduction, float(x.size), x.shape, dtype, op)
     f = kernel_for(dtype, _core.bce_with_logits_f32, _core.bce_with_logits_f64)
-    rows, g = np.empty_like(x), np.empty_like(x)
+    rows, g = np.empty_like(x), empty(x.shape, x.dtype)
     f(x, y, w, pw, rows, gs, g)
     return _reduce(rows, reduction, float(x.size), x.shape, dtype), g
 

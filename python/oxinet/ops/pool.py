@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, check_out, kernel_for
+from oxinet.ops._checks import as_float_array, check_out, empty, kernel_for
 from oxinet.ops._spatial import (
     as_planes,
     check_rank,
@@ -113,7 +113,7 @@ def _target(out, shape, spatial, dtype, op, *inputs):
     C-contiguous, else a fresh array copied into ``out`` afterwards (see _finish)."""
     p3 = planes(shape, spatial)
     if out is None:
-        buf = np.empty(p3, dtype)
+        buf = empty(p3, dtype)
         return buf, buf.reshape(shape)
     check_out(out, shape, dtype, op, *inputs)
     if out.flags.c_contiguous:
@@ -137,7 +137,7 @@ def _max_pool(op, x, spatial, kernel_size, stride, padding, dilation, ceil_mode,
     x3 = as_planes(x, spatial, x.dtype)
     shape = _out_shape(x.shape, spatial, oh, ow)
     buf, result = _target(out, shape, spatial, x.dtype, op, x)
-    idx = np.empty(buf.shape, np.int64) if return_indices else None
+    idx = empty(buf.shape, np.int64) if return_indices else None
     kernel_for(x.dtype, _core.max_pool2d_f32, _core.max_pool2d_f64)(
         x3, buf, idx, k, s, p, d, bool(ceil_mode)
     )
@@ -315,7 +315,7 @@ def _adaptive_avg_backward(op, dy, input_shape, spatial):
         raise ValueError(
             f"{op}: 'dy' has shape {dy.shape}, which does not match 'input_shape' {shape}"
         )
-    dx = np.empty(planes(shape, spatial), dy.dtype)
+    dx = empty(planes(shape, spatial), dy.dtype)
     kernel_for(dy.dtype, _core.adaptive_avg_pool2d_backward_f32,
                _core.adaptive_avg_pool2d_backward_f64)(as_planes(dy, spatial, dy.dtype), dx)
     return dx.reshape(shape)
@@ -416,7 +416,7 @@ def _unpool(op, x, indices, spatial, kernel_size, stride, padding, output_size):
     oh, ow = (1, size[0]) if spatial == 1 else size
     x3 = as_planes(x, spatial, x.dtype)
     ix3 = np.ascontiguousarray(indices, dtype=np.int64).reshape(x3.shape)
-    out = np.empty((x3.shape[0], oh, ow), x.dtype)
+    out = empty((x3.shape[0], oh, ow), x.dtype)
     kernel_for(x.dtype, _core.max_unpool2d_f32, _core.max_unpool2d_f64)(x3, ix3, out)
     return out.reshape(_out_shape(x.shape, spatial, oh, ow))
 
@@ -432,7 +432,7 @@ def _unpool_backward(op, dy, indices, spatial):
     check_rank(indices.shape, spatial, "indices", op)
     dy3 = as_planes(dy, spatial, dy.dtype)
     ix3 = np.ascontiguousarray(indices, dtype=np.int64).reshape(planes(indices.shape, spatial))
-    dx = np.empty(ix3.shape, dy.dtype)
+    dx = empty(ix3.shape, dy.dtype)
     kernel_for(dy.dtype, _core.max_unpool2d_backward_f32, _core.max_unpool2d_backward_f64)(dy3, ix3, dx)
     return dx.reshape(indices.shape)
 

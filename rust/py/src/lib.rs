@@ -11,6 +11,7 @@ mod detection;
 mod guard;
 mod linalg;
 mod pool;
+mod recycle;
 mod rnn;
 mod attention;
 mod nn_functional;
@@ -27,5 +28,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     attention::register(m)?;
     nn_functional::register(m)?;
     detection::register(m)?;
+    recycle::register(m)?;
     Ok(())
 }
