@@ -125,3 +125,43 @@ if given is not None:
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * (1 + np.abs(want)).max())
         if not log:
             np.testing.assert_allclose(got.sum(axis), 1.0, rtol=1e-12)
+
+
+# --- the float32 AVX-512 row kernels (last axis, float32): lengths around the 16- and
+# 64-lane blocks and their masked tails, NaN / -inf, and 1 vs 2 threads bit for bit.
+
+@pytest.mark.parametrize("c", [1, 2, 15, 16, 17, 63, 64, 65, 127, 1000, 10003])
+def test_float32_rows_of_every_remainder(c):
+    x = rand(7, c, seed=c, dtype=np.float32)
+    y, ly = F.softmax(x), F.log_softmax(x)
+    np.testing.assert_allclose(y, ref_softmax(x, -1), atol=2e-6, rtol=2e-6)
+    np.testing.assert_allclose(ly, ref_log_softmax(x, -1), atol=4e-5, rtol=2e-6)
+    np.testing.assert_allclose(y.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_float32_nan_and_neg_inf_rows():
+    x = np.zeros((4, 37), np.float32)
+    x[0, 20] = np.nan
+    x[1] = -np.inf
+    x[2, ::2] = -np.inf
+    x[3, 36] = np.nan  # in the masked tail
+    for f in (F.softmax, F.log_softmax):
+        y = f(x)
+        assert np.isnan(y[0]).all() and np.isnan(y[1]).all() and np.isnan(y[3]).all()
+    y = F.softmax(x)
+    np.testing.assert_array_equal(y[2, ::2], 0)
+    np.testing.assert_allclose(y[2, 1::2], 1 / 18, rtol=1e-6)
+    assert np.isneginf(F.log_softmax(x)[2, ::2]).all()
+
+
+def test_float32_rows_do_not_depend_on_threads():
+    x = rand(257, 10000, seed=6, dtype=np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        oxinet.set_num_threads(1)
+        a = F.softmax(x)
+        oxinet.set_num_threads(2)
+        b = F.softmax(x)
+    finally:
+        oxinet.set_num_threads(before)
+    np.testing.assert_array_equal(a, b)

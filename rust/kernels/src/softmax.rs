@@ -15,6 +15,22 @@ use crate::parallel;
 use crate::vmath::{row_dot, row_exp_store, row_max, row_sum, row_sum_exp, Real};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+
+/// True when the float32 AVX-512 row kernels of [`avx512`] apply to `T` on this CPU.
+#[inline]
+fn fast_f32<T: 'static>() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx512::available::<T>()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 fn check_len(name: &str, op: &str, got: usize, want: usize) -> KernelResult<()> {
     if got != want {
         return Err(KernelError::shape(format!("{op}: '{name}' has {got} elements, expected {want}")));
@@ -160,7 +176,13 @@ pub fn softmax<T: Real>(x: &[T], y: &mut [T], dims: (usize, usize, usize), log: 
     }
     let work = n.saturating_mul(8);
     parallel::run(work, || {
-        if inner == 1 {
+        if inner == 1 && fast_f32::<T>() {
+            #[cfg(target_arch = "x86_64")]
+            y.par_chunks_mut(c).zip(x.par_chunks(c)).with_min_len(min_rows(c)).for_each(|(yr, xr)| {
+                // SAFETY: fast_f32 checked AVX-512 and T == f32.
+                unsafe { avx512::softmax_row(avx512::f32s(xr), avx512::f32s_mut(yr), log) }
+            });
+        } else if inner == 1 {
             y.par_chunks_mut(c)
                 .zip(x.par_chunks(c))
                 .with_min_len(min_rows(c))
