@@ -38,6 +38,34 @@ fn check_len(name: &str, op: &str, got: usize, want: usize) -> KernelResult<()> 
     Ok(())
 }
 
+/// `max(x)`, through the AVX-512 float32 kernel when it applies.
+#[inline(always)]
+fn fast_max<T: Real>(x: &[T]) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if fast_f32::<T>() {
+        // SAFETY: fast_f32 checked AVX-512 and T == f32.
+        let m = unsafe { avx512::row_max(avx512::f32s(x)) };
+        return T::from_f32(m).unwrap_or_else(T::nan);
+    }
+    row_max(x)
+}
+
+/// `y = exp(x - m)` (or only the sum when `y` is `None`), returning the sum.
+#[inline(always)]
+fn fast_exp<T: Real>(x: &[T], m: T, y: Option<&mut [T]>) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if fast_f32::<T>() {
+        let mf = m.to_f32().unwrap_or(f32::NAN);
+        // SAFETY: fast_f32 checked AVX-512 and T == f32.
+        let s = unsafe { avx512::exp_store(avx512::f32s(x), mf, y.map(avx512::f32s_mut)) };
+        return T::from_f32(s).unwrap_or_else(T::nan);
+    }
+    match y {
+        Some(y) => row_exp_store(x, m, y),
+        None => row_sum_exp(x, m),
+    }
+}
+
 /// Rows per parallel task so that each task touches at least ~16k elements.
 fn min_rows(c: usize) -> usize {
     (16384 / c.max(1)).max(1)
@@ -264,16 +292,16 @@ struct RowCtx<'a, T> {
 fn ce_index_row_body<T: Real>(x: &[T], t: usize, ctx: &RowCtx<'_, T>, gs: T, g: Option<&mut [T]>) -> T {
     let c = x.len();
     let ct = T::from_usize(c).unwrap_or_else(T::one);
-    let m = row_max(x);
+    let m = fast_max(x);
     let wy = ctx.weight.map_or(T::one(), |w| w[t]);
     let keep = T::one() - ctx.eps;
     let smooth_c = ctx.eps / ct;
     let (s, g) = match g {
         Some(g) => {
-            let s = row_exp_store(x, m, g);
+            let s = fast_exp(x, m, Some(&mut *g));
             (s, Some(g))
         }
-        None => (row_sum_exp(x, m), None),
+        None => (fast_exp(x, m, None), None),
     };
     // log p_j = (x_j - m) - ln s, kept in this form so huge logits lose nothing.
     let ls = s.ln();
