@@ -197,3 +197,57 @@ def test_generalized_box_iou_backward_gradcheck():
     check_grad(lambda: np.sum(we * F.elementwise_generalized_box_iou(a, bb)), bb, eb)
     with pytest.raises(ValueError, match="'grad_output'"):
         F.generalized_box_iou_backward(np.zeros((5, 4)), a, b)
+
+
+# --- the fused Rust generalized_box_iou against the NumPy broadcast formula it replaced
+# (same operation order: equal up to the last bit on ordinary boxes), degenerate boxes,
+# NaN, row lengths around the SIMD widths, and 1 vs 2 threads.
+
+def _numpy_giou(a, b):
+    from oxinet.ops.boxes import _giou
+
+    return _giou(a[:, None, :], b[None, :, :])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,m", [(1, 1), (3, 15), (5, 16), (7, 17), (33, 130), (2, 1000)])
+def test_fused_giou_matches_the_numpy_formula(dtype, n, m):
+    rng = np.random.default_rng(n * 1000 + m)
+    a = random_boxes(rng, n).astype(dtype)
+    b = random_boxes(rng, m).astype(dtype)
+    b[::5] = b[::5, [2, 3, 0, 1]]  # some inverted boxes
+    a[0] = [3, 3, 3, 3]  # zero area
+    with np.errstate(all="ignore"):
+        want = _numpy_giou(a, b)
+    got = F.generalized_box_iou(a, b)
+    assert got.dtype == dtype and got.shape == (n, m)
+    np.testing.assert_allclose(got, want, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+
+
+def test_fused_giou_nan_identical_and_point_boxes():
+    a = np.array([[0, 0, 2, 2], [np.nan, 0, 1, 1], [1, 1, 1, 1]], np.float32)
+    b = np.array([[0, 0, 2, 2], [1, 1, 1, 1], [5, 5, 6, 6]], np.float32)
+    g = F.generalized_box_iou(a, b)
+    with np.errstate(all="ignore"):
+        want = _numpy_giou(a, b)
+    assert np.isnan(g[1]).all()
+    assert g[0, 0] == 1.0
+    assert np.array_equal(np.isnan(g), np.isnan(want))
+    np.testing.assert_allclose(g[~np.isnan(g)], want[~np.isnan(want)], rtol=1e-6)
+
+
+def test_fused_giou_does_not_depend_on_threads():
+    import oxinet
+
+    rng = np.random.default_rng(9)
+    a, b = random_boxes(rng, 300).astype(np.float32), random_boxes(rng, 301).astype(np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        oxinet.set_num_threads(1)
+        g1 = F.generalized_box_iou(a, b)
+        oxinet.set_num_threads(2)
+        g2 = F.generalized_box_iou(a, b)
+    finally:
+        oxinet.set_num_threads(before)
+    np.testing.assert_array_equal(g1, g2)

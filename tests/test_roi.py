@@ -210,3 +210,74 @@ def test_roi_ops_match_reference_on_random_boxes(rows, sr, aligned, scale, size)
     np.testing.assert_allclose(F.roi_align(x, rois, size, scale, sr, aligned),
                                ref_roi_align(x, rois, ph, pw, scale, sr, aligned), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(F.roi_pool(x, rois, size, scale), ref_roi_pool(x, rois, ph, pw, scale))
+
+
+# --- the channels-last roi_pool path: many channels (SIMD remainders), ties (the first
+# maximum in row-major order wins), NaN (never wins), the lowest finite value (argmax -1),
+# float32, and 1 vs 2 threads.
+
+def ref_roi_pool_argmax(x, rois, ph, pw, scale):
+    """torchvision's scan: first value strictly greater than all before it, from -max."""
+    k, (c, h, w) = rois.shape[0], x.shape[1:]
+    rnd = lambda v: int(math.floor(abs(v) + 0.5)) * (1 if v >= 0 else -1)
+    low = np.finfo(x.dtype).min
+    out = np.zeros((k, c, ph, pw), x.dtype)
+    arg = np.full((k, c, ph, pw), -1, np.int64)
+    for r in range(k):
+        n = int(rois[r, 0])
+        sw, sh, ew, eh = (rnd(v * scale) for v in rois[r, 1:])
+        bh, bw = max(eh - sh + 1, 1) / ph, max(ew - sw + 1, 1) / pw
+        for i in range(ph):
+            for j in range(pw):
+                hs = min(max(math.floor(i * bh) + sh, 0), h)
+                he = min(max(math.ceil((i + 1) * bh) + sh, 0), h)
+                ws = min(max(math.floor(j * bw) + sw, 0), w)
+                we = min(max(math.ceil((j + 1) * bw) + sw, 0), w)
+                if he <= hs or we <= ws:
+                    continue
+                for ch in range(c):
+                    m, mi = low, -1
+                    for yy in range(hs, he):
+                        for xx in range(ws, we):
+                            if x[n, ch, yy, xx] > m:
+                                m, mi = x[n, ch, yy, xx], yy * w + xx
+                    out[r, ch, i, j], arg[r, ch, i, j] = m, mi
+    return out, arg
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("c", [1, 17, 40])
+def test_roi_pool_ties_nan_lowest_and_channels(dtype, c):
+    rng = np.random.default_rng(c)
+    x = rng.integers(-2, 3, (2, c, 7, 9)).astype(dtype)  # many ties
+    x[0, 0, 2, 3] = np.nan
+    x[1, c - 1, 1:4, 1:4] = np.nan
+    x[0, c // 2, :3, :3] = np.finfo(dtype).min
+    got, arg = F.roi_pool(x, ROIS.astype(dtype), (3, 2), 1.0, return_indices=True)
+    want, warg = ref_roi_pool_argmax(x, ROIS, 3, 2, 1.0)
+    np.testing.assert_array_equal(arg, warg)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == dtype
+
+
+def test_roi_pool_many_rois_threads_and_views():
+    import oxinet
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 33, 12, 15)).astype(np.float32)
+    xy = rng.uniform(-3, 16, (40, 2))
+    rois = np.concatenate([rng.integers(0, 2, (40, 1)), xy, xy + rng.uniform(0, 9, (40, 2))], 1).astype(np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        oxinet.set_num_threads(1)
+        a1 = F.roi_pool(x, rois, 4, 0.8, return_indices=True)
+        oxinet.set_num_threads(2)
+        a2 = F.roi_pool(x, rois, 4, 0.8, return_indices=True)
+    finally:
+        oxinet.set_num_threads(before)
+    np.testing.assert_array_equal(a1[0], a2[0])
+    np.testing.assert_array_equal(a1[1], a2[1])
+    np.testing.assert_array_equal(a1[0], ref_roi_pool(x, rois, 4, 4, 0.8).astype(np.float32))
+    # a non-contiguous input gives the same result
+    xs = np.ascontiguousarray(x[:, ::-1])[:, ::-1]
+    np.testing.assert_array_equal(F.roi_pool(xs, rois, 4, 0.8), a1[0])

@@ -7,8 +7,27 @@ use numpy::{
     IntoPyArray, PyArray1, PyArray4, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray4, PyReadwriteArray2,
     PyReadwriteArray4,
 };
+use numpy::PyArrayMethods;
 use oxinet_kernels::detection::{iou, nms, roi, soft_nms};
 use pyo3::prelude::*;
+
+macro_rules! giou_binding {
+    ($t:ty, $name:ident) => {
+        /// Pairwise generalized IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M).
+        #[pyfunction]
+        fn $name<'py>(
+            py: Python<'py>,
+            a: PyReadonlyArray2<'py, $t>,
+            b: PyReadonlyArray2<'py, $t>,
+            mut out: PyReadwriteArray2<'py, $t>,
+        ) -> PyResult<()> {
+            let (a, b, o) = (a.as_array(), b.as_array(), out.as_array_mut());
+            run_kernel(py, move || iou::generalized_box_iou(a, b, o))
+        }
+    };
+}
+giou_binding!(f32, generalized_box_iou_f32);
+giou_binding!(f64, generalized_box_iou_f64);
 
 macro_rules! detection_bindings {
     ($t:ty, $box_iou:ident, $nms:ident, $batched:ident, $soft:ident, $align:ident, $align_bw:ident,
@@ -151,8 +170,20 @@ macro_rules! detection_bindings {
             spatial_scale: $t,
         ) -> PyResult<(Bound<'py, PyArray4<$t>>, Bound<'py, PyArray4<i64>>)> {
             let (x, r) = (input.as_array(), rois.as_array());
-            let (o, a) = run_kernel(py, move || roi::roi_pool(x, r, pooled_h, pooled_w, spatial_scale))?;
-            Ok((o.into_pyarray(py), a.into_pyarray(py)))
+            let shape = [r.nrows(), x.shape()[1], pooled_h, pooled_w];
+            // Recycled memory: no page faults of fresh (K, C, ph, pw) outputs.
+            let o = crate::recycle::empty::<$t>(py, &shape)?;
+            let a = crate::recycle::empty::<i64>(py, &shape)?;
+            {
+                let (mut ow, mut aw) = (o.readwrite(), a.readwrite());
+                let (ov, av) = (ow.as_array_mut(), aw.as_array_mut());
+                let (ov, av) = (
+                    ov.into_dimensionality::<numpy::ndarray::Ix4>().expect("4-D"),
+                    av.into_dimensionality::<numpy::ndarray::Ix4>().expect("4-D"),
+                );
+                run_kernel(py, move || roi::roi_pool_into(x, r, spatial_scale, ov, av))?;
+            }
+            Ok((o.cast_into::<PyArray4<$t>>()?, a.cast_into::<PyArray4<i64>>()?))
         }
 
         /// RoIPool backward: accumulates into grad_input (N, C, H, W).
@@ -201,6 +232,8 @@ detection_bindings!(
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(box_iou_f32, m)?)?;
     m.add_function(wrap_pyfunction!(box_iou_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(generalized_box_iou_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(generalized_box_iou_f64, m)?)?;
     m.add_function(wrap_pyfunction!(nms_f32, m)?)?;
     m.add_function(wrap_pyfunction!(nms_f64, m)?)?;
     m.add_function(wrap_pyfunction!(batched_nms_f32, m)?)?;

@@ -227,6 +227,87 @@ pub fn box_iou<T: Scalar>(
     Ok(())
 }
 
+/// `out[j] = GIoU(a, b[j])` with the operation order of the NumPy/torchvision formula:
+/// `iou - (c - union) / c`, `c` the area of the smallest enclosing box.
+#[inline(always)]
+fn giou_row<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
+    let m = out.len();
+    let zero = T::zero();
+    let area_a = (a[2] - a[0]) * (a[3] - a[1]);
+    let (bx1, by1, bx2, by2, ba) = (&b.x1[..m], &b.y1[..m], &b.x2[..m], &b.y2[..m], &b.area[..m]);
+    for j in 0..m {
+        let w = fmax(fmin(a[2], bx2[j]) - fmax(a[0], bx1[j]), zero);
+        let h = fmax(fmin(a[3], by2[j]) - fmax(a[1], by1[j]), zero);
+        let inter = w * h;
+        let union = area_a + ba[j] - inter;
+        let iou = inter / union;
+        let cw = fmax(fmax(a[2], bx2[j]) - fmin(a[0], bx1[j]), zero);
+        let ch = fmax(fmax(a[3], by2[j]) - fmin(a[1], by1[j]), zero);
+        let c = cw * ch;
+        out[j] = iou - (c - union) / c;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx512dq")]
+unsafe fn giou_row_avx512<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
+    giou_row(a, b, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn giou_row_avx2<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
+    giou_row(a, b, out)
+}
+
+fn giou_row_dispatch<T: Scalar>(simd: SimdLevel, a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
+    match simd {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level was detected on this CPU.
+        SimdLevel::Avx512 => unsafe { giou_row_avx512(a, b, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        SimdLevel::Avx2Fma => unsafe { giou_row_avx2(a, b, out) },
+        _ => giou_row(a, b, out),
+    }
+}
+
+/// `out[i, j] = GIoU(a[i], b[j])` for `a: (N, 4)`, `b: (M, 4)`, `out: (N, M)` (C-contiguous):
+/// `IoU - (C - union) / C` with `C` the area of the smallest box enclosing both, computed
+/// in the same order as torchvision's `generalized_box_iou` (degenerate pairs give NaN
+/// where it does). One fused pass, parallel over rows.
+pub fn generalized_box_iou<T: Scalar>(
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    mut out: ArrayViewMut2<'_, T>,
+) -> KernelResult<()> {
+    let op = "generalized_box_iou";
+    check_boxes(op, "boxes1", &a)?;
+    check_boxes(op, "boxes2", &b)?;
+    let (n, m) = (a.nrows(), b.nrows());
+    if out.dim() != (n, m) {
+        return Err(KernelError::shape(format!("{op}: 'out' has shape {:?}, expected ({n}, {m})", out.shape())));
+    }
+    if n == 0 || m == 0 {
+        return Ok(());
+    }
+    let soa = BoxesSoa::gather(&b, 0..m);
+    let rows: Vec<[T; 4]> = (0..n).map(|i| [a[[i, 0]], a[[i, 1]], a[[i, 2]], a[[i, 3]]]).collect();
+    let simd = level();
+    let Some(flat) = out.as_slice_mut() else {
+        return Err(KernelError::shape(format!("{op}: 'out' must be C-contiguous")));
+    };
+    parallel::run(n.saturating_mul(m).saturating_mul(16), || {
+        let rows_per_task = (16384 / m).clamp(1, 64);
+        flat.par_chunks_mut(m * rows_per_task).enumerate().for_each(|(t, chunk)| {
+            for (r, out_row) in chunk.chunks_mut(m).enumerate() {
+                giou_row_dispatch(simd, rows[t * rows_per_task + r], &soa, out_row);
+            }
+        });
+    });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +366,29 @@ mod tests {
         for (x, y) in out.slice(ndarray::s![..40, ..]).iter().zip(r.iter()) {
             assert!(x == y || (x.is_nan() && y.is_nan()), "{x} vs {y}");
         }
+    }
+
+    #[test]
+    fn giou_matches_naive() {
+        let (a, b) = (boxes(37, 5), boxes(301, 6));
+        let mut out = Array2::zeros((37, 301));
+        generalized_box_iou(a.view(), b.view(), out.view_mut()).unwrap();
+        let iou = naive(&a, &b);
+        for i in 0..37 {
+            for j in 0..301 {
+                let cw = (a[[i, 2]].max(b[[j, 2]]) - a[[i, 0]].min(b[[j, 0]])).max(0.0);
+                let ch = (a[[i, 3]].max(b[[j, 3]]) - a[[i, 1]].min(b[[j, 1]])).max(0.0);
+                let iw = (a[[i, 2]].min(b[[j, 2]]) - a[[i, 0]].max(b[[j, 0]])).max(0.0);
+                let ih = (a[[i, 3]].min(b[[j, 3]]) - a[[i, 1]].max(b[[j, 1]])).max(0.0);
+                let aa = (a[[i, 2]] - a[[i, 0]]) * (a[[i, 3]] - a[[i, 1]]);
+                let ab = (b[[j, 2]] - b[[j, 0]]) * (b[[j, 3]] - b[[j, 1]]);
+                let union = aa + ab - iw * ih;
+                let want = iou[[i, j]] - (cw * ch - union) / (cw * ch);
+                let got = out[[i, j]];
+                assert!(got == want || (got - want).abs() <= 1e-12 || (got.is_nan() && want.is_nan()), "{got} vs {want}");
+            }
+        }
+        assert!(generalized_box_iou(a.view(), b.view(), Array2::zeros((2, 3)).view_mut()).is_err());
     }
 
     #[test]

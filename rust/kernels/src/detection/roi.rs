@@ -451,54 +451,124 @@ pub fn roi_pool<T: Scalar>(
     pooled_w: usize,
     spatial_scale: T,
 ) -> KernelResult<(Array4<T>, Array4<i64>)> {
+    let k = rois.nrows();
+    let c = input.len_of(Axis(1));
+    let mut out = Array4::<T>::zeros((k, c, pooled_h, pooled_w));
+    let mut arg = Array4::<i64>::zeros((k, c, pooled_h, pooled_w));
+    roi_pool_into(input, rois, spatial_scale, out.view_mut(), arg.view_mut())?;
+    Ok((out, arg))
+}
+
+/// One bin of every channel at once: `m[ch] = max` over the bin's pixels of the
+/// channels-last plane set `xt (H, W, C)`, `mi[ch]` the flat index of the first pixel
+/// strictly greater than all before it (torchvision's rule: starting from the lowest
+/// finite value, NaN never wins; -1 when no pixel beats it). Vectorised over channels.
+#[inline(always)]
+fn pool_bin_body<T: Scalar>(xt: &[T], c: usize, w: usize, bin: [i64; 4], m: &mut [T], mi: &mut [i32]) {
+    m.fill(T::min_value());
+    mi.fill(-1);
+    let (m, mi) = (&mut m[..c], &mut mi[..c]);
+    for y in bin[0] as usize..bin[1] as usize {
+        for x in bin[2] as usize..bin[3] as usize {
+            let p = y * w + x;
+            let px = &xt[p * c..(p + 1) * c];
+            let idx = p as i32;
+            for ((mv, ix), &v) in m.iter_mut().zip(mi.iter_mut()).zip(px) {
+                let gt = v > *mv;
+                *mv = if gt { v } else { *mv };
+                *ix = if gt { idx } else { *ix };
+            }
+        }
+    }
+}
+crate::multiversion!(fn pool_bin<T: Scalar>(xt: &[T], c: usize, w: usize, bin: [i64; 4], m: &mut [T], mi: &mut [i32]) -> () => pool_bin_body);
+
+/// [`roi_pool`] into caller-provided `out` and `argmax` (both `(K, C, ph, pw)`,
+/// C-contiguous, fully overwritten).
+///
+/// The input is first copied channels-last (`(N, H, W, C)`, one pass), so that each
+/// bin is a max over a few pixels of whole channel vectors; tasks are rois (independent
+/// outputs: the result does not depend on the thread count).
+pub fn roi_pool_into<T: Scalar>(
+    input: ArrayView4<'_, T>,
+    rois: ArrayView2<'_, T>,
+    spatial_scale: T,
+    mut out: ArrayViewMut4<'_, T>,
+    mut arg: ArrayViewMut4<'_, i64>,
+) -> KernelResult<()> {
     let op = "roi_pool";
+    let (k, oc, pooled_h, pooled_w) = out.dim();
     check_params(op, pooled_h, pooled_w)?;
     let (n, c, h, w) = input.dim();
     let batch = check_rois(op, &rois, n)?;
-    let k = rois.nrows();
-    let nbins = pooled_h * pooled_w;
-    let mut out = Array4::<T>::zeros((k, c, pooled_h, pooled_w));
-    let mut arg = Array4::<i64>::from_elem((k, c, pooled_h, pooled_w), -1);
+    if rois.nrows() != k || oc != c || arg.dim() != out.dim() {
+        return Err(KernelError::shape(format!(
+            "{op}: 'out' {:?} and 'argmax' {:?} must both be ({}, {c}, ph, pw)",
+            out.shape(),
+            arg.shape(),
+            rois.nrows()
+        )));
+    }
     let Some(data) = input.as_slice() else {
         return Err(KernelError::shape(format!("{op}: 'input' must be C-contiguous")));
     };
+    if h.checked_mul(w).is_none_or(|hw| hw > i32::MAX as usize) {
+        return Err(KernelError::shape(format!("{op}: planes of {h}x{w} are too large")));
+    }
+    let (Some(of), Some(af)) = (out.as_slice_mut(), arg.as_slice_mut()) else {
+        return Err(KernelError::shape(format!("{op}: 'out' and 'argmax' must be C-contiguous")));
+    };
     if k == 0 || c == 0 {
-        return Ok((out, arg));
+        return Ok(());
     }
     let hw = h * w;
+    let nbins = pooled_h * pooled_w;
     let bins: Vec<Vec<[i64; 4]>> = (0..k)
         .map(|r| pool_bins(roi_coords(&rois, r), spatial_scale, pooled_h, pooled_w, h, w))
         .collect();
-    let of = out.as_slice_mut().unwrap();
-    let af = arg.as_slice_mut().unwrap();
-    parallel::run(k * c * nbins * 4, || {
-        of.par_chunks_mut(nbins)
-            .zip(af.par_chunks_mut(nbins))
-            .enumerate()
-            .for_each(|(kc, (o, a))| {
-                let (r, ch) = (kc / c, kc % c);
-                let plane = &data[(batch[r] * c + ch) * hw..(batch[r] * c + ch + 1) * hw];
-                for (b, &[hs, he, ws, we]) in bins[r].iter().enumerate() {
-                    if he <= hs || we <= ws {
+    // Only the images some roi refers to are transposed.
+    let mut used = vec![false; n];
+    for &b in &batch {
+        used[b] = true;
+    }
+    let mut xt = vec![T::zero(); n * hw * c];
+    let visits: usize = bins.iter().flatten().map(|b| ((b[1] - b[0]).max(0) * (b[3] - b[2]).max(0)) as usize).sum();
+    parallel::run(n * hw * c + visits.saturating_mul(c) + k * c * nbins, || {
+        xt.par_chunks_mut(w * c).enumerate().for_each(|(ny, dst)| {
+            let (img, y) = (ny / h, ny % h);
+            if !used[img] {
+                return;
+            }
+            for ch in 0..c {
+                let src = &data[(img * c + ch) * hw + y * w..(img * c + ch) * hw + (y + 1) * w];
+                for (x, &v) in src.iter().enumerate() {
+                    dst[x * c + ch] = v;
+                }
+            }
+        });
+        let xt = &xt;
+        of.par_chunks_mut(c * nbins).zip(af.par_chunks_mut(c * nbins)).enumerate().for_each_init(
+            || (vec![T::zero(); c], vec![0i32; c]),
+            |(m, mi), (r, (o, a))| {
+                let planes = &xt[batch[r] * hw * c..(batch[r] + 1) * hw * c];
+                for (b, &bin) in bins[r].iter().enumerate() {
+                    if bin[1] <= bin[0] || bin[3] <= bin[2] {
+                        for ch in 0..c {
+                            o[ch * nbins + b] = T::zero();
+                            a[ch * nbins + b] = -1;
+                        }
                         continue;
                     }
-                    let mut m = T::min_value();
-                    let mut mi = -1i64;
-                    for y in hs..he {
-                        for x in ws..we {
-                            let idx = (y * w as i64 + x) as usize;
-                            if plane[idx] > m {
-                                m = plane[idx];
-                                mi = idx as i64;
-                            }
-                        }
+                    pool_bin(planes, c, w, bin, m, mi);
+                    for ch in 0..c {
+                        o[ch * nbins + b] = m[ch];
+                        a[ch * nbins + b] = mi[ch] as i64;
                     }
-                    o[b] = m;
-                    a[b] = mi;
                 }
-            });
+            },
+        );
     });
-    Ok((out, arg))
+    Ok(())
 }
 
 /// RoIPool backward: adds `grad_output` at the saved `argmax` positions of `grad_input`.
@@ -601,6 +671,67 @@ mod tests {
                 let lhs: f64 = (&o * &go).sum();
                 let rhs: f64 = (&x * &gi).sum();
                 assert!((lhs - rhs).abs() < 1e-9, "{lhs} vs {rhs}");
+            }
+        }
+    }
+
+    /// The old single-loop scan (torchvision's CPU kernel) as the reference.
+    fn pool_scan(x: &Array4<f64>, rois: &ndarray::Array2<f64>, ph: usize, pw: usize, scale: f64) -> (Array4<f64>, Array4<i64>) {
+        let (_, c, h, w) = x.dim();
+        let k = rois.nrows();
+        let mut out = Array4::zeros((k, c, ph, pw));
+        let mut arg = Array4::from_elem((k, c, ph, pw), -1i64);
+        for r in 0..k {
+            let b = rois[[r, 0]] as usize;
+            let bins = pool_bins([rois[[r, 1]], rois[[r, 2]], rois[[r, 3]], rois[[r, 4]]], scale, ph, pw, h, w);
+            for ch in 0..c {
+                for (i, &[hs, he, ws, we]) in bins.iter().enumerate() {
+                    if he <= hs || we <= ws {
+                        continue;
+                    }
+                    let (mut m, mut mi) = (f64::MIN, -1i64);
+                    for y in hs..he {
+                        for xx in ws..we {
+                            let v = x[[b, ch, y as usize, xx as usize]];
+                            if v > m {
+                                m = v;
+                                mi = y * w as i64 + xx;
+                            }
+                        }
+                    }
+                    out[[r, ch, i / pw, i % pw]] = m;
+                    arg[[r, ch, i / pw, i % pw]] = mi;
+                }
+            }
+        }
+        (out, arg)
+    }
+
+    #[test]
+    fn pool_matches_the_sequential_scan_with_ties_nan_and_lowest() {
+        let mut x = Array4::from_shape_fn((2, 3, 9, 11), |(a, b, c, d)| ((a * 7 + b * 5 + c * 3 + d * 11) % 6) as f64);
+        x[[0, 0, 2, 3]] = f64::NAN;
+        x[[1, 2, 4, 4]] = f64::NAN;
+        for y in 0..4 {
+            for xx in 0..4 {
+                x[[0, 1, y, xx]] = f64::MIN; // a bin of only the lowest value: argmax -1
+            }
+        }
+        x[[1, 1, 0, 0]] = -0.0;
+        x[[1, 1, 0, 1]] = 0.0;
+        let rois = ndarray::array![
+            [0.0, 0.0, 0.0, 3.0, 3.0],
+            [1.0, 0.5, 0.2, 10.0, 8.0],
+            [0.0, -3.0, -2.0, 20.0, 15.0],
+            [1.0, 4.0, 4.0, 4.0, 4.0],
+            [0.0, 2.0, 1.0, 9.0, 7.0]
+        ];
+        for (ph, pw, scale) in [(1, 1, 1.0), (2, 2, 1.0), (3, 2, 0.5), (4, 5, 1.0)] {
+            let (o, a) = roi_pool(x.view(), rois.view(), ph, pw, scale).unwrap();
+            let (ro, ra) = pool_scan(&x, &rois, ph, pw, scale);
+            assert_eq!(a, ra, "{ph}x{pw} {scale}");
+            for (p, q) in o.iter().zip(ro.iter()) {
+                assert!(p.to_bits() == q.to_bits(), "{p} vs {q}");
             }
         }
     }
