@@ -26,6 +26,8 @@ use crate::error::{KernelError, KernelResult};
 use crate::gemm::{gemm, Threads};
 use crate::multiversion;
 use crate::parallel;
+#[cfg(target_arch = "x86_64")]
+use crate::softmax::avx512;
 use crate::vmath::{fmax, row_dot, row_exp_inplace, row_max, Real};
 use ndarray::parallel::prelude::*;
 use ndarray::{s, Array2, Array3, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut2, ArrayViewMut3, Axis};
@@ -164,7 +166,30 @@ fn online_row_body<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T {
     *m = mnew;
     alpha
 }
-multiversion!(fn online_row<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T => online_row_body);
+multiversion!(fn online_row_generic<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T => online_row_body);
+
+/// [`online_row_body`], through the AVX-512 float32 exp kernels when they apply.
+#[inline]
+fn online_row<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available::<T>() {
+        let sf = avx512::f32s_mut(s);
+        let (mf, lf) = (m.to_f32().unwrap_or(f32::NAN), l.to_f32().unwrap_or(f32::NAN));
+        // SAFETY: available() checked AVX-512 and T == f32.
+        let mnew = fmax(unsafe { avx512::row_max(sf) }, mf);
+        if mnew == f32::NEG_INFINITY {
+            sf.fill(0.0);
+            return T::zero();
+        }
+        let alpha = if mf == f32::NEG_INFINITY { 0.0 } else { (mf - mnew).fexp() };
+        // SAFETY: as above.
+        let sum = unsafe { avx512::exp_inplace(sf, mnew) };
+        *l = T::from_f32(lf * alpha + sum).unwrap_or_else(T::nan);
+        *m = T::from_f32(mnew).unwrap_or_else(T::nan);
+        return T::from_f32(alpha).unwrap_or_else(T::nan);
+    }
+    online_row_generic(s, m, l)
+}
 
 #[inline(always)]
 fn scale_row_body<T: Real>(x: &mut [T], a: T) {
@@ -183,7 +208,20 @@ fn probs_row_body<T: Real>(s: &mut [T], lse: T) {
         row_exp_inplace(s, lse);
     }
 }
-multiversion!(fn probs_row<T: Real>(s: &mut [T], lse: T) -> () => probs_row_body);
+multiversion!(fn probs_row_generic<T: Real>(s: &mut [T], lse: T) -> () => probs_row_body);
+
+/// [`probs_row_body`], through the AVX-512 float32 exp kernel when it applies.
+#[inline]
+fn probs_row<T: Real>(s: &mut [T], lse: T) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available::<T>() && lse != T::neg_infinity() {
+        let lf = lse.to_f32().unwrap_or(f32::NAN);
+        // SAFETY: available() checked AVX-512 and T == f32.
+        unsafe { avx512::exp_inplace(avx512::f32s_mut(s), lf) };
+        return;
+    }
+    probs_row_generic(s, lse)
+}
 
 /// `dp = p * (dp - delta)`.
 #[inline(always)]

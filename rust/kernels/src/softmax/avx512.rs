@@ -66,35 +66,31 @@ pub unsafe fn exp16(x: __m512) -> __m512 {
     _mm512_maskz_mov_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, _mm512_set1_ps(-87.0)), y)
 }
 
-/// Largest element (`-inf` for an empty row). A NaN in the row may or may not be
-/// reported (as with [`crate::vmath::row_max`]); the sums that follow propagate it.
+/// Largest element (`-inf` for an empty row), ignoring NaN (as [`crate::vmath::row_max`]:
+/// the sums that follow propagate a NaN instead).
 #[target_feature(enable = "avx512f")]
 pub unsafe fn row_max(x: &[f32]) -> f32 {
     let n = x.len();
     let p = x.as_ptr();
     let ninf = _mm512_set1_ps(f32::NEG_INFINITY);
     let (mut a0, mut a1, mut a2, mut a3) = (ninf, ninf, ninf, ninf);
+    // max_ps returns its second operand when one is NaN: the accumulator never takes a NaN.
     let mut i = 0;
     while i + 64 <= n {
-        a0 = _mm512_max_ps(a0, _mm512_loadu_ps(p.add(i)));
-        a1 = _mm512_max_ps(a1, _mm512_loadu_ps(p.add(i + 16)));
-        a2 = _mm512_max_ps(a2, _mm512_loadu_ps(p.add(i + 32)));
-        a3 = _mm512_max_ps(a3, _mm512_loadu_ps(p.add(i + 48)));
+        a0 = _mm512_max_ps(_mm512_loadu_ps(p.add(i)), a0);
+        a1 = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 16)), a1);
+        a2 = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 32)), a2);
+        a3 = _mm512_max_ps(_mm512_loadu_ps(p.add(i + 48)), a3);
         i += 64;
     }
     while i + 16 <= n {
-        a0 = _mm512_max_ps(a0, _mm512_loadu_ps(p.add(i)));
+        a0 = _mm512_max_ps(_mm512_loadu_ps(p.add(i)), a0);
         i += 16;
     }
     if i < n {
-        a1 = _mm512_max_ps(a1, _mm512_mask_loadu_ps(ninf, tail_mask(n - i), p.add(i)));
+        a1 = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, tail_mask(n - i), p.add(i)), a1);
     }
-    let a = _mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3));
-    // A NaN in any lane must win (max_ps would drop it in the horizontal step).
-    if _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(a, a) != 0 {
-        return f32::NAN;
-    }
-    _mm512_reduce_max_ps(a)
+    _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3)))
 }
 
 /// `y = exp(x - m)` (or only the sum when `y` is `None`), returning `sum(exp(x - m))`.
@@ -145,6 +141,45 @@ pub unsafe fn exp_store(x: &[f32], m: f32, y: Option<&mut [f32]>) -> f32 {
         if store {
             _mm512_mask_storeu_ps(q.add(i), k, e);
         }
+        s1 = _mm512_add_ps(s1, e);
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
+}
+
+/// `x = exp(x - m)` in place, returning the sum of the new values.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn exp_inplace(x: &mut [f32], m: f32) -> f32 {
+    let n = x.len();
+    let q = x.as_mut_ptr();
+    let mv = _mm512_set1_ps(m);
+    let zero = _mm512_setzero_ps();
+    let (mut s0, mut s1, mut s2, mut s3) = (zero, zero, zero, zero);
+    let mut i = 0;
+    while i + 64 <= n {
+        let e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(q.add(i)), mv));
+        let e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(q.add(i + 16)), mv));
+        let e2 = exp16(_mm512_sub_ps(_mm512_loadu_ps(q.add(i + 32)), mv));
+        let e3 = exp16(_mm512_sub_ps(_mm512_loadu_ps(q.add(i + 48)), mv));
+        _mm512_storeu_ps(q.add(i), e0);
+        _mm512_storeu_ps(q.add(i + 16), e1);
+        _mm512_storeu_ps(q.add(i + 32), e2);
+        _mm512_storeu_ps(q.add(i + 48), e3);
+        s0 = _mm512_add_ps(s0, e0);
+        s1 = _mm512_add_ps(s1, e1);
+        s2 = _mm512_add_ps(s2, e2);
+        s3 = _mm512_add_ps(s3, e3);
+        i += 64;
+    }
+    while i + 16 <= n {
+        let e = exp16(_mm512_sub_ps(_mm512_loadu_ps(q.add(i)), mv));
+        _mm512_storeu_ps(q.add(i), e);
+        s0 = _mm512_add_ps(s0, e);
+        i += 16;
+    }
+    if i < n {
+        let k = tail_mask(n - i);
+        let e = _mm512_maskz_mov_ps(k, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, q.add(i)), mv)));
+        _mm512_mask_storeu_ps(q.add(i), k, e);
         s1 = _mm512_add_ps(s1, e);
     }
     _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)))
@@ -240,6 +275,9 @@ mod tests {
             assert_eq!(m, crate::vmath::row_max(&x));
             let mut y = vec![0.0f32; n];
             let s = unsafe { exp_store(&x, m, Some(&mut y)) };
+            let mut xi = x.clone();
+            assert_eq!(unsafe { exp_inplace(&mut xi, m) }, s);
+            assert_eq!(xi, y);
             let s0: f64 = x.iter().map(|&v| ((v - m) as f64).exp()).sum();
             assert!((s as f64 - s0).abs() <= 1e-6 * s0.max(1e-30), "{n}");
             for (a, b) in x.iter().zip(&y) {
@@ -250,6 +288,7 @@ mod tests {
                 let mut xn = x.clone();
                 xn[n / 2] = f32::NAN;
                 let m = unsafe { row_max(&xn) };
+                assert_eq!(m, crate::vmath::row_max(&xn));
                 assert!(unsafe { exp_store(&xn, m, None) }.is_nan());
             }
         }
