@@ -262,7 +262,6 @@ fn check_qkv<T>(op: &str, q: &ArrayView3<'_, T>, k: &ArrayView3<'_, T>, v: &Arra
 }
 
 struct FwdBuf<T> {
-    acc: Array2<T>,
     sc: Array2<T>,
     m: Vec<T>,
     l: Vec<T>,
@@ -295,33 +294,44 @@ pub fn forward<T: Real>(
     }
     let work = bh * l * s.max(1) * (d + dv).max(1);
     let (q_tile, kv_tile) = tiles(l, s, false);
+    // One flat list of (batch*head, query tile) tasks: scratch is made once per rayon
+    // job, not once per head (short sequences have one tile per head).
+    let mut tasks = Vec::with_capacity(bh * l.div_ceil(q_tile));
+    for (b, (ob, lb)) in out.outer_iter_mut().zip(lse.outer_iter_mut()).enumerate() {
+        let (mut ob, mut lb, mut i0) = (ob, lb, 0);
+        while i0 < l {
+            let rows = q_tile.min(l - i0);
+            let (ot, orest) = ob.split_at(Axis(0), rows);
+            let (lt, lrest) = lb.split_at(Axis(0), rows);
+            tasks.push((b, i0, ot, lt));
+            (ob, lb) = (orest, lrest);
+            i0 += rows;
+        }
+    }
     parallel::run(work, || {
-        out.outer_iter_mut().into_par_iter().zip(lse.outer_iter_mut().into_par_iter()).enumerate().for_each(
-            |(b, (mut ob, mut lb))| {
+        tasks.into_par_iter().for_each_init(
+            || FwdBuf {
+                sc: Array2::zeros((q_tile, kv_tile)),
+                m: vec![T::zero(); q_tile],
+                l: vec![T::zero(); q_tile],
+            },
+            |buf, (b, i0, ot, mut lt)| {
                 let mask = opts.rows(b);
                 let (qb, kb, vb) = (q.index_axis(Axis(0), b), k.index_axis(Axis(0), b), v.index_axis(Axis(0), b));
-                ob.axis_chunks_iter_mut(Axis(0), q_tile)
-                    .into_par_iter()
-                    .zip(lb.axis_chunks_iter_mut(Axis(0), q_tile).into_par_iter())
-                    .enumerate()
-                    .for_each_init(
-                        || FwdBuf {
-                            acc: Array2::zeros((q_tile, dv)),
-                            sc: Array2::zeros((q_tile, kv_tile)),
-                            m: vec![T::zero(); q_tile],
-                            l: vec![T::zero(); q_tile],
-                        },
-                        |buf, (t, (mut ot, mut lt))| {
-                            let i0 = t * q_tile;
-                            let rows = ot.len_of(Axis(0));
-                            let qt = qb.slice(s![i0..i0 + rows, ..]);
-                            forward_tile(qt, kb, vb, &mask, &opts, i0, buf, ot.view_mut(), lt.as_slice_mut());
-                        },
-                    );
+                let qt = qb.slice(s![i0..i0 + ot.nrows(), ..]);
+                forward_tile(qt, kb, vb, &mask, &opts, i0, buf, ot, lt.as_slice_mut());
             },
         );
     });
     Ok(())
+}
+
+/// `x *= a` on a row (contiguous or not).
+fn scale_view<T: Real>(mut row: ndarray::ArrayViewMut1<'_, T>, a: T) {
+    match row.as_slice_mut() {
+        Some(sl) => scale_row(sl, a),
+        None => row.mapv_inplace(|x| x * a),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -343,7 +353,7 @@ fn forward_tile<T: Real>(
     let l = &mut buf.l[..rows];
     m.fill(T::neg_infinity());
     l.fill(T::zero());
-    let mut acc = buf.acc.slice_mut(s![..rows, ..]);
+    // The output tile itself is the accumulator of P @ V.
     let mut first = true;
     // Keys visible to the last query row of this tile.
     let s_end = if opts.causal { s.min(i0 + rows) } else { s };
@@ -361,27 +371,20 @@ fn forward_tile<T: Real>(
             let mut srow = st.row_mut(r);
             let alpha = online_row(srow.as_slice_mut().expect("contiguous tile row"), &mut m[r], &mut l[r]);
             if !first && alpha != T::one() {
-                scale_row(acc.row_mut(r).into_slice().expect("contiguous accumulator row"), alpha);
+                scale_view(ot.row_mut(r), alpha);
             }
         }
-        // The first tile overwrites the accumulator (beta = 0), later ones add to it.
+        // The first tile overwrites the output (beta = 0), later ones add to it.
         let beta = if first { T::zero() } else { T::one() };
-        let _ = gemm(T::one(), st.view(), vt, beta, acc.view_mut(), Threads::Single);
+        let _ = gemm(T::one(), st.view(), vt, beta, ot.view_mut(), Threads::Single);
         first = false;
         j0 += cols;
     }
-    if first {
-        acc.fill(T::zero());
-    }
     for (r, &lr) in l.iter().enumerate() {
-        let (mut orow, arow) = (ot.row_mut(r), acc.row(r));
-        if lr > T::zero() {
-            let inv = T::one() / lr;
-            for (o, &a) in orow.iter_mut().zip(arow.iter()) {
-                *o = a * inv;
-            }
+        if !first && lr > T::zero() {
+            scale_view(ot.row_mut(r), T::one() / lr);
         } else {
-            orow.fill(T::zero());
+            ot.row_mut(r).fill(T::zero());
         }
     }
     let _ = dv;
