@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, kernel_for, result_dtype
+from oxinet.ops._checks import as_float_array, empty, kernel_for, result_dtype
 
 __all__ = [
     "scaled_dot_product_attention",
@@ -118,9 +118,9 @@ def scaled_dot_product_attention(
     fwd = kernel_for(dtype, _core.sdpa_forward_f32, _core.sdpa_forward_f64)
     L, Ev, S = q.shape[-2], v.shape[-1], k.shape[-2]
     bh = q3.shape[0]
-    out = np.empty((bh, L, Ev), dtype)
-    lse = np.empty((bh, L), dtype)
-    w = np.empty((bh, L, S), dtype) if return_weights else None
+    out = empty((bh, L, Ev), dtype)
+    lse = empty((bh, L), dtype)
+    w = empty((bh, L, S), dtype) if return_weights else None
     fwd(q3, k3, v3, mb, ma, bool(is_causal), scale, heads, out, lse, w)
     res = [out.reshape(tuple(batch) + (L, Ev))]
     if return_weights:
@@ -172,7 +172,7 @@ def scaled_dot_product_attention_backward(
     g3 = np.ascontiguousarray(g.astype(dtype, copy=False).reshape(bh, L, Ev))
     if out is None or lse is None:
         fwd = kernel_for(dtype, _core.sdpa_forward_f32, _core.sdpa_forward_f64)
-        o3, l2 = np.empty((bh, L, Ev), dtype), np.empty((bh, L), dtype)
+        o3, l2 = empty((bh, L, Ev), dtype), empty((bh, L), dtype)
         fwd(q3, k3, v3, mb, ma, bool(is_causal), scale, heads, o3, l2, None)
     else:
         o = as_float_array(out, "out", op)
@@ -184,7 +184,7 @@ def scaled_dot_product_attention_backward(
         o3 = np.ascontiguousarray(o.astype(dtype, copy=False).reshape(bh, L, Ev))
         l2 = np.ascontiguousarray(lz.astype(dtype, copy=False).reshape(bh, L))
     bwd = kernel_for(dtype, _core.sdpa_backward_f32, _core.sdpa_backward_f64)
-    dq, dk, dv = np.empty_like(q3), np.empty_like(k3), np.empty_like(v3)
+    dq, dk, dv = empty(q3.shape, dtype), empty(k3.shape, dtype), empty(v3.shape, dtype)
     bwd(g3, q3, k3, v3, o3, l2, mb, ma, bool(is_causal), scale, heads, dq, dk, dv)
     dq = _unbroadcast(dq.reshape(tuple(batch) + q.shape[-2:]), q.shape)
     dk = _unbroadcast(dk.reshape(tuple(batch) + k.shape[-2:]), k.shape)

@@ -492,10 +492,10 @@ pub fn backward<T: Real>(
     if dq.dim() != q.dim() || dk.dim() != k.dim() || dv.dim() != v.dim() {
         return Err(KernelError::shape(format!("{op}: gradient buffers do not match query/key/value shapes")));
     }
-    dq.fill(T::zero());
-    dk.fill(T::zero());
-    dv.fill(T::zero());
     if bh == 0 || l == 0 || s == 0 {
+        dq.fill(T::zero());
+        dk.fill(T::zero());
+        dv.fill(T::zero());
         return Ok(());
     }
     let (q_tile, kv_tile) = tiles(l, s, true);
@@ -511,7 +511,13 @@ pub fn backward<T: Real>(
             .zip(dk.outer_iter_mut().into_par_iter())
             .zip(dv.outer_iter_mut().into_par_iter())
             .enumerate()
-            .for_each(|(b, ((mut dqb, mut dkb), mut dvb))| {
+            .for_each_init(
+                || BwdBuf { sc: Array2::zeros((q_tile, kv_tile)), dp: Array2::zeros((q_tile, kv_tile)) },
+                |buf, (b, ((mut dqb, mut dkb), mut dvb))| {
+                // Zeroed here, in parallel, right before this head accumulates into them.
+                dqb.fill(T::zero());
+                dkb.fill(T::zero());
+                dvb.fill(T::zero());
                 let mask = opts.rows(b);
                 let (qb, kb, vb) = (q.index_axis(Axis(0), b), k.index_axis(Axis(0), b), v.index_axis(Axis(0), b));
                 let (gob, ob, lb) = (dout.index_axis(Axis(0), b), out.index_axis(Axis(0), b), lse.index_axis(Axis(0), b));
@@ -526,8 +532,7 @@ pub fn backward<T: Real>(
                     .collect();
                 let ctx = BwdCtx { qb, kb, vb, gob, lb, delta: &delta, mask: &mask, opts: &opts, q_tile, kv_tile };
                 if nchunk == 1 {
-                    let mut buf = BwdBuf { sc: Array2::zeros((q_tile, kv_tile)), dp: Array2::zeros((q_tile, kv_tile)) };
-                    backward_chunk(&ctx, 0, dkb.view_mut(), dvb.view_mut(), dqb.view_mut(), &mut buf);
+                    backward_chunk(&ctx, 0, dkb.view_mut(), dvb.view_mut(), dqb.view_mut(), buf);
                 } else {
                     let mut partial = Array3::<T>::zeros((nchunk, l, d));
                     partial
