@@ -251,3 +251,43 @@ def test_bad_inputs_name_the_argument():
         F.scaled_dot_product_attention(rand(3, 4, 3), k, v)
     with pytest.raises(ValueError, match="'grad_out'"):
         F.scaled_dot_product_attention_backward(rand(2, 4, 5), q, k, v)
+
+
+# --- float32 fast paths (AVX-512 online softmax, flat head x query-tile tasks, output
+# tile as accumulator): many heads with one tile each, several key tiles with rescaling,
+# NaN handled exactly as the float64 (portable) path handles it, 1 vs 2 threads.
+
+@pytest.mark.parametrize("shape", [(4, 8, 128, 128, 32), (2, 3, 129, 513, 16), (1, 2, 257, 1030, 8), (3, 1, 5, 17, 64)])
+def test_float32_fast_paths_match_reference_and_threads(shape):
+    B, H, L, S, E = shape
+    q, k, v = rand(B, H, L, E, seed=7, dtype=np.float32), rand(B, H, S, E, seed=8, dtype=np.float32), rand(B, H, S, E, seed=9, dtype=np.float32)
+    g = rand(B, H, L, E, seed=10, dtype=np.float32)
+    before = oxinet.get_num_threads()
+    try:
+        res = []
+        for n in (1, 2):
+            oxinet.set_num_threads(n)
+            out, lse = F.scaled_dot_product_attention(q, k, v, return_lse=True)
+            res.append((out, lse) + F.scaled_dot_product_attention_backward(g, q, k, v, out, lse))
+    finally:
+        oxinet.set_num_threads(before)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+    ref, _ = reference(q, k, v)
+    np.testing.assert_allclose(res[0][0], ref, atol=3e-5, rtol=3e-5)
+    d64 = F.scaled_dot_product_attention_backward(*(a.astype(np.float64) for a in (g, q, k, v)))
+    for a, b in zip(d64, res[0][2:]):
+        np.testing.assert_allclose(b, a, atol=3e-4 * np.abs(a).max())
+
+
+def test_float32_nan_pattern_matches_float64_path():
+    q, k, v = rand(2, 40, 8, seed=1), rand(2, 600, 8, seed=2), rand(2, 600, 4, seed=3)
+    q[0, 5] = np.nan      # a whole score row NaN
+    k[1, 550] = np.nan    # one key column NaN, in the second key tile
+    v[0, 3, 1] = np.nan   # NaN only in the values
+    o64 = F.scaled_dot_product_attention(q, k, v)
+    o32 = F.scaled_dot_product_attention(*(a.astype(np.float32) for a in (q, k, v)))
+    assert np.array_equal(np.isnan(o64), np.isnan(o32))
+    assert np.array_equal(o64 == 0, o32 == 0)
+    ok = np.isfinite(o64)
+    np.testing.assert_allclose(o32[ok], o64[ok], atol=2e-5)
