@@ -82,16 +82,22 @@ def check_reduction(reduction, op: str) -> str:
     return reduction
 
 
+_RECYCLED_DTYPES = frozenset(("float32", "float64", "int64"))
+_RECYCLE_MIN_BYTES = 1 << 20  # smaller arrays: plain np.empty (the Rust call costs ~3 us)
+
+
 def empty(shape, dtype) -> np.ndarray:
     """An uninitialised C-contiguous array for a kernel to fill (``np.empty`` semantics).
 
-    Large float32/float64/int64 outputs reuse the memory of dropped ones (see
+    Large float32/float64/int64 outputs (>= 1 MiB) reuse the memory of dropped ones (see
     ``oxinet._core.empty``): a fresh large array otherwise pays one page fault per page.
     """
+    dtype = np.dtype(dtype)
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    if n < _RECYCLE_MIN_BYTES or dtype.name not in _RECYCLED_DTYPES:
+        return np.empty(shape, dtype)
     from oxinet import _core
 
-    dtype = np.dtype(dtype)
-    shape = tuple(int(d) for d in shape)
-    if dtype.name in ("float32", "float64", "int64"):
-        return _core.empty(shape, dtype.name)
-    return np.empty(shape, dtype)
+    return _core.empty(tuple(int(d) for d in shape), dtype.name)
