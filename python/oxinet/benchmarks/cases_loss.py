@@ -101,6 +101,37 @@ def softmax_fwd(lib):
     return None
 
 
+@case("log_softmax fwd (4096, 10000)", group="loss", bytes=2.0 * N * C * 4, peers=("numpy",))
+def log_softmax_fwd(lib):
+    x, _ = _logits()
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.log_softmax(x)
+    if lib == "numpy":
+        def run():
+            z = x - x.max(1, keepdims=True)
+            z -= np.log(np.exp(z).sum(1, keepdims=True))
+            return z
+
+        return run
+    return None
+
+
+@case("softmax bwd (4096, 10000)", group="loss", bytes=3.0 * N * C * 4, peers=("numpy",))
+def softmax_bwd(lib):
+    x, _ = _logits()
+    import oxinet.ops as F
+
+    y = F.softmax(x).copy()
+    g = np.random.default_rng(3).standard_normal(x.shape, dtype=np.float32)
+    if lib == "oxinet":
+        return lambda: F.softmax_backward(g, y)
+    if lib == "numpy":
+        return lambda: y * (g - (g * y).sum(1, keepdims=True))
+    return None
+
+
 M = 1 << 22
 
 
