@@ -93,3 +93,19 @@ def test_results_survive_later_calls():
         F.softmax(x * 2)
         F.log_softmax(x)
     np.testing.assert_array_equal(first, keep)
+
+
+def test_cache_can_be_disabled_by_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from oxinet.ops._checks import empty; "
+            "a = empty((1 << 20,), np.float32); a[:] = 1; "
+            "print(type(a.base).__name__ if a.base is not None else 'own')")
+    env = dict(os.environ, OXINET_BUFFER_CACHE_MB="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "own"
+    env["OXINET_BUFFER_CACHE_MB"] = "64"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "RecycledBuffer"

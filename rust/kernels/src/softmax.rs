@@ -343,7 +343,7 @@ fn ce_prob_row_body<T: Real>(x: &[T], p: &[T], ctx: &RowCtx<'_, T>, gs: T, g: Op
     let ct = T::from_usize(c).unwrap_or_else(T::one);
     let keep = T::one() - ctx.eps;
     let add = ctx.eps / ct;
-    let m = row_max(x);
+    let m = fast_max(x);
     // A = sum_c w_c t'_c, B = sum_c w_c t'_c (m - x_c) with t' = (1-eps) t + eps/C;
     // loss = B + A ln s.
     let (mut a, mut b) = (T::zero(), T::zero());
@@ -364,8 +364,8 @@ fn ce_prob_row_body<T: Real>(x: &[T], p: &[T], ctx: &RowCtx<'_, T>, gs: T, g: Op
         }
     }
     let (s, g) = match g {
-        Some(g) => (row_exp_store(x, m, g), Some(g)),
-        None => (row_sum_exp(x, m), None),
+        Some(g) => (fast_exp(x, m, Some(&mut *g)), Some(g)),
+        None => (fast_exp(x, m, None), None),
     };
     let ls = s.ln();
     if let Some(g) = g {
