@@ -291,3 +291,22 @@ def test_float32_nan_pattern_matches_float64_path():
     assert np.array_equal(o64 == 0, o32 == 0)
     ok = np.isfinite(o64)
     np.testing.assert_allclose(o32[ok], o64[ok], atol=2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("S", [6, 600])
+def test_nan_scores_propagate_like_numpy(dtype, S):
+    q, k, v = rand(2, 40, 8, seed=1), rand(2, S, 8, seed=2), rand(2, S, 4, seed=3)
+    q[0, 5] = np.nan       # a whole score row NaN
+    q[1, 7, 2] = np.nan    # another whole row, through one feature
+    k[1, S - 2] = np.nan   # one key column NaN: every row of that head
+    v[0, 3, 1] = np.nan    # NaN only in the values: one output column of that head
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(8)
+    with np.errstate(invalid="ignore"):
+        e = np.exp(s - s.max(-1, keepdims=True))
+        expected = np.isnan((e / e.sum(-1, keepdims=True)) @ v)
+    out, lse = F.scaled_dot_product_attention(*(a.astype(dtype) for a in (q, k, v)), return_lse=True)
+    np.testing.assert_array_equal(np.isnan(out), expected)
+    assert np.isnan(lse[0, 5]) and np.isnan(lse[1]).all() and np.isfinite(lse[0, :5]).all()
+    dq, dk, dv = F.scaled_dot_product_attention_backward(np.ones_like(out), *(a.astype(dtype) for a in (q, k, v)), out, lse)
+    assert np.isnan(dq[0, 5]).all() and np.isnan(dk[1]).all()

@@ -20,7 +20,8 @@
 //! depends only on the shapes, so results do not depend on the thread count.
 //!
 //! A row whose keys are all masked out has no softmax: its output is 0 (not NaN),
-//! its `lse` is `-inf`, and it contributes no gradient.
+//! its `lse` is `-inf`, and it contributes no gradient. A NaN score, by contrast, makes
+//! its row's output and `lse` NaN (NaN propagates as in NumPy).
 
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::{gemm, Threads};
@@ -150,13 +151,23 @@ fn apply_mask<T: Real>(st: &mut ArrayViewMut2<'_, T>, mask: &MaskRows<'_, T>, ca
     }
 }
 
+/// A score row with no finite maximum contributes nothing, unless it holds a NaN: then the
+/// row's running sum becomes NaN so that its output and log-sum-exp are NaN, as in NumPy.
+#[inline]
+fn mark_nan_row<S: Real, T: Real>(s: &[S], l: &mut T) {
+    if s.iter().any(|x| x.is_nan()) {
+        *l = T::nan();
+    }
+}
+
 /// Online-softmax update of one score row: replaces `s` by `exp(s - m_new)`, updates the
 /// running max `m` and sum `l`, and returns the factor to rescale the row's accumulator.
 #[inline(always)]
 fn online_row_body<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T {
     let mnew = fmax(row_max(s), *m);
     if mnew == T::neg_infinity() {
-        // Everything so far is masked out.
+        // Everything so far is masked out, or NaN (which the max skips): NaN must survive.
+        mark_nan_row(s, l);
         s.fill(T::zero());
         return T::zero();
     }
@@ -178,6 +189,7 @@ fn online_row<T: Real>(s: &mut [T], m: &mut T, l: &mut T) -> T {
         // SAFETY: available() checked AVX-512 and T == f32.
         let mnew = fmax(unsafe { avx512::row_max(sf) }, mf);
         if mnew == f32::NEG_INFINITY {
+            mark_nan_row(sf, l);
             sf.fill(0.0);
             return T::zero();
         }
@@ -383,6 +395,8 @@ fn forward_tile<T: Real>(
     for (r, &lr) in l.iter().enumerate() {
         if !first && lr > T::zero() {
             scale_view(ot.row_mut(r), T::one() / lr);
+        } else if lr.is_nan() {
+            ot.row_mut(r).fill(T::nan());
         } else {
             ot.row_mut(r).fill(T::zero());
         }
@@ -390,7 +404,7 @@ fn forward_tile<T: Real>(
     let _ = dv;
     if let Some(lt) = lt {
         for r in 0..rows {
-            lt[r] = if l[r] > T::zero() { m[r] + l[r].ln() } else { T::neg_infinity() };
+            lt[r] = if l[r] > T::zero() || l[r].is_nan() { m[r] + l[r].ln() } else { T::neg_infinity() };
         }
     }
 }
