@@ -109,3 +109,12 @@ def test_cache_can_be_disabled_by_environment():
     env["OXINET_BUFFER_CACHE_MB"] = "64"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "RecycledBuffer"
+
+
+def test_public_release_buffers_empties_the_cache():
+    import oxinet
+    a = oxinet.ops.softmax(np.ones((512, 1024), np.float32), axis=-1)
+    del a
+    assert oxinet.cached_buffer_bytes() > 0
+    assert oxinet.release_buffers() > 0
+    assert oxinet.cached_buffer_bytes() == 0

@@ -8,7 +8,8 @@ losses and optimizers; runtime controls are here.
 import numpy as _np
 
 from oxinet._core import __version__
-from oxinet._runtime import get_num_threads, set_num_threads, simd_level
+from oxinet._runtime import (cached_buffer_bytes, get_num_threads, release_buffers, set_num_threads,
+                             simd_level)
 from oxinet import ops
 from oxinet.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from oxinet.random import manual_seed, seed, initial_seed, get_rng_state, set_rng_state
@@ -42,6 +43,7 @@ bool = _np.dtype(_np.bool_)
 uint8 = _np.dtype(_np.uint8)
 
 __all__ = [
+    "release_buffers", "cached_buffer_bytes",
     "__version__", "ops", "get_num_threads", "set_num_threads", "simd_level",
     "Tensor", "tensor", "as_tensor", "from_numpy", "no_grad", "enable_grad", "set_grad_enabled",
     "is_grad_enabled", "manual_seed", "seed", "initial_seed", "get_rng_state", "set_rng_state",

@@ -33,3 +33,18 @@ def simd_level() -> str:
     """The SIMD instruction set oxinet's kernels use on this CPU:
     ``'avx512'``, ``'avx2+fma'``, ``'neon'`` or ``'portable'``."""
     return _core.simd_level()
+
+
+def release_buffers() -> int:
+    """Free the memory oxinet keeps for reuse by large kernel outputs; returns the bytes freed.
+
+    Outputs of 1 MiB or more reuse the memory of arrays that were dropped, up to
+    ``OXINET_BUFFER_CACHE_MB`` MiB (default 512; 0 turns the reuse off), like the caching
+    allocators of PyTorch and ONNX Runtime. Call this to hand that memory back to the OS.
+    """
+    return _core.release_buffers()
+
+
+def cached_buffer_bytes() -> int:
+    """Bytes currently held for reuse by large kernel outputs (see :func:`release_buffers`)."""
+    return _core.cached_buffer_bytes()
