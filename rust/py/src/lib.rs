@@ -14,6 +14,7 @@ mod pool;
 mod rnn;
 mod attention;
 mod nn_functional;
+mod norm;
 mod runtime;
 
 #[pymodule]
@@ -26,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rnn::register(m)?;
     attention::register(m)?;
     nn_functional::register(m)?;
+    norm::register(m)?;
     detection::register(m)?;
     Ok(())
 }
