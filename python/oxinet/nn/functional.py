@@ -16,7 +16,7 @@ from oxinet.autograd.graph import Node
 from oxinet.random import generator
 from oxinet.ops import norm as _norm_ops
 from oxinet.tensor import (
-    Tensor, _edge, _mm, _node, _plain, _result, elu as _elu, gelu as _gelu,
+    ClampBackward, Tensor, _edge, _mm, _node, _plain, _result, _unary, elu as _elu, gelu as _gelu,
     leaky_relu as _leaky_relu, logsigmoid as _logsigmoid, pad as _pad, scale_by_mask, silu as _silu,
     softplus as _softplus, where,
 )
@@ -138,7 +138,16 @@ def relu6(input, inplace=False):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    return _t(input).clamp(min_val, max_val)
+    """Clip to [min_val, max_val]; like PyTorch the gradient passes only where
+    min_val < x < max_val (strictly), which is also what the fused batch_norm activation does."""
+    x = _t(input)
+    d = x._data
+    out = np.clip(d, min_val, max_val)
+    if out.dtype != d.dtype and d.dtype.kind == "f":
+        out = out.astype(d.dtype)
+    if _GM.enabled and x._rg:
+        return _unary(x, out, ClampBackward, ((d > min_val) & (d < max_val),))
+    return _plain(out)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):

@@ -79,22 +79,8 @@ fn of_f64<T: Scalar>(v: f64) -> T {
     T::from_f64(v).unwrap_or_else(T::nan)
 }
 
-/// `sum(row)` with 16 independent lanes (vectorisable, fixed order), in f64 at the end.
-#[inline(always)]
-fn row_sum<T: Scalar>(row: &[T]) -> f64 {
-    let mut acc = [T::zero(); LANES];
-    let chunks = row.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..LANES {
-            acc[i] = acc[i] + c[i];
-        }
-    }
-    for (i, &v) in rest.iter().enumerate() {
-        acc[i] = acc[i] + v;
-    }
-    fold_lanes(&acc)
-}
+/// Values added into a set of lanes before they are folded into the f64 total.
+const FLUSH: usize = 1024;
 
 #[inline(always)]
 fn fold_lanes<T: Scalar>(acc: &[T; LANES]) -> f64 {
@@ -105,23 +91,25 @@ fn fold_lanes<T: Scalar>(acc: &[T; LANES]) -> f64 {
     ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7]))
 }
 
-/// `sum((row - m)^2)` with 16 lanes.
+/// Adds `row - k` and `(row - k)^2` into two sets of 16 lanes.
 #[inline(always)]
-fn row_sqdev<T: Scalar>(row: &[T], m: T) -> f64 {
-    let mut acc = [T::zero(); LANES];
+fn row_shifted<T: Scalar>(row: &[T], k: T, sums: ([T; LANES], [T; LANES])) -> ([T; LANES], [T; LANES]) {
+    let (mut s, mut q) = sums;
     let chunks = row.chunks_exact(LANES);
     let rest = chunks.remainder();
     for c in chunks {
         for i in 0..LANES {
-            let d = c[i] - m;
-            acc[i] = acc[i] + d * d;
+            let d = c[i] - k;
+            s[i] = s[i] + d;
+            q[i] = q[i] + d * d;
         }
     }
     for (i, &v) in rest.iter().enumerate() {
-        let d = v - m;
-        acc[i] = acc[i] + d * d;
+        let d = v - k;
+        s[i] = s[i] + d;
+        q[i] = q[i] + d * d;
     }
-    fold_lanes(&acc)
+    (s, q)
 }
 
 #[inline(always)]
@@ -184,32 +172,50 @@ fn masked<T: Scalar>(g: T, v: T, act: NormAct<T>) -> T {
     }
 }
 
-/// Sums `(sum g', sum g' * (x - mean))` over one row, `g'` being `g` masked by the
-/// activation evaluated at `(x - mean) * scale + shift`.
+/// Adds `g'` and `g' * (x - mean)` of one row into the lanes `a`, `b`, `g'` being `g`
+/// masked by the activation evaluated at `x * scale + shift`.
 #[inline(always)]
-fn row_grad_sums<T: Scalar>(g: &[T], x: &[T], mean: T, scale: T, shift: T, act: NormAct<T>) -> (f64, f64) {
-    let mut a = [T::zero(); LANES];
-    let mut b = [T::zero(); LANES];
+#[allow(clippy::too_many_arguments)]
+fn row_grad_sums<T: Scalar>(
+    g: &[T],
+    x: &[T],
+    mean: T,
+    scale: T,
+    shift: T,
+    act: NormAct<T>,
+    sums: ([T; LANES], [T; LANES]),
+) -> ([T; LANES], [T; LANES]) {
+    let (mut a, mut b) = sums;
     let n = g.len().min(x.len());
     let (g, x) = (&g[..n], &x[..n]);
-    let full = n / LANES * LANES;
-    let mut j = 0;
-    while j < full {
-        for i in 0..LANES {
-            let xv = x[j + i];
-            let gv = masked(g[j + i], xv * scale + shift, act);
-            a[i] = a[i] + gv;
-            b[i] = b[i] + gv * (xv - mean);
+    let gc = g.chunks_exact(LANES);
+    let xc = x.chunks_exact(LANES);
+    let (gr, xr) = (gc.remainder(), xc.remainder());
+    match act {
+        NormAct::Identity => {
+            for (gv, xv) in gc.zip(xc) {
+                for i in 0..LANES {
+                    a[i] = a[i] + gv[i];
+                    b[i] = b[i] + gv[i] * (xv[i] - mean);
+                }
+            }
         }
-        j += LANES;
+        _ => {
+            for (gv, xv) in gc.zip(xc) {
+                for i in 0..LANES {
+                    let gm = masked(gv[i], xv[i] * scale + shift, act);
+                    a[i] = a[i] + gm;
+                    b[i] = b[i] + gm * (xv[i] - mean);
+                }
+            }
+        }
     }
-    for i in 0..n - full {
-        let xv = x[full + i];
-        let gv = masked(g[full + i], xv * scale + shift, act);
-        a[i] = a[i] + gv;
-        b[i] = b[i] + gv * (xv - mean);
+    for i in 0..gr.len() {
+        let gm = masked(gr[i], xr[i] * scale + shift, act);
+        a[i] = a[i] + gm;
+        b[i] = b[i] + gm * (xr[i] - mean);
     }
-    (fold_lanes(&a), fold_lanes(&b))
+    (a, b)
 }
 
 /// `dx = ga * g' + gb * x + gc` over one row (`g'` masked as in [`row_grad_sums`]).
@@ -291,23 +297,33 @@ fn fwd_channel_impl<T: Scalar>(
     let (mean, var) = match given {
         Some(mv) => mv,
         None => {
+            // one pass over data shifted by one of its values (close to the mean, so the
+            // variance E[(x-k)^2] - E[x-k]^2 does not cancel badly), lanes folded into f64
             let m = (d.n * d.inner) as f64;
-            let mut s = 0f64;
+            let k = x[d.row(0, ch).start];
+            let (mut st, mut qt) = (0f64, 0f64);
+            let mut sums = ([T::zero(); LANES], [T::zero(); LANES]);
+            let mut pending = 0;
             for i in 0..d.n {
-                s += row_sum(&x[d.row(i, ch)]);
+                sums = row_shifted(&x[d.row(i, ch)], k, sums);
+                pending += d.inner;
+                if pending >= FLUSH || i + 1 == d.n {
+                    st += fold_lanes(&sums.0);
+                    qt += fold_lanes(&sums.1);
+                    sums = ([T::zero(); LANES], [T::zero(); LANES]);
+                    pending = 0;
+                }
             }
-            let mean: T = of_f64(s / m);
-            let mut q = 0f64;
-            for i in 0..d.n {
-                q += row_sqdev(&x[d.row(i, ch)], mean);
-            }
-            (mean, of_f64(q / m))
+            let dm = st / m;
+            let mean = f64_of(k) + dm;
+            let var = (qt / m - dm * dm).max(0.0);
+            (of_f64(mean), of_f64(var))
         }
     };
     let invstd = T::one() / (var + eps).sqrt();
     let scale = w * invstd;
     let shift = b - mean * scale;
-    for i in 0..d.n {
+    for i in (0..d.n).rev() {
         let r = d.row(i, ch);
         // SAFETY: rows of channel `ch` are written by this task only; `y` has x's length.
         let yr = unsafe { std::slice::from_raw_parts_mut(y.0.add(r.start), d.inner) };
@@ -337,11 +353,20 @@ fn bwd_channel_impl<T: Scalar>(
     let scale = w * invstd;
     let shift = b - mean * scale;
     let (mut sg, mut sgx) = (0f64, 0f64);
+    let mut a = [T::zero(); LANES];
+    let mut b2 = [T::zero(); LANES];
+    let mut pending = 0;
     for i in 0..d.n {
         let r = d.row(i, ch);
-        let (a, c) = row_grad_sums(&g[r.clone()], &x[r], mean, scale, shift, act);
-        sg += a;
-        sgx += c;
+        (a, b2) = row_grad_sums(&g[r.clone()], &x[r], mean, scale, shift, act, (a, b2));
+        pending += d.inner;
+        if pending >= FLUSH || i + 1 == d.n {
+            sg += fold_lanes(&a);
+            sgx += fold_lanes(&b2);
+            a = [T::zero(); LANES];
+            b2 = [T::zero(); LANES];
+            pending = 0;
+        }
     }
     if let Some(dx) = dx {
         let m = (d.n * d.inner) as f64;
@@ -354,7 +379,7 @@ fn bwd_channel_impl<T: Scalar>(
         } else {
             (scale, T::zero(), T::zero())
         };
-        for i in 0..d.n {
+        for i in (0..d.n).rev() {
             let r = d.row(i, ch);
             // SAFETY: rows of channel `ch` are written by this task only; dx has x's length.
             let dr = unsafe { std::slice::from_raw_parts_mut(dx.0.add(r.start), d.inner) };
@@ -366,6 +391,11 @@ fn bwd_channel_impl<T: Scalar>(
 simd_dispatch!(bwd_channel, bwd_channel_impl, <T>,
     (d: Dims, ch: usize, g: &[T], x: &[T], dx: Option<SharedMut<T>>, mean: T, invstd: T, w: T, b: T,
      training: bool, act: NormAct<T>) -> (f64, f64));
+
+/// Channels per parallel task: enough that a task has some 16k values to visit.
+fn min_len(d: Dims) -> usize {
+    (16384 / (d.n * d.inner).max(1)).max(1)
+}
 
 fn check_len<T>(name: &str, v: &[T], want: usize, what: &str) -> KernelResult<()> {
     if v.len() != want {
@@ -457,7 +487,7 @@ pub fn batch_norm_forward<T: Scalar>(
         if work < parallel::INLINE_WORK {
             per.iter_mut().enumerate().for_each(body);
         } else {
-            per.par_iter_mut().enumerate().with_max_len(1).for_each(body);
+            per.par_iter_mut().enumerate().with_min_len(min_len(d)).for_each(body);
         }
     });
     for (ch, &(m, v, is)) in per.iter().enumerate() {
@@ -520,7 +550,7 @@ pub fn batch_norm_backward<T: Scalar>(
         if work < parallel::INLINE_WORK {
             sums.iter_mut().enumerate().for_each(body);
         } else {
-            sums.par_iter_mut().enumerate().with_max_len(1).for_each(body);
+            sums.par_iter_mut().enumerate().with_min_len(min_len(d)).for_each(body);
         }
     });
     if let Some(dw) = dweight {
