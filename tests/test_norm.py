@@ -14,7 +14,8 @@ import oxinet.nn.functional as F
 from oxinet import nn, ops
 from helpers import check_grad, random_projection
 
-SHAPES = [(2, 3), (5, 1), (1, 4, 5), (3, 2, 4, 5), (5, 3, 1, 1), (2, 17, 3, 3), (4, 5, 33), (2, 2, 2, 2, 3)]
+SHAPES = [(2, 3), (5, 1), (1, 4, 5), (3, 2, 4, 5), (5, 3, 1, 1), (2, 17, 3, 3), (4, 5, 33), (2, 2, 2, 2, 3),
+          (300, 40, 3), (40, 3, 40, 20)]  # the last two: several reduction chunks, short and long rows
 
 
 def _axes(x):
@@ -156,8 +157,9 @@ def test_backward_without_affine_and_partial_needs():
     np.testing.assert_allclose(db2, proj.sum(axis=(0, 2)), rtol=1e-12)
 
 
-def test_float32_backward_matches_float64():
-    x, w, b = _data((16, 8, 6, 6), np.float64, seed=8)
+@pytest.mark.parametrize("shape", [(16, 8, 6, 6), (4, 3, 40, 40), (200, 30, 7)])
+def test_float32_backward_matches_float64(shape):
+    x, w, b = _data(shape, np.float64, seed=8)
     g = random_projection(x.shape, seed=9)
     out = []
     for dt in (np.float32, np.float64):
@@ -170,8 +172,9 @@ def test_float32_backward_matches_float64():
         np.testing.assert_allclose(a, r, rtol=1e-3, atol=1e-4)
 
 
-def test_results_do_not_depend_on_thread_count():
-    x, w, b = _data((8, 24, 13, 11), np.float32, seed=10)
+@pytest.mark.parametrize("shape", [(8, 24, 13, 11), (300, 64, 2, 2), (70, 40, 5, 5)])
+def test_results_do_not_depend_on_thread_count(shape):
+    x, w, b = _data(shape, np.float32, seed=10)
     g = random_projection(x.shape, seed=11).astype(np.float32)
     runs = []
     try:
@@ -195,6 +198,15 @@ def test_non_contiguous_and_mixed_dtypes():
     y64 = ops.batch_norm(x, None, None, w.astype(np.float64), b, training=True)
     assert y64.dtype == np.float64
     np.testing.assert_allclose(y64, ref_forward(x, w, b, 1e-5, True)[0], rtol=1e-10, atol=1e-10)
+
+
+def test_float32_statistics_far_from_zero():
+    rng = np.random.default_rng(19)
+    x = (1000.0 + rng.standard_normal((64, 4, 8, 8))).astype(np.float32)
+    y, mean, invstd = ops.batch_norm(x, None, None, training=True, return_stats=True)
+    xd = x.astype(np.float64)
+    np.testing.assert_allclose(mean, xd.mean(axis=(0, 2, 3)), rtol=1e-7)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(xd.var(axis=(0, 2, 3)) + 1e-5), rtol=1e-4)
 
 
 def test_nan_stays_in_its_channel():

@@ -2,21 +2,24 @@
 //! per channel C, forward and backward, with an optional fused ReLU / hardtanh after the
 //! affine transform.
 //!
-//! Training forward, per channel over its `M = N * inner` values: the mean, then the biased
-//! variance as the mean of squared deviations (two passes, exact even when the mean is
-//! large), then `y = act((x - mean) * invstd * weight + bias)` with
+//! Training forward: one streaming pass gathers per-channel sums of `x - k` and
+//! `(x - k)^2`, `k` being one value of the channel (close to its mean, so the biased
+//! variance `E[(x-k)^2] - E[x-k]^2` does not cancel badly; partial sums are kept in f64),
+//! then a second pass writes `y = act((x - mean) * invstd * weight + bias)` with
 //! `invstd = 1 / sqrt(var + eps)`. Evaluation uses given (running) statistics instead.
 //!
 //! Backward, per channel, with `g` the output gradient masked by the activation:
 //! `sg = sum g`, `sgx = sum g * (x - mean)`, then
 //! `dx = w * invstd * (g - sg / M - (x - mean) * invstd^2 * sgx / M)` in training mode
-//! (the statistics depend on x) or `dx = w * invstd * g` in evaluation mode;
-//! `dweight = sgx * invstd`, `dbias = sg`.
+//! (the statistics depend on x; `M = N * inner`) or `dx = w * invstd * g` in evaluation
+//! mode; `dweight = sgx * invstd`, `dbias = sg`.
 //!
-//! Work is split over channels only, and each channel is reduced in a fixed order (16
-//! lanes per row of `inner` values, rows added in order in f64), so results do not depend
-//! on the thread count. A channel's data is visited a second and third time right after
-//! the first, while it is still in cache.
+//! Both passes walk memory in order (NCHW rows of one channel lie a whole image apart:
+//! visiting a channel at a time defeats the prefetchers and maps every row to the same L2
+//! set). Sums are taken over fixed chunks of whole images (the split depends only on the
+//! shape: 16 lanes per long row, or per-position lanes for short rows, folded into f64)
+//! and the chunk partials are added in chunk order, so results do not depend on the
+//! thread count.
 
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
@@ -61,14 +64,6 @@ pub struct NormGrads<'a, T> {
 
 const LANES: usize = 16;
 
-/// A pointer that may be shared by the tasks of one parallel loop; each task writes only
-/// its own channel's elements.
-#[derive(Clone, Copy)]
-struct SharedMut<T>(*mut T);
-// SAFETY: used only to write disjoint elements from different threads (see call sites).
-unsafe impl<T> Send for SharedMut<T> {}
-unsafe impl<T> Sync for SharedMut<T> {}
-
 #[inline(always)]
 fn f64_of<T: Scalar>(v: T) -> f64 {
     v.to_f64().unwrap_or(f64::NAN)
@@ -78,9 +73,6 @@ fn f64_of<T: Scalar>(v: T) -> f64 {
 fn of_f64<T: Scalar>(v: f64) -> T {
     T::from_f64(v).unwrap_or_else(T::nan)
 }
-
-/// Values added into a set of lanes before they are folded into the f64 total.
-const FLUSH: usize = 1024;
 
 #[inline(always)]
 fn fold_lanes<T: Scalar>(acc: &[T; LANES]) -> f64 {
@@ -280,121 +272,224 @@ impl Dims {
     }
 }
 
-/// Forward for one channel; returns (mean, var, invstd) and writes its rows of `y`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn fwd_channel_impl<T: Scalar>(
-    d: Dims,
-    ch: usize,
-    x: &[T],
-    y: SharedMut<T>,
-    given: Option<(T, T)>,
-    w: T,
-    b: T,
-    eps: T,
-    act: NormAct<T>,
-) -> (T, T, T) {
-    let (mean, var) = match given {
-        Some(mv) => mv,
-        None => {
-            // one pass over data shifted by one of its values (close to the mean, so the
-            // variance E[(x-k)^2] - E[x-k]^2 does not cancel badly), lanes folded into f64
-            let m = (d.n * d.inner) as f64;
-            let k = x[d.row(0, ch).start];
-            let (mut st, mut qt) = (0f64, 0f64);
-            let mut sums = ([T::zero(); LANES], [T::zero(); LANES]);
-            let mut pending = 0;
-            for i in 0..d.n {
-                sums = row_shifted(&x[d.row(i, ch)], k, sums);
-                pending += d.inner;
-                if pending >= FLUSH || i + 1 == d.n {
-                    st += fold_lanes(&sums.0);
-                    qt += fold_lanes(&sums.1);
-                    sums = ([T::zero(); LANES], [T::zero(); LANES]);
-                    pending = 0;
-                }
-            }
-            let dm = st / m;
-            let mean = f64_of(k) + dm;
-            let var = (qt / m - dm * dm).max(0.0);
-            (of_f64(mean), of_f64(var))
-        }
-    };
-    let invstd = T::one() / (var + eps).sqrt();
-    let scale = w * invstd;
-    let shift = b - mean * scale;
-    for i in (0..d.n).rev() {
-        let r = d.row(i, ch);
-        // SAFETY: rows of channel `ch` are written by this task only; `y` has x's length.
-        let yr = unsafe { std::slice::from_raw_parts_mut(y.0.add(r.start), d.inner) };
-        row_apply(&x[r], yr, scale, shift, act);
-    }
-    (mean, var, invstd)
-}
-simd_dispatch!(fwd_channel, fwd_channel_impl, <T>,
-    (d: Dims, ch: usize, x: &[T], y: SharedMut<T>, given: Option<(T, T)>, w: T, b: T, eps: T, act: NormAct<T>) -> (T, T, T));
+/// Rows at least this long are reduced with per-row lanes; shorter ones with lanes over the
+/// positions of a whole image (per-channel constants expanded to per-position arrays).
+const ROW_MIN: usize = 32;
+/// Values per reduction chunk (whole images; the split depends on the shape only, so the
+/// order of the additions never depends on the thread count).
+const CHUNK: usize = 32768;
+/// Values per parallel task of the elementwise passes.
+const TASK: usize = 16384;
 
-/// Backward for one channel; returns (sum g', sum g' (x - mean)) and writes its rows of dx.
+fn images_per_chunk(d: Dims) -> usize {
+    (CHUNK / (d.c * d.inner).max(1)).max(1)
+}
+
+/// A per-channel value repeated `inner` times per channel (empty for long rows).
+fn expand<T: Scalar>(d: Dims, v: impl Fn(usize) -> T) -> Vec<T> {
+    if d.inner >= ROW_MIN {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(d.c * d.inner);
+    for ch in 0..d.c {
+        out.extend(std::iter::repeat_n(v(ch), d.inner));
+    }
+    out
+}
+
+/// Reduction pass of the forward: per-channel sums of `x - k` and `(x - k)^2` over images
+/// `n0..n1` into `out` (zeroed by the caller). `kx` is `k` expanded (short rows) or empty.
+#[inline(always)]
+fn stats_chunk_impl<T: Scalar>(d: Dims, x: &[T], n0: usize, n1: usize, k: &[T], kx: &[T], out: &mut [(f64, f64)]) {
+    let w = d.c * d.inner;
+    if kx.is_empty() {
+        for i in n0..n1 {
+            for ch in 0..d.c {
+                let (s, q) = row_shifted(&x[d.row(i, ch)], k[ch], ([T::zero(); LANES], [T::zero(); LANES]));
+                out[ch].0 += fold_lanes(&s);
+                out[ch].1 += fold_lanes(&q);
+            }
+        }
+    } else {
+        let mut s = vec![T::zero(); w];
+        let mut q = vec![T::zero(); w];
+        for i in n0..n1 {
+            let img = &x[i * w..(i + 1) * w];
+            for (((sv, qv), &xv), &kv) in s.iter_mut().zip(q.iter_mut()).zip(img).zip(kx) {
+                let dv = xv - kv;
+                *sv = *sv + dv;
+                *qv = *qv + dv * dv;
+            }
+        }
+        for ch in 0..d.c {
+            let r = ch * d.inner..(ch + 1) * d.inner;
+            out[ch].0 += s[r.clone()].iter().fold(0f64, |a, &v| a + f64_of(v));
+            out[ch].1 += q[r].iter().fold(0f64, |a, &v| a + f64_of(v));
+        }
+    }
+}
+simd_dispatch!(stats_chunk, stats_chunk_impl, <T>,
+    (d: Dims, x: &[T], n0: usize, n1: usize, k: &[T], kx: &[T], out: &mut [(f64, f64)]) -> ());
+
+/// Output pass of the forward over one image: `y = act(x * scale + shift)` per channel
+/// (`sx`/`bx`: the expanded scale and shift for short rows, else empty).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn bwd_channel_impl<T: Scalar>(
+fn apply_image_impl<T: Scalar>(
     d: Dims,
-    ch: usize,
+    x: &[T],
+    y: &mut [T],
+    scale: &[T],
+    shift: &[T],
+    sx: &[T],
+    bx: &[T],
+    act: NormAct<T>,
+) {
+    if sx.is_empty() {
+        for ch in 0..d.c {
+            let r = ch * d.inner..(ch + 1) * d.inner;
+            row_apply(&x[r.clone()], &mut y[r], scale[ch], shift[ch], act);
+        }
+        return;
+    }
+    let n = y.len().min(x.len()).min(sx.len()).min(bx.len());
+    let (x, y, sx, bx) = (&x[..n], &mut y[..n], &sx[..n], &bx[..n]);
+    match act {
+        NormAct::Identity => {
+            for j in 0..n {
+                y[j] = x[j] * sx[j] + bx[j];
+            }
+        }
+        _ => {
+            for j in 0..n {
+                y[j] = activate(x[j] * sx[j] + bx[j], act);
+            }
+        }
+    }
+}
+simd_dispatch!(apply_image, apply_image_impl, <T>,
+    (d: Dims, x: &[T], y: &mut [T], scale: &[T], shift: &[T], sx: &[T], bx: &[T], act: NormAct<T>) -> ());
+
+/// Per-channel constants of the backward pass, per channel and (for short rows) expanded.
+struct BwdConst<T> {
+    mean: Vec<T>,
+    scale: Vec<T>,
+    shift: Vec<T>,
+    mx: Vec<T>,
+    sx: Vec<T>,
+    bx: Vec<T>,
+}
+
+/// Reduction pass of the backward over images `n0..n1`: per-channel `(sum g', sum g' (x - mean))`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn grad_chunk_impl<T: Scalar>(
+    d: Dims,
     g: &[T],
     x: &[T],
-    dx: Option<SharedMut<T>>,
-    mean: T,
-    invstd: T,
-    w: T,
-    b: T,
-    training: bool,
+    n0: usize,
+    n1: usize,
+    k: &BwdConst<T>,
     act: NormAct<T>,
-) -> (f64, f64) {
-    let scale = w * invstd;
-    let shift = b - mean * scale;
-    let (mut sg, mut sgx) = (0f64, 0f64);
-    let mut a = [T::zero(); LANES];
-    let mut b2 = [T::zero(); LANES];
-    let mut pending = 0;
-    for i in 0..d.n {
-        let r = d.row(i, ch);
-        (a, b2) = row_grad_sums(&g[r.clone()], &x[r], mean, scale, shift, act, (a, b2));
-        pending += d.inner;
-        if pending >= FLUSH || i + 1 == d.n {
-            sg += fold_lanes(&a);
-            sgx += fold_lanes(&b2);
-            a = [T::zero(); LANES];
-            b2 = [T::zero(); LANES];
-            pending = 0;
+    out: &mut [(f64, f64)],
+) {
+    let w = d.c * d.inner;
+    if k.sx.is_empty() {
+        for i in n0..n1 {
+            for ch in 0..d.c {
+                let r = d.row(i, ch);
+                let z = ([T::zero(); LANES], [T::zero(); LANES]);
+                let (a, b) = row_grad_sums(&g[r.clone()], &x[r], k.mean[ch], k.scale[ch], k.shift[ch], act, z);
+                out[ch].0 += fold_lanes(&a);
+                out[ch].1 += fold_lanes(&b);
+            }
+        }
+    } else {
+        let mut a = vec![T::zero(); w];
+        let mut b = vec![T::zero(); w];
+        let (mx, sx, bx) = (&k.mx[..w], &k.sx[..w], &k.bx[..w]);
+        for i in n0..n1 {
+            let gi = &g[i * w..(i + 1) * w];
+            let xi = &x[i * w..(i + 1) * w];
+            for j in 0..w {
+                let gm = masked(gi[j], xi[j] * sx[j] + bx[j], act);
+                a[j] = a[j] + gm;
+                b[j] = b[j] + gm * (xi[j] - mx[j]);
+            }
+        }
+        for ch in 0..d.c {
+            let r = ch * d.inner..(ch + 1) * d.inner;
+            out[ch].0 += a[r.clone()].iter().fold(0f64, |s, &v| s + f64_of(v));
+            out[ch].1 += b[r].iter().fold(0f64, |s, &v| s + f64_of(v));
         }
     }
-    if let Some(dx) = dx {
-        let m = (d.n * d.inner) as f64;
-        let (ga, gb, gc) = if training {
-            let s = f64_of(scale);
-            let is = f64_of(invstd);
-            let gb = -s * is * is * sgx / m;
-            let gc = -s * sg / m - gb * f64_of(mean);
-            (scale, of_f64::<T>(gb), of_f64::<T>(gc))
-        } else {
-            (scale, T::zero(), T::zero())
-        };
-        for i in (0..d.n).rev() {
-            let r = d.row(i, ch);
-            // SAFETY: rows of channel `ch` are written by this task only; dx has x's length.
-            let dr = unsafe { std::slice::from_raw_parts_mut(dx.0.add(r.start), d.inner) };
-            row_dx(&g[r.clone()], &x[r], dr, scale, shift, act, [ga, gb, gc]);
-        }
-    }
-    (sg, sgx)
 }
-simd_dispatch!(bwd_channel, bwd_channel_impl, <T>,
-    (d: Dims, ch: usize, g: &[T], x: &[T], dx: Option<SharedMut<T>>, mean: T, invstd: T, w: T, b: T,
-     training: bool, act: NormAct<T>) -> (f64, f64));
+simd_dispatch!(grad_chunk, grad_chunk_impl, <T>,
+    (d: Dims, g: &[T], x: &[T], n0: usize, n1: usize, k: &BwdConst<T>, act: NormAct<T>, out: &mut [(f64, f64)]) -> ());
 
-/// Channels per parallel task: enough that a task has some 16k values to visit.
-fn min_len(d: Dims) -> usize {
-    (16384 / (d.n * d.inner).max(1)).max(1)
+/// Input-gradient pass over one image: `dx = ga * g' + gb * x + gc` per channel
+/// (`coef` per channel; `cx` the three expanded for short rows, else empty).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dx_image_impl<T: Scalar>(
+    d: Dims,
+    g: &[T],
+    x: &[T],
+    dx: &mut [T],
+    k: &BwdConst<T>,
+    coef: &[[T; 3]],
+    cx: &[Vec<T>; 3],
+    act: NormAct<T>,
+) {
+    if k.sx.is_empty() {
+        for ch in 0..d.c {
+            let r = ch * d.inner..(ch + 1) * d.inner;
+            row_dx(&g[r.clone()], &x[r.clone()], &mut dx[r], k.scale[ch], k.shift[ch], act, coef[ch]);
+        }
+        return;
+    }
+    let n = dx.len();
+    let (g, x, sx, bx) = (&g[..n], &x[..n], &k.sx[..n], &k.bx[..n]);
+    let (ga, gb, gc) = (&cx[0][..n], &cx[1][..n], &cx[2][..n]);
+    match act {
+        NormAct::Identity => {
+            for j in 0..n {
+                dx[j] = ga[j] * g[j] + (gb[j] * x[j] + gc[j]);
+            }
+        }
+        _ => {
+            for j in 0..n {
+                let gm = masked(g[j], x[j] * sx[j] + bx[j], act);
+                dx[j] = ga[j] * gm + (gb[j] * x[j] + gc[j]);
+            }
+        }
+    }
+}
+simd_dispatch!(dx_image, dx_image_impl, <T>,
+    (d: Dims, g: &[T], x: &[T], dx: &mut [T], k: &BwdConst<T>, coef: &[[T; 3]], cx: &[Vec<T>; 3], act: NormAct<T>) -> ());
+
+/// Per-channel sums over all images: chunk partials (in parallel) added in chunk order.
+fn reduce_chunks(d: Dims, parallel_ok: bool, f: impl Fn(usize, usize, &mut [(f64, f64)]) + Sync) -> Vec<(f64, f64)> {
+    let nb = images_per_chunk(d);
+    let chunks = d.n.div_ceil(nb);
+    let one = |ci: usize| {
+        let mut out = vec![(0f64, 0f64); d.c];
+        f(ci * nb, ((ci + 1) * nb).min(d.n), &mut out);
+        out
+    };
+    let parts: Vec<Vec<(f64, f64)>> = if parallel_ok {
+        (0..chunks).into_par_iter().map(one).collect()
+    } else {
+        (0..chunks).map(one).collect()
+    };
+    let mut total = vec![(0f64, 0f64); d.c];
+    for p in &parts {
+        for (t, v) in total.iter_mut().zip(p) {
+            t.0 += v.0;
+            t.1 += v.1;
+        }
+    }
+    total
 }
 
 fn check_len<T>(name: &str, v: &[T], want: usize, what: &str) -> KernelResult<()> {
@@ -471,30 +566,49 @@ pub fn batch_norm_forward<T: Scalar>(
     if c == 0 {
         return Ok(());
     }
-    let yp = SharedMut(y.as_mut_ptr());
-    let mut per: Vec<(T, T, T)> = vec![(T::zero(), T::zero(), T::zero()); c];
     let work = x.len().saturating_mul(3);
+    let par = work >= parallel::INLINE_WORK;
     parallel::run(work, || {
-        let body = |(ch, out): (usize, &mut (T, T, T))| {
-            let given = match stats {
-                NormStats::Given { mean, var } => Some((mean[ch], var[ch])),
-                NormStats::Batch => None,
-            };
-            let w = weight.map_or(T::one(), |w| w[ch]);
-            let b = bias.map_or(T::zero(), |b| b[ch]);
-            *out = fwd_channel(d, ch, x, yp, given, w, b, eps, act);
-        };
-        if work < parallel::INLINE_WORK {
-            per.iter_mut().enumerate().for_each(body);
+        for ch in 0..c {
+            if let NormStats::Given { mean, var } = stats {
+                saved.mean[ch] = mean[ch];
+                saved.var[ch] = var[ch];
+            }
+        }
+        if let NormStats::Batch = stats {
+            // statistics of data shifted by one of its values per channel (close to the mean,
+            // so E[(x-k)^2] - E[x-k]^2 does not cancel badly)
+            let k: Vec<T> = (0..c).map(|ch| x[d.row(0, ch).start]).collect();
+            let kx = expand(d, |ch| k[ch]);
+            let sums = reduce_chunks(d, par, |n0, n1, out| stats_chunk(d, x, n0, n1, &k, &kx, out));
+            let m = (d.n * d.inner) as f64;
+            for ch in 0..c {
+                let dm = sums[ch].0 / m;
+                saved.mean[ch] = of_f64(f64_of(k[ch]) + dm);
+                saved.var[ch] = of_f64((sums[ch].1 / m - dm * dm).max(0.0));
+            }
+        }
+        let mut scale = vec![T::zero(); c];
+        let mut shift = vec![T::zero(); c];
+        for ch in 0..c {
+            let invstd = T::one() / (saved.var[ch] + eps).sqrt();
+            saved.invstd[ch] = invstd;
+            scale[ch] = weight.map_or(T::one(), |w| w[ch]) * invstd;
+            shift[ch] = bias.map_or(T::zero(), |b| b[ch]) - saved.mean[ch] * scale[ch];
+        }
+        let w = c * d.inner;
+        if w == 0 || x.is_empty() {
+            return;
+        }
+        let sx = expand(d, |ch| scale[ch]);
+        let bx = expand(d, |ch| shift[ch]);
+        let body = |(yi, xi): (&mut [T], &[T])| apply_image(d, xi, yi, &scale, &shift, &sx, &bx, act);
+        if par {
+            y.par_chunks_mut(w).zip(x.par_chunks(w)).with_min_len((TASK / w).max(1)).for_each(body);
         } else {
-            per.par_iter_mut().enumerate().with_min_len(min_len(d)).for_each(body);
+            y.chunks_mut(w).zip(x.chunks(w)).for_each(body);
         }
     });
-    for (ch, &(m, v, is)) in per.iter().enumerate() {
-        saved.mean[ch] = m;
-        saved.var[ch] = v;
-        saved.invstd[ch] = is;
-    }
     Ok(())
 }
 
@@ -538,31 +652,69 @@ pub fn batch_norm_backward<T: Scalar>(
     if c == 0 {
         return Ok(());
     }
-    let dxp = dx.map(|d| SharedMut(d.as_mut_ptr()));
-    let mut sums: Vec<(f64, f64)> = vec![(0.0, 0.0); c];
     let work = x.len().saturating_mul(3);
+    let par = work >= parallel::INLINE_WORK;
+    let scale: Vec<T> = (0..c).map(|ch| weight.map_or(T::one(), |w| w[ch]) * invstd[ch]).collect();
+    let shift: Vec<T> = (0..c).map(|ch| bias.map_or(T::zero(), |b| b[ch]) - mean[ch] * scale[ch]).collect();
+    let k = BwdConst {
+        mean: mean.to_vec(),
+        mx: expand(d, |ch| mean[ch]),
+        sx: expand(d, |ch| scale[ch]),
+        bx: expand(d, |ch| shift[ch]),
+        scale,
+        shift,
+    };
+    let need_sums = dweight.is_some() || dbias.is_some() || (dx.is_some() && training);
     parallel::run(work, || {
-        let body = |(ch, out): (usize, &mut (f64, f64))| {
-            let w = weight.map_or(T::one(), |w| w[ch]);
-            let b = bias.map_or(T::zero(), |b| b[ch]);
-            *out = bwd_channel(d, ch, dy, x, dxp, mean[ch], invstd[ch], w, b, training, act);
-        };
-        if work < parallel::INLINE_WORK {
-            sums.iter_mut().enumerate().for_each(body);
+        let sums = if need_sums && !x.is_empty() {
+            reduce_chunks(d, par, |n0, n1, out| grad_chunk(d, dy, x, n0, n1, &k, act, out))
         } else {
-            sums.par_iter_mut().enumerate().with_min_len(min_len(d)).for_each(body);
+            vec![(0f64, 0f64); c]
+        };
+        if let Some(dx) = dx {
+            let m = (d.n * d.inner) as f64;
+            let coef: Vec<[T; 3]> = (0..c)
+                .map(|ch| {
+                    let s = k.scale[ch];
+                    if training {
+                        let (sf, is) = (f64_of(s), f64_of(invstd[ch]));
+                        let gb = -sf * is * is * sums[ch].1 / m;
+                        let gc = -sf * sums[ch].0 / m - gb * f64_of(mean[ch]);
+                        [s, of_f64(gb), of_f64(gc)]
+                    } else {
+                        [s, T::zero(), T::zero()]
+                    }
+                })
+                .collect();
+            let cx = [
+                expand(d, |ch| coef[ch][0]),
+                expand(d, |ch| coef[ch][1]),
+                expand(d, |ch| coef[ch][2]),
+            ];
+            let w = c * d.inner;
+            if w > 0 && !x.is_empty() {
+                let body = |(di, (gi, xi)): (&mut [T], (&[T], &[T]))| dx_image(d, gi, xi, di, &k, &coef, &cx, act);
+                if par {
+                    dx.par_chunks_mut(w)
+                        .zip(dy.par_chunks(w).zip(x.par_chunks(w)))
+                        .with_min_len((TASK / w).max(1))
+                        .for_each(body);
+                } else {
+                    dx.chunks_mut(w).zip(dy.chunks(w).zip(x.chunks(w))).for_each(body);
+                }
+            }
+        }
+        if let Some(dw) = dweight {
+            for (ch, o) in dw.iter_mut().enumerate() {
+                *o = of_f64(sums[ch].1 * f64_of(invstd[ch]));
+            }
+        }
+        if let Some(db) = dbias {
+            for (ch, o) in db.iter_mut().enumerate() {
+                *o = of_f64(sums[ch].0);
+            }
         }
     });
-    if let Some(dw) = dweight {
-        for (ch, o) in dw.iter_mut().enumerate() {
-            *o = of_f64(sums[ch].1 * f64_of(invstd[ch]));
-        }
-    }
-    if let Some(db) = dbias {
-        for (ch, o) in db.iter_mut().enumerate() {
-            *o = of_f64(sums[ch].0);
-        }
-    }
     Ok(())
 }
 
