@@ -85,7 +85,11 @@ fn fold_lanes<T: Scalar>(acc: &[T; LANES]) -> f64 {
 
 /// Adds `row - k` and `(row - k)^2` into two sets of 16 lanes.
 #[inline(always)]
-fn row_shifted<T: Scalar>(row: &[T], k: T, sums: ([T; LANES], [T; LANES])) -> ([T; LANES], [T; LANES]) {
+fn row_shifted<T: Scalar>(
+    row: &[T],
+    k: T,
+    sums: ([T; LANES], [T; LANES]),
+) -> ([T; LANES], [T; LANES]) {
     let (mut s, mut q) = sums;
     let chunks = row.chunks_exact(LANES);
     let rest = chunks.remainder();
@@ -213,7 +217,15 @@ fn row_grad_sums<T: Scalar>(
 /// `dx = ga * g' + gb * x + gc` over one row (`g'` masked as in [`row_grad_sums`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn row_dx<T: Scalar>(g: &[T], x: &[T], dx: &mut [T], scale: T, shift: T, act: NormAct<T>, k: [T; 3]) {
+fn row_dx<T: Scalar>(
+    g: &[T],
+    x: &[T],
+    dx: &mut [T],
+    scale: T,
+    shift: T,
+    act: NormAct<T>,
+    k: [T; 3],
+) {
     let [ga, gb, gc] = k;
     match act {
         NormAct::Identity => {
@@ -300,12 +312,24 @@ fn expand<T: Scalar>(d: Dims, v: impl Fn(usize) -> T) -> Vec<T> {
 /// Reduction pass of the forward: per-channel sums of `x - k` and `(x - k)^2` over images
 /// `n0..n1` into `out` (zeroed by the caller). `kx` is `k` expanded (short rows) or empty.
 #[inline(always)]
-fn stats_chunk_impl<T: Scalar>(d: Dims, x: &[T], n0: usize, n1: usize, k: &[T], kx: &[T], out: &mut [(f64, f64)]) {
+fn stats_chunk_impl<T: Scalar>(
+    d: Dims,
+    x: &[T],
+    n0: usize,
+    n1: usize,
+    k: &[T],
+    kx: &[T],
+    out: &mut [(f64, f64)],
+) {
     let w = d.c * d.inner;
     if kx.is_empty() {
         for i in n0..n1 {
             for ch in 0..d.c {
-                let (s, q) = row_shifted(&x[d.row(i, ch)], k[ch], ([T::zero(); LANES], [T::zero(); LANES]));
+                let (s, q) = row_shifted(
+                    &x[d.row(i, ch)],
+                    k[ch],
+                    ([T::zero(); LANES], [T::zero(); LANES]),
+                );
                 out[ch].0 += fold_lanes(&s);
                 out[ch].1 += fold_lanes(&q);
             }
@@ -399,7 +423,15 @@ fn grad_chunk_impl<T: Scalar>(
             for ch in 0..d.c {
                 let r = d.row(i, ch);
                 let z = ([T::zero(); LANES], [T::zero(); LANES]);
-                let (a, b) = row_grad_sums(&g[r.clone()], &x[r], k.mean[ch], k.scale[ch], k.shift[ch], act, z);
+                let (a, b) = row_grad_sums(
+                    &g[r.clone()],
+                    &x[r],
+                    k.mean[ch],
+                    k.scale[ch],
+                    k.shift[ch],
+                    act,
+                    z,
+                );
                 out[ch].0 += fold_lanes(&a);
                 out[ch].1 += fold_lanes(&b);
             }
@@ -444,7 +476,15 @@ fn dx_image_impl<T: Scalar>(
     if k.sx.is_empty() {
         for ch in 0..d.c {
             let r = ch * d.inner..(ch + 1) * d.inner;
-            row_dx(&g[r.clone()], &x[r.clone()], &mut dx[r], k.scale[ch], k.shift[ch], act, coef[ch]);
+            row_dx(
+                &g[r.clone()],
+                &x[r.clone()],
+                &mut dx[r],
+                k.scale[ch],
+                k.shift[ch],
+                act,
+                coef[ch],
+            );
         }
         return;
     }
@@ -469,7 +509,11 @@ simd_dispatch!(dx_image, dx_image_impl, <T>,
     (d: Dims, g: &[T], x: &[T], dx: &mut [T], k: &BwdConst<T>, coef: &[[T; 3]], cx: &[Vec<T>; 3], act: NormAct<T>) -> ());
 
 /// Per-channel sums over all images: chunk partials (in parallel) added in chunk order.
-fn reduce_chunks(d: Dims, parallel_ok: bool, f: impl Fn(usize, usize, &mut [(f64, f64)]) + Sync) -> Vec<(f64, f64)> {
+fn reduce_chunks(
+    d: Dims,
+    parallel_ok: bool,
+    f: impl Fn(usize, usize, &mut [(f64, f64)]) + Sync,
+) -> Vec<(f64, f64)> {
     let nb = images_per_chunk(d);
     let chunks = d.n.div_ceil(nb);
     let one = |ci: usize| {
@@ -580,7 +624,9 @@ pub fn batch_norm_forward<T: Scalar>(
             // so E[(x-k)^2] - E[x-k]^2 does not cancel badly)
             let k: Vec<T> = (0..c).map(|ch| x[d.row(0, ch).start]).collect();
             let kx = expand(d, |ch| k[ch]);
-            let sums = reduce_chunks(d, par, |n0, n1, out| stats_chunk(d, x, n0, n1, &k, &kx, out));
+            let sums = reduce_chunks(d, par, |n0, n1, out| {
+                stats_chunk(d, x, n0, n1, &k, &kx, out)
+            });
             let m = (d.n * d.inner) as f64;
             for ch in 0..c {
                 let dm = sums[ch].0 / m;
@@ -602,9 +648,13 @@ pub fn batch_norm_forward<T: Scalar>(
         }
         let sx = expand(d, |ch| scale[ch]);
         let bx = expand(d, |ch| shift[ch]);
-        let body = |(yi, xi): (&mut [T], &[T])| apply_image(d, xi, yi, &scale, &shift, &sx, &bx, act);
+        let body =
+            |(yi, xi): (&mut [T], &[T])| apply_image(d, xi, yi, &scale, &shift, &sx, &bx, act);
         if par {
-            y.par_chunks_mut(w).zip(x.par_chunks(w)).with_min_len((TASK / w).max(1)).for_each(body);
+            y.par_chunks_mut(w)
+                .zip(x.par_chunks(w))
+                .with_min_len((TASK / w).max(1))
+                .for_each(body);
         } else {
             y.chunks_mut(w).zip(x.chunks(w)).for_each(body);
         }
@@ -654,8 +704,12 @@ pub fn batch_norm_backward<T: Scalar>(
     }
     let work = x.len().saturating_mul(3);
     let par = work >= parallel::INLINE_WORK;
-    let scale: Vec<T> = (0..c).map(|ch| weight.map_or(T::one(), |w| w[ch]) * invstd[ch]).collect();
-    let shift: Vec<T> = (0..c).map(|ch| bias.map_or(T::zero(), |b| b[ch]) - mean[ch] * scale[ch]).collect();
+    let scale: Vec<T> = (0..c)
+        .map(|ch| weight.map_or(T::one(), |w| w[ch]) * invstd[ch])
+        .collect();
+    let shift: Vec<T> = (0..c)
+        .map(|ch| bias.map_or(T::zero(), |b| b[ch]) - mean[ch] * scale[ch])
+        .collect();
     let k = BwdConst {
         mean: mean.to_vec(),
         mx: expand(d, |ch| mean[ch]),
@@ -667,7 +721,9 @@ pub fn batch_norm_backward<T: Scalar>(
     let need_sums = dweight.is_some() || dbias.is_some() || (dx.is_some() && training);
     parallel::run(work, || {
         let sums = if need_sums && !x.is_empty() {
-            reduce_chunks(d, par, |n0, n1, out| grad_chunk(d, dy, x, n0, n1, &k, act, out))
+            reduce_chunks(d, par, |n0, n1, out| {
+                grad_chunk(d, dy, x, n0, n1, &k, act, out)
+            })
         } else {
             vec![(0f64, 0f64); c]
         };
@@ -693,14 +749,18 @@ pub fn batch_norm_backward<T: Scalar>(
             ];
             let w = c * d.inner;
             if w > 0 && !x.is_empty() {
-                let body = |(di, (gi, xi)): (&mut [T], (&[T], &[T]))| dx_image(d, gi, xi, di, &k, &coef, &cx, act);
+                let body = |(di, (gi, xi)): (&mut [T], (&[T], &[T]))| {
+                    dx_image(d, gi, xi, di, &k, &coef, &cx, act)
+                };
                 if par {
                     dx.par_chunks_mut(w)
                         .zip(dy.par_chunks(w).zip(x.par_chunks(w)))
                         .with_min_len((TASK / w).max(1))
                         .for_each(body);
                 } else {
-                    dx.chunks_mut(w).zip(dy.chunks(w).zip(x.chunks(w))).for_each(body);
+                    dx.chunks_mut(w)
+                        .zip(dy.chunks(w).zip(x.chunks(w)))
+                        .for_each(body);
                 }
             }
         }
@@ -726,18 +786,29 @@ mod tests {
         let mut s = seed;
         (0..len)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 1.5
             })
             .collect()
     }
 
-    fn naive_fwd(x: &[f64], (n, c, k): (usize, usize, usize), w: &[f64], b: &[f64], eps: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    fn naive_fwd(
+        x: &[f64],
+        (n, c, k): (usize, usize, usize),
+        w: &[f64],
+        b: &[f64],
+        eps: f64,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         let mut y = vec![0.0; x.len()];
         let mut means = vec![0.0; c];
         let mut vars = vec![0.0; c];
         for ch in 0..c {
-            let vals: Vec<f64> = (0..n).flat_map(|i| (0..k).map(move |j| (i, j))).map(|(i, j)| x[(i * c + ch) * k + j]).collect();
+            let vals: Vec<f64> = (0..n)
+                .flat_map(|i| (0..k).map(move |j| (i, j)))
+                .map(|(i, j)| x[(i * c + ch) * k + j])
+                .collect();
             let m = vals.iter().sum::<f64>() / vals.len() as f64;
             let v = vals.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / vals.len() as f64;
             means[ch] = m;
@@ -752,12 +823,32 @@ mod tests {
         (y, means, vars)
     }
 
-    fn run_fwd(x: &[f64], shape: (usize, usize, usize), w: &[f64], b: &[f64], act: NormAct<f64>) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    fn run_fwd(
+        x: &[f64],
+        shape: (usize, usize, usize),
+        w: &[f64],
+        b: &[f64],
+        act: NormAct<f64>,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
         let c = shape.1;
         let mut y = vec![0.0; x.len()];
         let (mut m, mut is, mut v) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
-        batch_norm_forward(x, shape, Some(w), Some(b), NormStats::Batch, 1e-5, act, &mut y,
-            NormSaved { mean: &mut m, invstd: &mut is, var: &mut v }).unwrap();
+        batch_norm_forward(
+            x,
+            shape,
+            Some(w),
+            Some(b),
+            NormStats::Batch,
+            1e-5,
+            act,
+            &mut y,
+            NormSaved {
+                mean: &mut m,
+                invstd: &mut is,
+                var: &mut v,
+            },
+        )
+        .unwrap();
         (y, m, is, v)
     }
 
@@ -770,7 +861,12 @@ mod tests {
             let b = lcg(9, shape.1);
             let (y, m, _, v) = run_fwd(&x, shape, &w, &b, NormAct::Identity);
             let (yr, mr, vr) = naive_fwd(&x, shape, &w, &b, 1e-5);
-            for (a, r) in y.iter().zip(&yr).chain(m.iter().zip(&mr)).chain(v.iter().zip(&vr)) {
+            for (a, r) in y
+                .iter()
+                .zip(&yr)
+                .chain(m.iter().zip(&mr))
+                .chain(v.iter().zip(&vr))
+            {
                 assert!((a - r).abs() < 1e-10, "{a} vs {r} for {shape:?}");
             }
             let (yrelu, ..) = run_fwd(&x, shape, &w, &b, NormAct::Relu);
@@ -790,7 +886,11 @@ mod tests {
         let w = lcg(2, 2);
         let b = lcg(3, 2);
         let proj = lcg(4, len);
-        for act in [NormAct::Identity, NormAct::Relu, NormAct::Hardtanh(-0.3, 0.4)] {
+        for act in [
+            NormAct::Identity,
+            NormAct::Relu,
+            NormAct::Hardtanh(-0.3, 0.4),
+        ] {
             let loss = |x: &[f64]| -> f64 {
                 let (y, ..) = run_fwd(x, shape, &w, &b, act);
                 y.iter().zip(&proj).map(|(a, p)| a * p).sum()
@@ -798,8 +898,23 @@ mod tests {
             let (_, m, is, _) = run_fwd(&x, shape, &w, &b, act);
             let mut dx = vec![0.0; len];
             let (mut dw, mut db) = (vec![0.0; 2], vec![0.0; 2]);
-            batch_norm_backward(&proj, &x, shape, Some(&w), Some(&b), &m, &is, true, act,
-                NormGrads { dx: Some(&mut dx), dweight: Some(&mut dw), dbias: Some(&mut db) }).unwrap();
+            batch_norm_backward(
+                &proj,
+                &x,
+                shape,
+                Some(&w),
+                Some(&b),
+                &m,
+                &is,
+                true,
+                act,
+                NormGrads {
+                    dx: Some(&mut dx),
+                    dweight: Some(&mut dw),
+                    dbias: Some(&mut db),
+                },
+            )
+            .unwrap();
             let h = 1e-6;
             for i in 0..len {
                 let mut xp = x.clone();
@@ -807,11 +922,20 @@ mod tests {
                 let mut xm = x.clone();
                 xm[i] -= h;
                 let num = (loss(&xp) - loss(&xm)) / (2.0 * h);
-                assert!((num - dx[i]).abs() < 1e-6, "{act:?} dx[{i}]: {} vs {num}", dx[i]);
+                assert!(
+                    (num - dx[i]).abs() < 1e-6,
+                    "{act:?} dx[{i}]: {} vs {num}",
+                    dx[i]
+                );
             }
             // dweight/dbias of a linear-in-(w, b) output without activation
             if act == NormAct::Identity {
-                let xhat: Vec<f64> = (0..len).map(|p| { let ch = (p / 5) % 2; (x[p] - m[ch]) * is[ch] }).collect();
+                let xhat: Vec<f64> = (0..len)
+                    .map(|p| {
+                        let ch = (p / 5) % 2;
+                        (x[p] - m[ch]) * is[ch]
+                    })
+                    .collect();
                 for ch in 0..2 {
                     let mut sw = 0.0;
                     let mut sb = 0.0;
@@ -835,16 +959,48 @@ mod tests {
         let rv = [1.5, 0.5, 2.0];
         let mut y = vec![0.0; 24];
         let (mut m, mut is, mut v) = (vec![0.0; 3], vec![0.0; 3], vec![0.0; 3]);
-        batch_norm_forward(&x, shape, None, None, NormStats::Given { mean: &rm, var: &rv }, 1e-5,
-            NormAct::Identity, &mut y, NormSaved { mean: &mut m, invstd: &mut is, var: &mut v }).unwrap();
+        batch_norm_forward(
+            &x,
+            shape,
+            None,
+            None,
+            NormStats::Given {
+                mean: &rm,
+                var: &rv,
+            },
+            1e-5,
+            NormAct::Identity,
+            &mut y,
+            NormSaved {
+                mean: &mut m,
+                invstd: &mut is,
+                var: &mut v,
+            },
+        )
+        .unwrap();
         for p in 0..24 {
             let ch = (p / 4) % 3;
             assert!((y[p] - (x[p] - rm[ch]) / (rv[ch] + 1e-5f64).sqrt()).abs() < 1e-12);
         }
         let g = lcg(6, 24);
         let mut dx = vec![0.0; 24];
-        batch_norm_backward(&g, &x, shape, None, None, &m, &is, false, NormAct::Identity,
-            NormGrads { dx: Some(&mut dx), dweight: None, dbias: None }).unwrap();
+        batch_norm_backward(
+            &g,
+            &x,
+            shape,
+            None,
+            None,
+            &m,
+            &is,
+            false,
+            NormAct::Identity,
+            NormGrads {
+                dx: Some(&mut dx),
+                dweight: None,
+                dbias: None,
+            },
+        )
+        .unwrap();
         for p in 0..24 {
             assert!((dx[p] - g[p] * is[(p / 4) % 3]).abs() < 1e-12);
         }
@@ -859,12 +1015,41 @@ mod tests {
         let run = || {
             let mut y = vec![0f32; len];
             let (mut m, mut is, mut v) = (vec![0f32; 40], vec![0f32; 40], vec![0f32; 40]);
-            batch_norm_forward(&x, shape, None, None, NormStats::Batch, 1e-5, NormAct::Relu, &mut y,
-                NormSaved { mean: &mut m, invstd: &mut is, var: &mut v }).unwrap();
+            batch_norm_forward(
+                &x,
+                shape,
+                None,
+                None,
+                NormStats::Batch,
+                1e-5,
+                NormAct::Relu,
+                &mut y,
+                NormSaved {
+                    mean: &mut m,
+                    invstd: &mut is,
+                    var: &mut v,
+                },
+            )
+            .unwrap();
             let mut dx = vec![0f32; len];
             let mut dw = vec![0f32; 40];
-            batch_norm_backward(&g, &x, shape, None, None, &m, &is, true, NormAct::Relu,
-                NormGrads { dx: Some(&mut dx), dweight: Some(&mut dw), dbias: None }).unwrap();
+            batch_norm_backward(
+                &g,
+                &x,
+                shape,
+                None,
+                None,
+                &m,
+                &is,
+                true,
+                NormAct::Relu,
+                NormGrads {
+                    dx: Some(&mut dx),
+                    dweight: Some(&mut dw),
+                    dbias: None,
+                },
+            )
+            .unwrap();
             (y, dx, dw)
         };
         crate::parallel::set_num_threads(1).unwrap();
@@ -879,15 +1064,57 @@ mod tests {
         let x = vec![0f32; 12];
         let mut y = vec![0f32; 12];
         let (mut m, mut is, mut v) = (vec![0f32; 3], vec![0f32; 3], vec![0f32; 3]);
-        let e = batch_norm_forward(&x, (2, 3, 3), None, None, NormStats::Batch, 1e-5, NormAct::Identity, &mut y,
-            NormSaved { mean: &mut m, invstd: &mut is, var: &mut v }).unwrap_err();
+        let e = batch_norm_forward(
+            &x,
+            (2, 3, 3),
+            None,
+            None,
+            NormStats::Batch,
+            1e-5,
+            NormAct::Identity,
+            &mut y,
+            NormSaved {
+                mean: &mut m,
+                invstd: &mut is,
+                var: &mut v,
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("'input'"));
         let w = [1f32; 2];
-        let e = batch_norm_forward(&x, (2, 3, 2), Some(&w), None, NormStats::Batch, 1e-5, NormAct::Identity, &mut y,
-            NormSaved { mean: &mut m, invstd: &mut is, var: &mut v }).unwrap_err();
+        let e = batch_norm_forward(
+            &x,
+            (2, 3, 2),
+            Some(&w),
+            None,
+            NormStats::Batch,
+            1e-5,
+            NormAct::Identity,
+            &mut y,
+            NormSaved {
+                mean: &mut m,
+                invstd: &mut is,
+                var: &mut v,
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("'weight'"));
-        let e = batch_norm_forward(&x, (2, 3, 2), None, None, NormStats::Batch, 1e-5, NormAct::Hardtanh(1.0, 0.0), &mut y,
-            NormSaved { mean: &mut m, invstd: &mut is, var: &mut v }).unwrap_err();
+        let e = batch_norm_forward(
+            &x,
+            (2, 3, 2),
+            None,
+            None,
+            NormStats::Batch,
+            1e-5,
+            NormAct::Hardtanh(1.0, 0.0),
+            &mut y,
+            NormSaved {
+                mean: &mut m,
+                invstd: &mut is,
+                var: &mut v,
+            },
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("min <= max"));
     }
 }

@@ -17,7 +17,11 @@ fn act_from<T: Copy>(kind: &str, lo: T, hi: T) -> PyResult<NormAct<T>> {
         "identity" => NormAct::Identity,
         "relu" => NormAct::Relu,
         "hardtanh" => NormAct::Hardtanh(lo, hi),
-        _ => return Err(PyValueError::new_err(format!("batch_norm: unknown activation {kind:?}"))),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "batch_norm: unknown activation {kind:?}"
+            )))
+        }
     })
 }
 
