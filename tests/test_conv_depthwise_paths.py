@@ -75,3 +75,23 @@ def test_same_padding_with_even_kernel_and_threads():
     for o in outs:
         np.testing.assert_array_equal(o, outs[0])
     np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_stacked_input_grad_matches_per_image_and_is_the_adjoint(case):
+    n, c, h, wd, mult, k, pad, dil, _ = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((n, c, h, wd))
+    w = rng.standard_normal((c * mult, 1, k, k))
+    y = ops.conv2d(x, w, padding=pad, dilation=dil, groups=c)
+    dy = rng.standard_normal(y.shape)
+    dx, _, _ = ops.conv2d_backward(dy, x, w, padding=pad, dilation=dil, groups=c, needs=("input",))
+    per_image = np.concatenate([
+        ops.conv2d_backward(dy[i:i + 1], x[i:i + 1], w, padding=pad, dilation=dil, groups=c, needs=("input",))[0]
+        for i in range(n)])
+    np.testing.assert_array_equal(dx, per_image)
+    # <dy, conv(x)> == <conv^T(dy), x> for the linear map x -> conv(x)
+    assert np.isclose(np.sum(dy * y), np.sum(dx * x), rtol=1e-12)
+    dx32, _, _ = ops.conv2d_backward(dy.astype(np.float32), x.astype(np.float32), w.astype(np.float32), padding=pad,
+                                     dilation=dil, groups=c, needs=("input",))
+    np.testing.assert_allclose(dx32, dx, rtol=1e-4, atol=1e-4)

@@ -334,11 +334,14 @@ dispatch!(dw_fast, dw_fast_impl, (pl: &Plane<'_>, dyp: &[T], xp: &Padded<T>, acc
 /// Planes at most this wide use the stacked path of [`forward_stacked`] (stride 1).
 const STACK_MAX_W: usize = 14;
 
-/// `o[j] = bias + sum over taps t of w[t] * src[offs[t] + j]` over a whole flat range: the
+/// `o[j] = init + sum over taps t of w[t] * src[offs[t] + j]` (`o[j] +=` the sum when `init`
+/// is None) over a whole flat range: the
 /// same tap order and fused multiply-adds as [`fwd_fast_impl`], so results are identical.
 #[inline(always)]
-fn flat_taps_impl<T: Scalar, const FMA: bool>(o: &mut [T], src: &[T], offs: &[usize], wk: &[T], bias: T) {
-    o.fill(bias);
+fn flat_taps_impl<T: Scalar, const FMA: bool>(o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>) {
+    if let Some(v) = init {
+        o.fill(v);
+    }
     let n = o.len();
     for (&off, &wv) in offs.iter().zip(wk) {
         let s = &src[off..off + n];
@@ -347,7 +350,7 @@ fn flat_taps_impl<T: Scalar, const FMA: bool>(o: &mut [T], src: &[T], offs: &[us
         }
     }
 }
-dispatch!(flat_taps, flat_taps_impl, (o: &mut [T], src: &[T], offs: &[usize], wk: &[T], bias: T));
+dispatch!(flat_taps, flat_taps_impl, (o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>));
 
 /// A pointer shared by the tasks of one parallel loop, each writing its own elements.
 #[derive(Clone, Copy)]
@@ -389,7 +392,7 @@ fn forward_stacked<T: Scalar>(g: &Geom, pl: &Plane<'_>, x: &[T], w: &[T], bias: 
                     }
                 }
                 let b = bias.map_or(T::zero(), |b| b[co]);
-                flat_taps(res, tall, &offs, &w[co * kk..(co + 1) * kk], b);
+                flat_taps(res, tall, &offs, &w[co * kk..(co + 1) * kk], Some(b));
                 for ni in 0..n {
                     let base = (ni * g.c_out + co) * oplane;
                     for y in 0..pl.oh {
@@ -444,11 +447,62 @@ pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
     });
 }
 
+/// Stride-1 input gradient for small planes, stacked like [`forward_stacked`]: per input
+/// channel, the output-gradient planes of all images (zero-padded by the kernel's extent)
+/// are stacked and correlated with the flipped kernel as long axpys; same tap order as
+/// [`dx_fast_impl`].
+fn input_grad_stacked<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
+    let qh = (pl.ih + pl.ph + a).max(pl.oh + a);
+    let qw = (pl.iw + pl.pw + b).max(pl.ow + b);
+    let n = g.n;
+    let offs: Vec<usize> = (0..kk)
+        .map(|t| {
+            let (ky, kx) = (t / pl.kw, t % pl.kw);
+            (pl.ph + a - ky * pl.dh) * qw + (pl.pw + b - kx * pl.dw)
+        })
+        .collect();
+    let slack = pl.pw + b;
+    let len = ((n - 1) * qh + pl.ih) * qw;
+    let dxp = SharedOut(dx.as_mut_ptr());
+    parallel::run(g.macs(), || {
+        (0..g.c_in).into_par_iter().for_each_init(
+            || (vec![T::zero(); n * qh * qw + slack], vec![T::zero(); len]),
+            |(tall, res), ci| {
+                for (m, co) in (ci * g.og..(ci + 1) * g.og).enumerate() {
+                    for ni in 0..n {
+                        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+                        for y in 0..pl.oh {
+                            let o = (ni * qh + y + a) * qw + b;
+                            tall[o..o + pl.ow].copy_from_slice(&dyp[y * pl.ow..(y + 1) * pl.ow]);
+                        }
+                    }
+                    let init = if m == 0 { Some(T::zero()) } else { None };
+                    flat_taps(res, tall, &offs, &w[co * kk..(co + 1) * kk], init);
+                }
+                for ni in 0..n {
+                    let base = (ni * g.c_in + ci) * iplane;
+                    for y in 0..pl.ih {
+                        let src = &res[(ni * qh + y) * qw..][..pl.iw];
+                        // SAFETY: input plane (ni, ci) is written by this task only, inside `dx`.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(dxp.get().add(base + y * pl.iw), pl.iw) };
+                        dst.copy_from_slice(src);
+                    }
+                }
+            },
+        );
+    });
+}
+
 pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
     let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
     let fast = pl.sh == 1 && pl.sw == 1;
+    if fast && pl.iw <= STACK_MAX_W && g.n > 1 {
+        return input_grad_stacked(g, &pl, dy, w, dx);
+    }
     let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
     // rows/columns of the padded dy: dy row r sits at r + a; reads reach ih + ph + a
     let (qrows, qcols) = ((pl.ih + pl.ph + a).max(pl.oh + a), (pl.iw + pl.pw + b).max(pl.ow + b));
