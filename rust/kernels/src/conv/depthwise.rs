@@ -66,6 +66,32 @@ macro_rules! dispatch {
     };
 }
 
+/// Like `dispatch!` for kernels that return a value.
+macro_rules! dispatch_ret {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        fn $name<T: Scalar>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn v4<T: Scalar>($($arg: $ty),*) -> $ret {
+                    $body::<T, true>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3<T: Scalar>($($arg: $ty),*) -> $ret {
+                    $body::<T, true>($($arg),*)
+                }
+                match crate::simd::level() {
+                    // SAFETY: the CPU supports the features these versions were compiled for.
+                    crate::simd::SimdLevel::Avx512 => return unsafe { v4::<T>($($arg),*) },
+                    crate::simd::SimdLevel::Avx2Fma => return unsafe { v3::<T>($($arg),*) },
+                    _ => {}
+                }
+            }
+            $body::<T, false>($($arg),*)
+        }
+    };
+}
+
 /// Plane geometry shared by the per-plane kernels.
 #[derive(Clone, Copy)]
 struct Plane<'a> {
@@ -552,15 +578,29 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T])
         pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
     );
     let width = ow;
+    let stacked = fast && pl.iw <= STACK_MAX_W && g.n > 1;
+    let n = g.n;
+    // stacked layout (see weight_grad_stacked): planes of prows x pcols, one per image
+    let offs: Vec<usize> = (0..kk).map(|t| (t / pl.kw) * pl.dh * pcols + (t % pl.kw) * pl.dw).collect();
+    let slack = (pl.kw - 1) * pl.dw;
+    let len = if stacked { ((n - 1) * prows + pl.oh) * pcols } else { 0 };
     parallel::run(g.macs(), || {
         dwt.par_chunks_mut(kk).enumerate().for_each_init(
             || {
                 let pads = fast.then(|| Padded::<T>::new(prows, pcols));
-                (vec![T::zero(); kk * width], pads)
+                let tall = if stacked {
+                    (vec![T::zero(); n * prows * pcols + slack], vec![T::zero(); len])
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                (vec![T::zero(); kk * width], pads, tall)
             },
-            |(acc, pads), (co, out)| {
-                acc.fill(T::zero());
+            |(acc, pads, (tx, td)), (co, out)| {
                 let ci = co / g.og;
+                if stacked && weight_grad_stacked(g, &pl, dy, x, co, ci, &offs, tx, td, out) {
+                    return;
+                }
+                acc.fill(T::zero());
                 for ni in 0..g.n {
                     let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
                     let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
@@ -578,4 +618,75 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T])
             },
         );
     });
+}
+
+/// `sum(a[j] * b[j])` with 16 lanes reduced in a fixed order.
+#[inline(always)]
+fn dot_lanes_impl<T: Scalar, const FMA: bool>(a: &[T], b: &[T]) -> T {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [T::zero(); 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (u, v) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] = madd::<T, FMA>(acc[i], u[i], v[i]);
+        }
+    }
+    for i in 0..ra.len() {
+        acc[i] = madd::<T, FMA>(acc[i], ra[i], rb[i]);
+    }
+    let mut h = [T::zero(); 8];
+    for i in 0..8 {
+        h[i] = acc[i] + acc[i + 8];
+    }
+    ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7]))
+}
+dispatch_ret!(dot_lanes, dot_lanes_impl, (a: &[T], b: &[T]) -> T);
+
+/// Stride-1 weight gradient of output channel `co` for small planes: the padded input
+/// planes of all images stacked (`tx`, rows `prows` x `pcols` each) and the output-gradient
+/// planes embedded at the same row stride with zeros around them (`td`), so each tap's
+/// gradient is one long dot product `td . tx[off..]`. Returns false (nothing written) when
+/// the input holds a non-finite value: the zero-padded products `0 * x` would then not be 0.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_stacked<T: Scalar>(
+    g: &Geom,
+    pl: &Plane<'_>,
+    dy: &[T],
+    x: &[T],
+    co: usize,
+    ci: usize,
+    offs: &[usize],
+    tx: &mut [T],
+    td: &mut [T],
+    out: &mut [T],
+) -> bool {
+    let (iplane, oplane) = (pl.ih * pl.iw, pl.oh * pl.ow);
+    let prows = pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1];
+    let pc = pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2];
+    let mut finite = true;
+    for ni in 0..g.n {
+        let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+        finite &= xin.iter().all(|v| v.is_finite());
+        for y in 0..pl.ih {
+            let o = (ni * prows + pl.ph + y) * pc + pl.pw;
+            tx[o..o + pl.iw].copy_from_slice(&xin[y * pl.iw..(y + 1) * pl.iw]);
+        }
+        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+        for y in 0..pl.oh {
+            let o = (ni * prows + y) * pc;
+            if o + pl.ow <= td.len() {
+                td[o..o + pl.ow].copy_from_slice(&dyp[y * pl.ow..(y + 1) * pl.ow]);
+            }
+        }
+    }
+    if !finite {
+        return false;
+    }
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = dot_lanes(td, &tx[offs[t]..]);
+    }
+    true
 }
