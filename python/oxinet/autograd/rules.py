@@ -423,6 +423,8 @@ def SigmoidBackward(g, out):
 
 
 def ReluBackward(g, out):
+    if g.dtype == out.dtype and _kernel_ok(out, _RUST_ACT):
+        return _act_ops.relu_backward(g, out)  # out > 0 exactly where the input was
     return g * (out > 0)
 
 

@@ -11,6 +11,7 @@ ResNet-50 25,557,032; ResNet-101 44,549,160; ResNet-152 60,192,808.
 from __future__ import annotations
 
 from oxinet import nn
+from oxinet.nn.layers import bn_act
 from oxinet.models._blocks import check_positive
 
 
@@ -29,7 +30,7 @@ class BasicBlock(nn.Module):
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        y = self.relu(self.bn1(self.conv1(x)))
+        y = bn_act(self.bn1, self.relu, self.conv1(x))
         y = self.bn2(self.conv2(y))
         return self.relu(y + identity)
 
@@ -51,8 +52,8 @@ class Bottleneck(nn.Module):
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.relu(self.bn2(self.conv2(y)))
+        y = bn_act(self.bn1, self.relu, self.conv1(x))
+        y = bn_act(self.bn2, self.relu, self.conv2(y))
         y = self.bn3(self.conv3(y))
         return self.relu(y + identity)
 

@@ -9,6 +9,12 @@ from oxinet.nn.module import Module
 from oxinet.nn.parameter import Parameter
 
 
+def _fused_bn_act(bn, act, input):
+    from oxinet.nn.layers import fused_bn_act
+
+    return fused_bn_act(bn, act, input)
+
+
 class Sequential(Module):
     """Chain modules: ``Sequential(m1, m2, ...)`` or ``Sequential(OrderedDict(name=m, ...))``;
     ``forward(x)`` returns ``mN(...m2(m1(x)))``."""
@@ -25,8 +31,19 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, input):
-        for m in self._modules.values():
+        mods = list(self._modules.values())
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            if i + 1 < n and getattr(m, "_fusable_bn", False):
+                # BatchNorm followed by ReLU/ReLU6/Hardtanh: one fused pass (same results)
+                out = _fused_bn_act(m, mods[i + 1], input)
+                if out is not None:
+                    input = out
+                    i += 2
+                    continue
             input = m(input)
+            i += 1
         return input
 
     def _index(self, idx):

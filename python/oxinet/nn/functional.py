@@ -14,8 +14,9 @@ import numpy as np
 from oxinet.grad_mode import state as _GM
 from oxinet.autograd.graph import Node
 from oxinet.random import generator
+from oxinet.ops import norm as _norm_ops
 from oxinet.tensor import (
-    Tensor, _edge, _mm, _node, _plain, _result, elu as _elu, gelu as _gelu,
+    ClampBackward, Tensor, _edge, _mm, _node, _plain, _result, _unary, elu as _elu, gelu as _gelu,
     leaky_relu as _leaky_relu, logsigmoid as _logsigmoid, pad as _pad, scale_by_mask, silu as _silu,
     softplus as _softplus, where,
 )
@@ -137,7 +138,16 @@ def relu6(input, inplace=False):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    return _t(input).clamp(min_val, max_val)
+    """Clip to [min_val, max_val]; like PyTorch the gradient passes only where
+    min_val < x < max_val (strictly), which is also what the fused batch_norm activation does."""
+    x = _t(input)
+    d = x._data
+    out = np.clip(d, min_val, max_val)
+    if out.dtype != d.dtype and d.dtype.kind == "f":
+        out = out.astype(d.dtype)
+    if _GM.enabled and x._rg:
+        return _unary(x, out, ClampBackward, ((d > min_val) & (d < max_val),))
+    return _plain(out)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
@@ -350,14 +360,31 @@ def _affine(y, weight, bias, shape):
     return y
 
 
+class _BatchNormB(Node):
+    """Fused batch norm (+ optional activation): one Rust pass for the three gradients."""
+
+    __slots__ = ("training", "act", "bounds")
+
+    def backward(self, g):
+        x, w, b, mean, invstd = self.saved
+        ex, ew, eb = self.inputs
+        needs = tuple(n for n, e in zip(("input", "weight", "bias"), (ex, ew, eb)) if e is not None)
+        return _norm_ops.batch_norm_backward(g, x, mean, invstd, w, b, self.training, activation=self.act,
+                                             hardtanh_bounds=self.bounds, needs=needs)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, *, activation=None, hardtanh_bounds=(-1.0, 1.0)):
     """Batch normalisation over (N, C) or (N, C, *) inputs, per channel C.
 
     training: normalise with the batch mean and biased variance, and (if running stats are
     given) update them in place: ``running = (1 - momentum) * running + momentum * batch``
     with the *unbiased* batch variance (PyTorch's convention; the course's EWMA with
     beta = 1 - momentum). Otherwise normalise with the running statistics.
+
+    ``activation`` (oxinet extension: None, "relu", "relu6" or "hardtanh" with
+    ``hardtanh_bounds``) is applied in the same fused pass. Runs on
+    :func:`oxinet.ops.batch_norm` forward and :func:`oxinet.ops.batch_norm_backward`.
     """
     x = _t(input, "input", "batch_norm")
     _float_check(x, "input", "batch_norm")
@@ -368,28 +395,29 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if v is not None and tuple(np.shape(_arr(v))) != (c,):
             raise ValueError(f"batch_norm: '{name}' has shape {tuple(np.shape(_arr(v)))} but input has {c} "
                              f"channels (shape {tuple(x.shape)})")
-    shape = _channel_shape(x, c)
-    axes = (0,) + tuple(range(2, x.ndim))
     if training:
         count = x.numel() // c if c else 0
         if count <= 1:
             raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input "
                              f"shape {tuple(x.shape)}")
-        y, mean, var = _normalize(x, axes, eps)
-        if running_mean is not None and running_var is not None:
-            rm, rv = _arr(running_mean), _arr(running_var)
-            m = momentum
-            rm *= 1 - m
-            rm += m * mean.reshape(c)
-            rv *= 1 - m
-            rv += m * var.reshape(c) * (count / (count - 1))
-        return _affine(y, weight, bias, shape)
-    if running_mean is None or running_var is None:
+    elif running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
-    rm = _arr(running_mean).astype(x.dtype, copy=False).reshape(shape)
-    rstd = (1.0 / np.sqrt(_arr(running_var).astype(x.dtype, copy=False) + eps)).reshape(shape)
-    y = (x - rm) * rstd
-    return _affine(y, weight, bias, shape)
+    wt = None if weight is None else _t(weight, "weight", "batch_norm")
+    bt = None if bias is None else _t(bias, "bias", "batch_norm")
+    wd = None if wt is None else wt._data
+    bd = None if bt is None else bt._data
+    rm = None if running_mean is None else _arr(running_mean)
+    rv = None if running_var is None else _arr(running_var)
+    y, mean, invstd = _norm_ops.batch_norm(x._data, rm, rv, wd, bd, training, momentum, eps, activation=activation,
+                                           hardtanh_bounds=hardtanh_bounds, return_stats=True)
+    if _GM.enabled and (x._rg or (wt is not None and wt._rg) or (bt is not None and bt._rg)):
+        n = _node(_BatchNormB, (_edge(x), None if wt is None else _edge(wt), None if bt is None else _edge(bt)),
+                  (x._data, wd, bd, mean, invstd))
+        n.training = bool(training)
+        n.act = activation
+        n.bounds = hardtanh_bounds
+        return _result(y, n)
+    return _plain(y)
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,

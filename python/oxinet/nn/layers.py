@@ -397,7 +397,12 @@ class _NormBase(Module):
 
 
 class _BatchNorm(_NormBase):
+    _fusable_bn = True
+
     def forward(self, input):
+        return self._forward(input, None, (-1.0, 1.0))
+
+    def _forward(self, input, activation, bounds):
         self._check_input(input)
         m = self._momentum()
         use_batch = self.training or not self.track_running_stats
@@ -406,8 +411,42 @@ class _BatchNorm(_NormBase):
             input,
             self.running_mean if (track or not use_batch) else None,
             self.running_var if (track or not use_batch) else None,
-            self.weight, self.bias, use_batch, m, self.eps,
+            self.weight, self.bias, use_batch, m, self.eps, activation=activation, hardtanh_bounds=bounds,
         )
+
+
+def _act_spec(act):
+    """(activation, bounds) for the activations batch_norm can fuse, else None."""
+    t = type(act)
+    if t is ReLU and t.forward is ReLU.forward:
+        return "relu", (0.0, 0.0)
+    if t is ReLU6:
+        return "relu6", (0.0, 6.0)
+    if t is Hardtanh and act.min_val <= act.max_val:
+        return "hardtanh", (float(act.min_val), float(act.max_val))
+    return None
+
+
+def fused_bn_act(bn, act, input):
+    """``act(bn(input))`` in one fused pass when ``bn`` is a BatchNorm layer, ``act`` a ReLU,
+    ReLU6 or Hardtanh and neither has hooks (the result and gradients are the same as
+    the two calls'); None when they cannot be fused."""
+    if not isinstance(bn, _BatchNorm) or type(bn).forward is not _BatchNorm.forward:
+        return None
+    spec = _act_spec(act)
+    if spec is None:
+        return None
+    for m in (bn, act):
+        d = m.__dict__
+        if d["_forward_pre_hooks"] or d["_forward_hooks"]:
+            return None
+    return bn._forward(input, spec[0], spec[1])
+
+
+def bn_act(bn, act, input):
+    """``act(bn(input))``, fused into one pass when :func:`fused_bn_act` can."""
+    out = fused_bn_act(bn, act, input)
+    return act(bn(input)) if out is None else out
 
 
 class BatchNorm1d(_BatchNorm):

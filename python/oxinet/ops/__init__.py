@@ -8,7 +8,8 @@ have the op. float32 is the default dtype and float64 is kept; other dtypes rais
 Families (one module each): ``linalg`` (matmul, gemm), ``conv`` (conv1d/2d/3d,
 transposed, im2col/col2im), ``pool`` and ``interpolate``, ``rnn`` (cells and fused
 RNN/GRU/LSTM sequences), ``activation`` (softmax family and nonlinearities),
-``attention``, ``embedding``, ``loss`` (fused cross-entropy and friends), ``boxes``
+``attention``, ``embedding``, ``loss`` (fused cross-entropy and friends), ``norm``
+(batch normalisation), ``boxes``
 (IoU, NMS, RoI pooling).
 """
 
@@ -22,6 +23,7 @@ from oxinet.ops.activation import *  # noqa: F401,F403
 from oxinet.ops.attention import *  # noqa: F401,F403
 from oxinet.ops.embedding import *  # noqa: F401,F403
 from oxinet.ops.loss import *  # noqa: F401,F403
+from oxinet.ops.norm import *  # noqa: F401,F403
 from oxinet.ops.boxes import *  # noqa: F401,F403
 from oxinet.ops import boxes
 

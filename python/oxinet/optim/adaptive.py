@@ -113,19 +113,33 @@ class Adam(Optimizer):
                 st["step"] += 1
                 t = st["step"]
                 m, v = st["exp_avg"], st["exp_avg_sq"]
-                m *= b1
-                m += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * g * g
+                # the same arithmetic as m = b1 m + (1 - b1) g etc., in place in two scratch arrays
+                if g.dtype == m.dtype:
+                    tmp = np.multiply(g, 1 - b1)
+                    m *= b1
+                    m += tmp
+                    np.multiply(g, 1 - b2, out=tmp)
+                    tmp *= g
+                    v *= b2
+                    v += tmp
+                else:
+                    m *= b1
+                    m += (1 - b1) * g
+                    v *= b2
+                    v += (1 - b2) * g * g
+                    tmp = np.empty_like(m)
                 bc1 = 1 - b1**t
                 bc2 = 1 - b2**t
                 if group["amsgrad"]:
                     vmax = st["max_exp_avg_sq"]
                     np.maximum(vmax, v, out=vmax)
-                    denom = np.sqrt(vmax) / math.sqrt(bc2) + eps
-                else:
-                    denom = np.sqrt(v) / math.sqrt(bc2) + eps
-                p._data -= (lr / bc1) * m / denom
+                    v = vmax
+                denom = np.sqrt(v, out=tmp)
+                denom /= math.sqrt(bc2)
+                denom += eps
+                step = np.multiply(m, lr / bc1)
+                step /= denom
+                p._data -= step
         return loss
 
 

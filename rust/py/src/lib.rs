@@ -15,6 +15,7 @@ mod recycle;
 mod rnn;
 mod attention;
 mod nn_functional;
+mod norm;
 mod runtime;
 
 #[pymodule]
@@ -27,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     rnn::register(m)?;
     attention::register(m)?;
     nn_functional::register(m)?;
+    norm::register(m)?;
     detection::register(m)?;
     recycle::register(m)?;
     Ok(())

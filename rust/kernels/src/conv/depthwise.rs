@@ -66,6 +66,32 @@ macro_rules! dispatch {
     };
 }
 
+/// Like `dispatch!` for kernels that return a value.
+macro_rules! dispatch_ret {
+    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        fn $name<T: Scalar>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn v4<T: Scalar>($($arg: $ty),*) -> $ret {
+                    $body::<T, true>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3<T: Scalar>($($arg: $ty),*) -> $ret {
+                    $body::<T, true>($($arg),*)
+                }
+                match crate::simd::level() {
+                    // SAFETY: the CPU supports the features these versions were compiled for.
+                    crate::simd::SimdLevel::Avx512 => return unsafe { v4::<T>($($arg),*) },
+                    crate::simd::SimdLevel::Avx2Fma => return unsafe { v3::<T>($($arg),*) },
+                    _ => {}
+                }
+            }
+            $body::<T, false>($($arg),*)
+        }
+    };
+}
+
 /// Plane geometry shared by the per-plane kernels.
 #[derive(Clone, Copy)]
 struct Plane<'a> {
@@ -331,11 +357,90 @@ fn dw_fast_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, dyp: &[T], xp: &Padd
 }
 dispatch!(dw_fast, dw_fast_impl, (pl: &Plane<'_>, dyp: &[T], xp: &Padded<T>, acc: &mut [T]));
 
+/// Planes at most this wide use the stacked path of [`forward_stacked`] (stride 1).
+const STACK_MAX_W: usize = 14;
+
+/// `o[j] = init + sum over taps t of w[t] * src[offs[t] + j]` (`o[j] +=` the sum when `init`
+/// is None) over a whole flat range: the
+/// same tap order and fused multiply-adds as [`fwd_fast_impl`], so results are identical.
+#[inline(always)]
+fn flat_taps_impl<T: Scalar, const FMA: bool>(o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>) {
+    if let Some(v) = init {
+        o.fill(v);
+    }
+    let n = o.len();
+    for (&off, &wv) in offs.iter().zip(wk) {
+        let s = &src[off..off + n];
+        for (d, &v) in o.iter_mut().zip(s) {
+            *d = madd::<T, FMA>(*d, wv, v);
+        }
+    }
+}
+dispatch!(flat_taps, flat_taps_impl, (o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>));
+
+/// A pointer shared by the tasks of one parallel loop, each writing its own elements.
+#[derive(Clone, Copy)]
+struct SharedOut<T>(*mut T);
+// SAFETY: only used to write disjoint elements from different tasks (see forward_stacked).
+unsafe impl<T> Send for SharedOut<T> {}
+unsafe impl<T> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// Stride-1 forward for small planes: per output channel, the zero-padded input planes of
+/// all images are stacked into one tall plane of width `pc`, and every tap is one long
+/// vectorised axpy over the flattened stack (rows that straddle two images and the
+/// columns past the output width are computed and dropped). Per-plane overhead, which
+/// dominates 2x2..8x8 planes, is paid once per channel instead of once per image.
+fn forward_stacked<T: Scalar>(g: &Geom, pl: &Plane<'_>, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let prows = pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1];
+    let pc = pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2];
+    let n = g.n;
+    let offs: Vec<usize> = (0..kk).map(|t| (t / pl.kw) * pl.dh * pc + (t % pl.kw) * pl.dw).collect();
+    let slack = (pl.kw - 1) * pl.dw;
+    let len = ((n - 1) * prows + pl.oh) * pc;
+    let outp = SharedOut(out.as_mut_ptr());
+    parallel::run(g.macs(), || {
+        (0..g.c_out).into_par_iter().for_each_init(
+            || (vec![T::zero(); n * prows * pc + slack], vec![T::zero(); len]),
+            |(tall, res), co| {
+                let ci = co / g.og;
+                for ni in 0..n {
+                    let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+                    for y in 0..pl.ih {
+                        let o = (ni * prows + pl.ph + y) * pc + pl.pw;
+                        tall[o..o + pl.iw].copy_from_slice(&xin[y * pl.iw..(y + 1) * pl.iw]);
+                    }
+                }
+                let b = bias.map_or(T::zero(), |b| b[co]);
+                flat_taps(res, tall, &offs, &w[co * kk..(co + 1) * kk], Some(b));
+                for ni in 0..n {
+                    let base = (ni * g.c_out + co) * oplane;
+                    for y in 0..pl.oh {
+                        let src = &res[(ni * prows + y) * pc..][..pl.ow];
+                        // SAFETY: output plane (ni, co) is written by this task only, inside `out`.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(outp.get().add(base + y * pl.ow), pl.ow) };
+                        dst.copy_from_slice(src);
+                    }
+                }
+            },
+        );
+    });
+}
+
 pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
     let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
     let fast = pl.sh == 1 && pl.sw == 1;
+    if fast && pl.iw <= STACK_MAX_W && g.n > 1 {
+        return forward_stacked(g, &pl, x, w, bias, out);
+    }
     let (prows, pcols) = (
         pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1],
         pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
@@ -368,11 +473,62 @@ pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
     });
 }
 
+/// Stride-1 input gradient for small planes, stacked like [`forward_stacked`]: per input
+/// channel, the output-gradient planes of all images (zero-padded by the kernel's extent)
+/// are stacked and correlated with the flipped kernel as long axpys; same tap order as
+/// [`dx_fast_impl`].
+fn input_grad_stacked<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
+    let qh = (pl.ih + pl.ph + a).max(pl.oh + a);
+    let qw = (pl.iw + pl.pw + b).max(pl.ow + b);
+    let n = g.n;
+    let offs: Vec<usize> = (0..kk)
+        .map(|t| {
+            let (ky, kx) = (t / pl.kw, t % pl.kw);
+            (pl.ph + a - ky * pl.dh) * qw + (pl.pw + b - kx * pl.dw)
+        })
+        .collect();
+    let slack = pl.pw + b;
+    let len = ((n - 1) * qh + pl.ih) * qw;
+    let dxp = SharedOut(dx.as_mut_ptr());
+    parallel::run(g.macs(), || {
+        (0..g.c_in).into_par_iter().for_each_init(
+            || (vec![T::zero(); n * qh * qw + slack], vec![T::zero(); len]),
+            |(tall, res), ci| {
+                for (m, co) in (ci * g.og..(ci + 1) * g.og).enumerate() {
+                    for ni in 0..n {
+                        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+                        for y in 0..pl.oh {
+                            let o = (ni * qh + y + a) * qw + b;
+                            tall[o..o + pl.ow].copy_from_slice(&dyp[y * pl.ow..(y + 1) * pl.ow]);
+                        }
+                    }
+                    let init = if m == 0 { Some(T::zero()) } else { None };
+                    flat_taps(res, tall, &offs, &w[co * kk..(co + 1) * kk], init);
+                }
+                for ni in 0..n {
+                    let base = (ni * g.c_in + ci) * iplane;
+                    for y in 0..pl.ih {
+                        let src = &res[(ni * qh + y) * qw..][..pl.iw];
+                        // SAFETY: input plane (ni, ci) is written by this task only, inside `dx`.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(dxp.get().add(base + y * pl.iw), pl.iw) };
+                        dst.copy_from_slice(src);
+                    }
+                }
+            },
+        );
+    });
+}
+
 pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
     let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
     let fast = pl.sh == 1 && pl.sw == 1;
+    if fast && pl.iw <= STACK_MAX_W && g.n > 1 {
+        return input_grad_stacked(g, &pl, dy, w, dx);
+    }
     let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
     // rows/columns of the padded dy: dy row r sits at r + a; reads reach ih + ph + a
     let (qrows, qcols) = ((pl.ih + pl.ph + a).max(pl.oh + a), (pl.iw + pl.pw + b).max(pl.ow + b));
@@ -422,15 +578,29 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T])
         pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
     );
     let width = ow;
+    let stacked = fast && pl.iw <= STACK_MAX_W && g.n > 1;
+    let n = g.n;
+    // stacked layout (see weight_grad_stacked): planes of prows x pcols, one per image
+    let offs: Vec<usize> = (0..kk).map(|t| (t / pl.kw) * pl.dh * pcols + (t % pl.kw) * pl.dw).collect();
+    let slack = (pl.kw - 1) * pl.dw;
+    let len = if stacked { ((n - 1) * prows + pl.oh) * pcols } else { 0 };
     parallel::run(g.macs(), || {
         dwt.par_chunks_mut(kk).enumerate().for_each_init(
             || {
                 let pads = fast.then(|| Padded::<T>::new(prows, pcols));
-                (vec![T::zero(); kk * width], pads)
+                let tall = if stacked {
+                    (vec![T::zero(); n * prows * pcols + slack], vec![T::zero(); len])
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                (vec![T::zero(); kk * width], pads, tall)
             },
-            |(acc, pads), (co, out)| {
-                acc.fill(T::zero());
+            |(acc, pads, (tx, td)), (co, out)| {
                 let ci = co / g.og;
+                if stacked && weight_grad_stacked(g, &pl, dy, x, co, ci, &offs, tx, td, out) {
+                    return;
+                }
+                acc.fill(T::zero());
                 for ni in 0..g.n {
                     let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
                     let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
@@ -448,4 +618,75 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T])
             },
         );
     });
+}
+
+/// `sum(a[j] * b[j])` with 16 lanes reduced in a fixed order.
+#[inline(always)]
+fn dot_lanes_impl<T: Scalar, const FMA: bool>(a: &[T], b: &[T]) -> T {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [T::zero(); 16];
+    let ca = a.chunks_exact(16);
+    let cb = b.chunks_exact(16);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (u, v) in ca.zip(cb) {
+        for i in 0..16 {
+            acc[i] = madd::<T, FMA>(acc[i], u[i], v[i]);
+        }
+    }
+    for i in 0..ra.len() {
+        acc[i] = madd::<T, FMA>(acc[i], ra[i], rb[i]);
+    }
+    let mut h = [T::zero(); 8];
+    for i in 0..8 {
+        h[i] = acc[i] + acc[i + 8];
+    }
+    ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7]))
+}
+dispatch_ret!(dot_lanes, dot_lanes_impl, (a: &[T], b: &[T]) -> T);
+
+/// Stride-1 weight gradient of output channel `co` for small planes: the padded input
+/// planes of all images stacked (`tx`, rows `prows` x `pcols` each) and the output-gradient
+/// planes embedded at the same row stride with zeros around them (`td`), so each tap's
+/// gradient is one long dot product `td . tx[off..]`. Returns false (nothing written) when
+/// the input holds a non-finite value: the zero-padded products `0 * x` would then not be 0.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_stacked<T: Scalar>(
+    g: &Geom,
+    pl: &Plane<'_>,
+    dy: &[T],
+    x: &[T],
+    co: usize,
+    ci: usize,
+    offs: &[usize],
+    tx: &mut [T],
+    td: &mut [T],
+    out: &mut [T],
+) -> bool {
+    let (iplane, oplane) = (pl.ih * pl.iw, pl.oh * pl.ow);
+    let prows = pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1];
+    let pc = pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2];
+    let mut finite = true;
+    for ni in 0..g.n {
+        let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+        finite &= xin.iter().all(|v| v.is_finite());
+        for y in 0..pl.ih {
+            let o = (ni * prows + pl.ph + y) * pc + pl.pw;
+            tx[o..o + pl.iw].copy_from_slice(&xin[y * pl.iw..(y + 1) * pl.iw]);
+        }
+        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+        for y in 0..pl.oh {
+            let o = (ni * prows + y) * pc;
+            if o + pl.ow <= td.len() {
+                td[o..o + pl.ow].copy_from_slice(&dyp[y * pl.ow..(y + 1) * pl.ow]);
+            }
+        }
+    }
+    if !finite {
+        return false;
+    }
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = dot_lanes(td, &tx[offs[t]..]);
+    }
+    true
 }
