@@ -37,6 +37,41 @@ impl<T> Shared<T> {
     }
 }
 
+/// A zero-filled buffer. Large ones ask Linux for transparent huge pages before their
+/// first touch: a training step allocates tens of megabytes, and faulting them in 4 KiB
+/// at a time cost about as much as the arithmetic (LSTM B32 H256 fwd+bwd 30 -> 22 ms).
+pub(crate) fn zeroed<T: RnnFloat>(n: usize) -> Vec<T> {
+    let v = vec![T::zero(); n];
+    advise_huge(&v);
+    v
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge<T>(v: &[T]) {
+    const MADV_HUGEPAGE: i32 = 14;
+    const PAGE: usize = 4096;
+    extern "C" {
+        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
+    }
+    let bytes = std::mem::size_of_val(v);
+    if bytes < (2 << 20) {
+        return;
+    }
+    let start = v.as_ptr() as usize;
+    let first = start.div_ceil(PAGE) * PAGE;
+    let end = (start + bytes) / PAGE * PAGE;
+    if end > first {
+        // SAFETY: the range lies inside this allocation; MADV_HUGEPAGE is only a hint that
+        // neither changes the contents nor invalidates the memory.
+        unsafe {
+            madvise(first as *mut std::ffi::c_void, end - first, MADV_HUGEPAGE);
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge<T>(_: &[T]) {}
+
 /// Fixed batch chunks: a function of B only, so results never depend on thread count.
 pub(crate) fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
     if b == 0 {
@@ -148,7 +183,7 @@ pub(crate) fn forward<T: RnnFloat>(
     let relu = kind == CellKind::RnnRelu;
 
     // Input projections of all steps: one GEMM (T*B, D) @ W_ih^T.
-    let mut gates = vec![zero; t * b * gh];
+    let mut gates = zeroed::<T>(t * b * gh);
     if t * b > 0 {
         let xs = x.as_standard_layout();
         let x2 = xs
@@ -179,7 +214,7 @@ pub(crate) fn forward<T: RnnFloat>(
     }
     let wt = StepWeight::new(to_vec2(w.w_hh.t()), h, gh, t); // W_hh^T (H, G*H)
 
-    let mut hs = vec![zero; (t + 1) * b * h];
+    let mut hs = zeroed::<T>((t + 1) * b * h);
     if let Some(h0) = &h0 {
         hs[..b * h].copy_from_slice(&to_vec2(h0.view()));
     }
@@ -187,11 +222,11 @@ pub(crate) fn forward<T: RnnFloat>(
         .as_ref()
         .map(|c| to_vec2(c.view()))
         .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
-    let mut cs = vec![zero; if lstm && train { (t + 1) * b * h } else { 0 }];
+    let mut cs = zeroed::<T>(if lstm && train { (t + 1) * b * h } else { 0 });
     if !cs.is_empty() {
         cs[..b * h].copy_from_slice(&c0v);
     }
-    let mut hn = vec![zero; if gru && train { t * b * h } else { 0 }];
+    let mut hn = zeroed::<T>(if gru && train { t * b * h } else { 0 });
     let mut h_n = vec![zero; b * h];
     let mut c_n = vec![zero; if lstm { b * h } else { 0 }];
 
@@ -361,8 +396,8 @@ pub(crate) fn backward<T: RnnFloat>(
         .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
     let whh = StepWeight::new(to_vec2(w_hh), gh, h, t); // W_hh (G*H, H)
 
-    let mut dgx = vec![zero; t * b * gh];
-    let mut dgh = vec![zero; if gru { t * b * gh } else { 0 }];
+    let mut dgx = zeroed::<T>(t * b * gh);
+    let mut dgh = zeroed::<T>(if gru { t * b * gh } else { 0 });
     let mut dh0 = vec![zero; b * h];
     let mut dc0 = vec![zero; if lstm { b * h } else { 0 }];
     let chunks = chunk_ranges(b);
@@ -489,7 +524,7 @@ pub(crate) fn backward<T: RnnFloat>(
     };
 
     // The three large products over all steps.
-    let mut dx = Array2::<T>::zeros((t * b, d));
+    let mut dx = Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape");
     let mut dw_ih = Array2::<T>::zeros((gh, d));
     let mut dw_hh = Array2::<T>::zeros((gh, h));
     if t * b > 0 {
