@@ -108,3 +108,24 @@ def test_fast_paths_do_not_depend_on_thread_count(kind, T, B, H):
     for other in out[1:]:
         for a, b in zip(out[0], other):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("T,B,D,H", [(7, 37, 19, 33), (5, 3, 200, 16), (4, 20, 1, 5)])
+def test_float32_sequences_with_lengths_match_reference(kind, T, B, D, H):
+    # float32 on AVX-512 computes x_t @ W_ih^T per chunk inside the time loop; rows past
+    # their length must stay zero and the final states frozen.
+    rng = np.random.default_rng(T * B + D)
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    h0 = (rng.standard_normal((B, H)) * 0.5).astype(np.float32)
+    c0 = (rng.standard_normal((B, H)) * 0.5).astype(np.float32) if kind == "lstm" else None
+    w = params(kind, D, H, seed=T, dtype=np.float32, scale=0.3)
+    lengths = rng.integers(1, T + 1, B)
+    y, h_n, c_n = run(kind, x, h0, c0, w, lengths=lengths)[:3]
+    f64 = [a.astype(np.float64) for a in w]
+    ry, rh, rc = ref_seq(kind, x.astype(np.float64), h0, c0, *f64, lengths=lengths)
+    np.testing.assert_allclose(y, ry, rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(h_n, rh, rtol=1e-4, atol=2e-5)
+    assert np.all(y[np.arange(T)[:, None] >= lengths[None, :]] == 0)
+    if kind == "lstm":
+        np.testing.assert_allclose(c_n, rc, rtol=1e-4, atol=2e-5)

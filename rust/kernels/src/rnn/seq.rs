@@ -182,10 +182,21 @@ pub(crate) fn forward<T: RnnFloat>(
     let gru = kind == CellKind::Gru;
     let relu = kind == CellKind::RnnRelu;
 
-    // Input projections of all steps: one GEMM (T*B, D) @ W_ih^T.
-    let mut gates = zeroed::<T>(t * b * gh);
-    if t * b > 0 {
-        let xs = x.as_standard_layout();
+    // Input projections. With the packed kernel (float32 on AVX-512) each batch chunk
+    // computes x_t @ W_ih^T for its own rows just before the recurrent product, so the
+    // pre-activations are still in cache when the gate pass reads them and inference
+    // needs no (T, B, G*H) buffer. Otherwise one GEMM (T*B, D) @ W_ih^T for all steps.
+    let keep_gates = train && (kind == CellKind::Lstm || kind == CellKind::Gru);
+    let fuse = T::packed_kernel() && t > 1 && d > 0;
+    let xs = x.as_standard_layout();
+    let xflat: &[T] = xs.as_slice().expect("rnn: standard layout is contiguous");
+    let wi = if fuse {
+        Some(StepWeight::new(to_vec2(w.w_ih.t()), d, gh, t)) // W_ih^T (D, G*H)
+    } else {
+        None
+    };
+    let mut gates = zeroed::<T>(if fuse && !keep_gates { 0 } else { t * b * gh });
+    if t * b > 0 && !fuse {
         let x2 = xs
             .view()
             .into_shape_with_order((t * b, d))
@@ -265,7 +276,8 @@ pub(crate) fn forward<T: RnnFloat>(
     let scn_out = Shared::new(&mut c_n);
     let chunks = chunk_ranges(b);
     let work = t * b * h * gh;
-    let (bias, b_hn, wt, c0v, hh_all) = (&bias, &b_hn, &wt, &c0v, &hh_all);
+    let (bias, b_hn, wt, wi, c0v, hh_all) = (&bias, &b_hn, &wt, &wi, &c0v, &hh_all);
+    let scratch_gates = gates.is_empty();
 
     parallel::run(work, || {
         chunks.par_iter().for_each(|&(b0, b1)| {
@@ -280,12 +292,20 @@ pub(crate) fn forward<T: RnnFloat>(
             };
             let mut hh = vec![zero; if gru { bc * gh } else { 0 }];
             let mut hn_scratch = vec![zero; if gru { h } else { 0 }];
+            let mut gscratch = vec![zero; if scratch_gates { bc * gh } else { 0 }];
             for s in 0..t {
-                let gchunk = unsafe { sg.slice((s * b + b0) * gh, bc * gh) };
+                let gchunk: &mut [T] = if scratch_gates {
+                    &mut gscratch
+                } else {
+                    unsafe { sg.slice((s * b + b0) * gh, bc * gh) }
+                };
                 // Rows past the chunk's last still-running sequence need no product (with
                 // lengths sorted longest first, as packed sequences are, that is all the
                 // finished rows).
                 let m = active_rows(lens, b0, b1, s);
+                if let Some(wi) = wi {
+                    wi.product(&xflat[(s * b + b0) * d..(s * b + b1) * d], gchunk, m, false);
+                }
                 match wt {
                     Some(wt) if gru => wt.product(&hrun, &mut hh, m, false),
                     Some(wt) => wt.product(&hrun, gchunk, m, true),
@@ -343,7 +363,6 @@ pub(crate) fn forward<T: RnnFloat>(
     let arr3 = |v: Vec<T>, n0: usize, n2: usize| {
         Array3::from_shape_vec((n0, b, n2), v).expect("rnn: buffer shape")
     };
-    let keep_gates = train && (lstm || gru);
     Forward {
         hs: arr3(hs, t + 1, h),
         h_n: Array2::from_shape_vec((b, h), h_n).expect("rnn: buffer shape"),
