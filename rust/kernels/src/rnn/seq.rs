@@ -89,6 +89,11 @@ pub(crate) fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// The most rows of any chunk of a batch of `b`.
+fn max_rows(b: usize) -> usize {
+    chunk_ranges(b).iter().map(|&(s, e)| e - s).max().unwrap_or(0)
+}
+
 /// Products whose left operand is at most this many elements (it stays in L1 while
 /// the packed kernel streams the weight panels) use the packed kernel even for many rows.
 const PACKED_MAX_LHS: usize = 16 * 512;
@@ -103,20 +108,37 @@ struct StepWeight<T> {
 }
 
 impl<T: RnnFloat> StepWeight<T> {
-    /// From a row-major contiguous `w (k, n)` used for `steps` products. Packing the
-    /// panels costs about as much as one product, so a single step (a cell) skips it.
-    fn new(w: Vec<T>, k: usize, n: usize, steps: usize) -> Self {
-        let packed = if T::packed_kernel() && steps > 1 {
-            Some(panel::pack(k, n, |kk, c| w[kk * n + c]))
+    /// From `w (k, n)` (any strides) used for `steps` products. Packing the panels costs
+    /// about as much as one product, so a single step (a cell) skips it. `rows` is the
+    /// most rows a product will take; panels are only packed when
+    /// [`StepWeight::product`] would use them, and then (as [`StepWeight::packed_for`]
+    /// holds for every smaller row count too) the row-major copy is never needed.
+    fn new(w: ArrayView2<'_, T>, steps: usize, rows: usize) -> Self {
+        let (k, n) = w.dim();
+        let packed = if T::packed_kernel() && steps > 1 && Self::packed_for(rows, k) {
+            // Straight from the caller's layout (usually W^T of a row-major weight): no
+            // intermediate transposed copy.
+            let (s0, s1) = (w.strides()[0], w.strides()[1]);
+            let ptr = w.as_ptr();
+            // SAFETY: `pack` only asks for kk < k and c < n, inside the view.
+            Some(panel::pack(k, n, |kk, c| unsafe {
+                *ptr.offset(kk as isize * s0 + c as isize * s1)
+            }))
         } else {
             None
         };
+        let w = if packed.is_some() { Vec::new() } else { to_vec2(w) };
         StepWeight {
             plain: w,
             packed,
             k,
             n,
         }
+    }
+
+    /// Whether a product of `m` rows by `k` takes the packed kernel.
+    fn packed_for(m: usize, k: usize) -> bool {
+        m <= 8 || m * k <= PACKED_MAX_LHS
     }
 
     /// `out (m, n) (+)= a (m, k) @ W`, row-major contiguous, on the calling thread.
@@ -134,7 +156,7 @@ impl<T: RnnFloat> StepWeight<T> {
         match &self.packed {
             // The packed kernel streams `a` once per column panel: use it for few rows
             // or while `a` fits in L1; the GEMM's k-blocking wins on long products.
-            Some(wp) if m <= 8 || m * k <= PACKED_MAX_LHS => {
+            Some(wp) if Self::packed_for(m, k) => {
                 T::packed_product(a, m, k, wp, n, out, accumulate)
             }
             _ if m <= SMALL_M => rows::small_matmul(a, &self.plain, out, m, k, n, accumulate),
@@ -161,7 +183,10 @@ fn active_rows(lens: &[usize], b0: usize, b1: usize, s: usize) -> usize {
 }
 
 fn to_vec2<T: RnnFloat>(a: ArrayView2<'_, T>) -> Vec<T> {
-    a.as_standard_layout().iter().copied().collect()
+    match a.as_slice() {
+        Some(s) => s.to_vec(),
+        None => a.iter().copied().collect(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -191,7 +216,7 @@ pub(crate) fn forward<T: RnnFloat>(
     let xs = x.as_standard_layout();
     let xflat: &[T] = xs.as_slice().expect("rnn: standard layout is contiguous");
     let wi = if fuse {
-        Some(StepWeight::new(to_vec2(w.w_ih.t()), d, gh, t)) // W_ih^T (D, G*H)
+        Some(StepWeight::new(w.w_ih.t(), t, max_rows(b))) // W_ih^T (D, G*H)
     } else {
         None
     };
@@ -249,7 +274,7 @@ pub(crate) fn forward<T: RnnFloat>(
     let wt = if single {
         None
     } else {
-        Some(StepWeight::new(to_vec2(w.w_hh.t()), h, gh, t)) // W_hh^T (H, G*H)
+        Some(StepWeight::new(w.w_hh.t(), t, max_rows(b))) // W_hh^T (H, G*H)
     };
 
     let mut hs = zeroed::<T>((t + 1) * b * h);
@@ -442,7 +467,7 @@ pub(crate) fn backward<T: RnnFloat>(
     let dc_init = dc_n
         .map(|a| to_vec2(a))
         .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
-    let whh = StepWeight::new(to_vec2(w_hh), gh, h, t); // W_hh (G*H, H)
+    let whh = StepWeight::new(w_hh, t, max_rows(b)); // W_hh (G*H, H)
 
     let mut dgx = zeroed::<T>(t * b * gh);
     let mut dgh = zeroed::<T>(if gru { t * b * gh } else { 0 });
@@ -591,24 +616,10 @@ pub(crate) fn backward<T: RnnFloat>(
             ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
         gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
             .expect("rnn: dx shapes agree");
-        gemm(
-            T::one(),
-            dgx2.t(),
-            x2,
-            zero,
-            dw_ih.view_mut(),
-            Threads::Auto,
-        )
-        .expect("rnn: dw_ih shapes agree");
-        gemm(
-            T::one(),
-            dgh2.t(),
-            hprev,
-            zero,
-            dw_hh.view_mut(),
-            Threads::Auto,
-        )
-        .expect("rnn: dw_hh shapes agree");
+        gemm(T::one(), dgx2.t(), x2, zero, dw_ih.view_mut(), Threads::Auto)
+            .expect("rnn: dw_ih shapes agree");
+        gemm(T::one(), dgh2.t(), hprev, zero, dw_hh.view_mut(), Threads::Auto)
+            .expect("rnn: dw_hh shapes agree");
     }
     let dx = dx
         .into_shape_with_order((t, b, d))
