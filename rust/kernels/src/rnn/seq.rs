@@ -89,6 +89,9 @@ pub(crate) fn chunk_ranges(b: usize) -> Vec<(usize, usize)> {
         .collect()
 }
 
+/// Chunks of at least this many rows compute their input projections inside the loop.
+const FUSE_MIN_ROWS: usize = 8;
+
 /// The most rows of any chunk of a batch of `b`.
 fn max_rows(b: usize) -> usize {
     chunk_ranges(b).iter().map(|&(s, e)| e - s).max().unwrap_or(0)
@@ -212,7 +215,9 @@ pub(crate) fn forward<T: RnnFloat>(
     // pre-activations are still in cache when the gate pass reads them and inference
     // needs no (T, B, G*H) buffer. Otherwise one GEMM (T*B, D) @ W_ih^T for all steps.
     let keep_gates = train && (kind == CellKind::Lstm || kind == CellKind::Gru);
-    let fuse = T::packed_kernel() && t > 1 && d > 0;
+    // Chunks of a few rows (batch 1) would stream all of W_ih^T for each row: there the
+    // single GEMM is faster.
+    let fuse = T::packed_kernel() && t > 1 && d > 0 && max_rows(b) >= FUSE_MIN_ROWS;
     let xs = x.as_standard_layout();
     let xflat: &[T] = xs.as_slice().expect("rnn: standard layout is contiguous");
     let wi = if fuse {
