@@ -192,6 +192,75 @@ fn to_vec2<T: RnnFloat>(a: ArrayView2<'_, T>) -> Vec<T> {
     }
 }
 
+/// Rows of the weights per work item of [`single_step_packed`] (fixed: results do not
+/// depend on the thread count).
+const SINGLE_ROWS: usize = 64;
+
+/// One step (a cell) with the packed kernel (float32 on AVX-512): `G^T = W_ih @ x^T
+/// (+ W_hh @ h^T)` with the small operands x^T and h^T packed, so the weights are read
+/// in place, never copied or re-packed. Writes the pre-activations to `gates (B, G*H)`;
+/// for the GRU the recurrent part goes to `hh_all (B, G*H)` instead.
+#[allow(clippy::too_many_arguments)]
+fn single_step_packed<T: RnnFloat>(
+    w: &Weights<'_, T>,
+    xflat: &[T],
+    h0: Option<&ArrayView2<'_, T>>,
+    dims: Dims,
+    gru: bool,
+    gates: &mut [T],
+    hh_all: &mut [T],
+) {
+    let Dims { b, d, h, g, .. } = dims;
+    let gh = g * h;
+    let wih = w.w_ih.as_standard_layout();
+    let wih: &[T] = wih.as_slice().expect("rnn: standard layout is contiguous");
+    let whh = w.w_hh.as_standard_layout();
+    let whh: &[T] = whh.as_slice().expect("rnn: standard layout is contiguous");
+    // x^T (D, B) and h^T (H, B) in panels of 16 batch columns.
+    let xp = panel::pack(d, b, |kk, c| xflat[c * d + kk]);
+    let hp = h0.map(|h0| panel::pack(h, b, |kk, c| h0[[c, kk]]));
+    let mut gt = vec![T::zero(); gh * b];
+    let sg = Shared::new(gates);
+    let shh = Shared::new(hh_all);
+    parallel::run(gh * b * (d + h), || {
+        gt.par_chunks_mut(SINGLE_ROWS * b)
+            .enumerate()
+            .for_each(|(i, out)| {
+                let r0 = i * SINGLE_ROWS;
+                let m = out.len() / b;
+                let mut hh_t = Vec::new();
+                T::packed_product(&wih[r0 * d..(r0 + m) * d], m, d, &xp, b, out, false);
+                if let Some(hp) = &hp {
+                    let a = &whh[r0 * h..(r0 + m) * h];
+                    if gru {
+                        hh_t = vec![T::zero(); m * b];
+                        T::packed_product(a, m, h, hp, b, &mut hh_t, false);
+                    } else {
+                        T::packed_product(a, m, h, hp, b, out, true);
+                    }
+                }
+                // Transpose this item's gate columns r0..r0+m into the (B, G*H) buffers, in
+                // blocks of 16 columns (each source line is reused across the batch).
+                let scatter = |src: &[T], dst: &Shared<T>| {
+                    for j0 in (0..m).step_by(16) {
+                        let j1 = (j0 + 16).min(m);
+                        for r in 0..b {
+                            // SAFETY: items write disjoint column ranges r0..r0+m of each row.
+                            let row = unsafe { dst.slice(r * gh + r0 + j0, j1 - j0) };
+                            for (j, o) in (j0..j1).zip(row.iter_mut()) {
+                                *o = src[j * b + r];
+                            }
+                        }
+                    }
+                };
+                scatter(out, &sg);
+                if !hh_t.is_empty() {
+                    scatter(&hh_t, &shh);
+                }
+            });
+    });
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: RnnFloat>(
     kind: CellKind,
@@ -226,7 +295,9 @@ pub(crate) fn forward<T: RnnFloat>(
         None
     };
     let mut gates = zeroed::<T>(if fuse && !keep_gates { 0 } else { t * b * gh });
-    if t * b > 0 && !fuse {
+    // One step with the packed kernel: see `single_step_packed` (after the biases).
+    let direct = t == 1 && T::packed_kernel() && b > 0 && d > 0;
+    if t * b > 0 && !fuse && !direct {
         let x2 = xs
             .view()
             .into_shape_with_order((t * b, d))
@@ -264,7 +335,9 @@ pub(crate) fn forward<T: RnnFloat>(
     // 0.2 ms). Longer sequences copy W_hh^T once and run the per-chunk time loop.
     let single = t == 1;
     let mut hh_all = vec![zero; if single && gru { b * gh } else { 0 }];
-    if single && b > 0 {
+    if direct {
+        single_step_packed(w, xflat, h0.as_ref(), dims, gru, &mut gates, &mut hh_all);
+    } else if single && b > 0 {
         if let Some(h0) = &h0 {
             let (dst, beta) = if gru {
                 (&mut hh_all[..], zero)
