@@ -185,3 +185,27 @@ def lstm_cell_fwd(lib):
         return _sig(o) * np.tanh(c_new), c_new
 
     return numpy_lstm_cell if lib == "numpy" else None
+
+
+@case("gru_cell B64 D128 H256 fwd", group="rnn", flops=2.0 * 64 * 3 * 256 * (128 + 256), peers=("numpy",))
+def gru_cell_fwd(lib):
+    rng = np.random.default_rng(0)
+    x, h = (rng.standard_normal(s, dtype=np.float32) for s in ((64, 128), (64, 256)))
+    w_ih = rng.standard_normal((768, 128), dtype=np.float32) * 0.1
+    w_hh = rng.standard_normal((768, 256), dtype=np.float32) * 0.1
+    b_ih = rng.standard_normal(768, dtype=np.float32) * 0.1
+    b_hh = rng.standard_normal(768, dtype=np.float32) * 0.1
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh)
+
+    def numpy_gru_cell():
+        gx = x @ w_ih.T + b_ih
+        gh = h @ w_hh.T + b_hh
+        rz = _sig(gx[:, :512] + gh[:, :512])  # gate order r, z, n
+        r, z = rz[:, :256], rz[:, 256:]
+        n = np.tanh(gx[:, 512:] + r * gh[:, 512:])
+        return n + z * (h - n)
+
+    return numpy_gru_cell if lib == "numpy" else None

@@ -5,7 +5,11 @@
 //! biases `(G*H,)`, with G = 4 (LSTM: i, f, g, o), 3 (GRU: r, z, n) or 1 (RNN).
 //!
 //! How the work is organised (see `seq.rs`):
-//! - the input projections of all T steps are one large GEMM `(T*B, D) @ W_ih^T`;
+//! - the input projections of all T steps are one large GEMM `(T*B, D) @ W_ih^T`, except
+//!   on float32 with AVX-512 for chunks of 8 rows or more, where each chunk computes
+//!   `x_t @ W_ih^T` for its rows inside the time loop with the packed kernel (`panel.rs`);
+//! - a single step (a cell, T = 1) is `W_ih @ x^T + W_hh @ h^T` over the whole batch on
+//!   the weights as laid out (packed kernel with x^T/h^T packed, or the GEMM);
 //! - the batch is cut into fixed chunks of rows (a function of B only, never of the
 //!   thread count, so results are identical for any number of threads); each chunk
 //!   runs the whole time loop independently on one thread: per step only

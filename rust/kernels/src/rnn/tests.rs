@@ -366,3 +366,45 @@ fn chunks_cover_the_batch() {
         assert_eq!(next, b);
     }
 }
+
+/// float32 through the fast paths (one step: the transposed packed product; long
+/// sequences: per-chunk input projections) against the float64 naive loop.
+#[test]
+fn float32_fast_paths_match_naive() {
+    for kind in KINDS {
+        for &(t, b, d, h) in &[(1, 37, 5, 20), (1, 1, 3, 70), (1, 70, 33, 16), (5, 40, 7, 9)] {
+            let mut c = case(kind, t, b, d, h, 21);
+            c.lens = vec![t; b];
+            let (y, hn, cn) = naive(&c);
+            let f = |a: &Array2<f64>| a.mapv(|v| v as f32);
+            let x = c.x.mapv(|v| v as f32);
+            let (w_ih, w_hh, h0, c0) = (f(&c.w_ih), f(&c.w_hh), f(&c.h0), f(&c.c0));
+            let (b_ih, b_hh) = (c.b_ih.mapv(|v| v as f32), c.b_hh.mapv(|v| v as f32));
+            let w = Weights {
+                w_ih: w_ih.view(),
+                w_hh: w_hh.view(),
+                b_ih: Some(b_ih.view()),
+                b_hh: Some(b_hh.view()),
+            };
+            let lstm = kind == CellKind::Lstm;
+            let out = forward(
+                kind,
+                x.view(),
+                Some(h0.view()),
+                if lstm { Some(c0.view()) } else { None },
+                &w,
+                None,
+                false,
+            )
+            .unwrap();
+            let to64 = |v: Vec<f32>| v.into_iter().map(|q| q as f64).collect::<Vec<_>>();
+            let got_y = to64(out.hs.slice(s![1.., .., ..]).iter().copied().collect());
+            close(&got_y, y.as_slice().unwrap(), 1e-4);
+            close(&to64(out.h_n.iter().copied().collect()), hn.as_slice().unwrap(), 1e-4);
+            if lstm {
+                let cgot = to64(out.c_n.unwrap().iter().copied().collect());
+                close(&cgot, cn.as_slice().unwrap(), 1e-4);
+            }
+        }
+    }
+}
