@@ -82,12 +82,13 @@ def test_yolo_shapes(tmp_path):
 
 @needs_layers
 def test_unet_shapes(tmp_path):
-    # full run (1500 images, 8 epochs): pixel accuracy ~0.999, mean IoU ~0.99; this configuration ~0.97 / ~0.66
-    out = _load("unet_shapes").main(n_train=300, n_test=40, epochs=5, base=8, depth=2, lr=5e-3, batch_size=8,
+    # full run (1500 images, 8 epochs): pixel accuracy ~0.999, mean IoU ~0.99; this configuration
+    # ~0.999 / ~0.99 (5 epochs sat at ~0.95 / ~0.5, too close to its thresholds to survive rounding changes)
+    out = _load("unet_shapes").main(n_train=300, n_test=40, epochs=6, base=8, depth=2, lr=5e-3, batch_size=8,
                                     out_dir=str(tmp_path), verbose=False)
     assert out["losses"][-1] < 0.5 * out["losses"][0]
-    assert out["pixel_accuracy"] >= 0.93
-    assert out["mean_iou"] >= 0.4 and out["mean_dice"] >= 0.5
+    assert out["pixel_accuracy"] >= 0.97
+    assert out["mean_iou"] >= 0.7 and out["mean_dice"] >= 0.8
     assert _png_shape(out["png"])[2] in (3, 4)  # RGB (own writer) or RGBA (matplotlib)
 
 
