@@ -1,0 +1,710 @@
+//! Winograd F(4x4, 3x3): 3x3 convolutions with stride 1, dilation 1 and one group.
+//!
+//! Each 4x4 block of outputs ("tile") is computed from the 6x6 input patch under it
+//! with 36 multiplications per (output channel, input channel) pair instead of 144:
+//!
+//! - weights: `U = G g G^T` (6x6) for every (O, C) pair, once per call, stored as 36
+//!   matrices `U[xi]` of shape (O, C);
+//! - inputs: `V = B^T d B` (6x6) for every tile and channel, stored per block of tiles
+//!   as 36 matrices `V[xi]` of shape (C, tiles);
+//! - 36 products `M[xi] = U[xi] @ V[xi]` (O, tiles);
+//! - outputs: `Y = A^T M A` (4x4) plus the bias, written to the tile's place (partial
+//!   tiles at the bottom/right edges write only their in-range part).
+//!
+//! Tiles are numbered over the whole batch (image, tile row, tile column) and processed
+//! in blocks of a fixed size that depends on the shapes only, so the transforms of a
+//! block stay in cache and the result is the same for any thread count. The transforms
+//! are vectorised over 16 tiles at a time.
+//!
+//! Padding is given as signed offsets of the first tile's input window, so the input
+//! gradient (a 3x3 convolution of `dy` with the flipped, transposed weights and padding
+//! `2 - p`, possibly negative) uses the same code.
+//!
+//! Accuracy: the transforms multiply by up to 8 and add up to 25 terms, so float32
+//! results carry a relative error of a few 1e-6 of the output's scale, several times that
+//! of the direct sum (measured in the tests against a float64 reference).
+
+use super::im2col::SendPtr;
+use super::Geom;
+use crate::gemm::{gemm, Scalar, Threads};
+use crate::parallel;
+use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
+use rayon::prelude::*;
+
+/// Tiles transformed together (the SIMD width of the transforms).
+const LANES: usize = 16;
+/// Transform positions per tile (6x6).
+const NPOS: usize = 36;
+
+type Lanes<T> = [[T; LANES]; NPOS];
+
+/// One Winograd convolution: `x (n, c, h, w)` to `out (n, o, oh, ow)` where output
+/// `(y, x)` reads input rows `y - top .. y - top + 3` and columns likewise.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub n: usize,
+    pub c: usize,
+    pub o: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    /// padding before the first row / column (may be negative: rows skipped)
+    pub top: isize,
+    pub left: isize,
+    /// tile rows and columns per image
+    pub th: usize,
+    pub tw: usize,
+    /// tiles per block (a multiple of LANES)
+    pub tb: usize,
+}
+
+/// Bytes of transformed inputs and products per block that still run well (measured).
+const BLOCK_BYTES: usize = 1 << 20;
+const MIN_BLOCK: usize = 32;
+const MAX_BLOCK: usize = 128;
+
+impl Plan {
+    pub fn new(n: usize, c: usize, o: usize, hw: [usize; 2], out: [usize; 2], pad: [isize; 2], elem: usize) -> Plan {
+        let (th, tw) = (out[0].div_ceil(4), out[1].div_ceil(4));
+        let per_tile = NPOS * (c + o) * elem;
+        let tiles = n * th * tw;
+        let mut tb = (BLOCK_BYTES / per_tile.max(1)) / LANES * LANES;
+        tb = tb.clamp(MIN_BLOCK, MAX_BLOCK);
+        // no larger than needed, in whole lane groups
+        tb = tb.min(tiles.div_ceil(LANES) * LANES).max(LANES);
+        Plan {
+            n,
+            c,
+            o,
+            h: hw[0],
+            w: hw[1],
+            oh: out[0],
+            ow: out[1],
+            top: pad[0],
+            left: pad[1],
+            th,
+            tw,
+            tb,
+        }
+    }
+
+    pub fn tiles(&self) -> usize {
+        self.n * self.th * self.tw
+    }
+
+    /// Multiply-adds of the products (for the parallel work estimate).
+    fn work(&self) -> usize {
+        NPOS.saturating_mul(self.o)
+            .saturating_mul(self.c)
+            .saturating_mul(self.tiles())
+    }
+}
+
+/// Whether the Winograd path handles this forward convolution (and should, by speed).
+pub(crate) fn forward_applies(g: &Geom) -> bool {
+    family(g) && worth_it(g.c_in, g.c_out, g.output[1], g.output[2])
+}
+
+/// Whether the input gradient of this convolution goes through the Winograd path.
+pub(crate) fn input_grad_applies(g: &Geom) -> bool {
+    family(g) && worth_it(g.c_out, g.c_in, g.input[1], g.input[2])
+}
+
+/// 2-D, 3x3, stride 1, dilation 1, one group.
+fn family(g: &Geom) -> bool {
+    g.groups == 1
+        && g.kernel == [1, 3, 3]
+        && g.p.stride == [1, 1, 1]
+        && g.p.dilation == [1, 1, 1]
+        && g.input[0] == 1
+        && g.output[0] == 1
+        && g.p.pad_lo[0] == 0
+        && g.p.pad_hi[0] == 0
+}
+
+/// Channel counts and output size from which Winograd beats im2col + GEMM (measured).
+fn worth_it(c_in: usize, c_out: usize, oh: usize, ow: usize) -> bool {
+    c_in >= 16 && c_out >= 16 && oh >= 4 && ow >= 4
+}
+
+/// Forward convolution through Winograd: `x (n, c, h, w)`, `w (o, c, 3, 3)`.
+pub(crate) fn forward<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let pl = Plan::new(
+        g.n,
+        g.c_in,
+        g.c_out,
+        [g.input[1], g.input[2]],
+        [g.output[1], g.output[2]],
+        [g.p.pad_lo[1] as isize, g.p.pad_lo[2] as isize],
+        std::mem::size_of::<T>(),
+    );
+    conv3x3(&pl, xs, ws, bias, out);
+}
+
+/// Input gradient through Winograd: `dx (n, c, h, w)` from `dy (n, o, oh, ow)` is the
+/// 3x3 convolution of `dy` with `w'[c, o] = w[o, c]` flipped in both axes, its window
+/// starting `2 - pad_lo` rows/columns before the first `dy` row/column.
+pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T], dx: &mut [T]) {
+    let (o, c) = (g.c_out, g.c_in);
+    let mut wt = vec![T::zero(); c * o * 9];
+    for oi in 0..o {
+        for ci in 0..c {
+            let src = &ws[(oi * c + ci) * 9..][..9];
+            let dst = &mut wt[(ci * o + oi) * 9..][..9];
+            for k in 0..9 {
+                dst[k] = src[8 - k];
+            }
+        }
+    }
+    let pl = Plan::new(
+        g.n,
+        o,
+        c,
+        [g.output[1], g.output[2]],
+        [g.input[1], g.input[2]],
+        [2 - g.p.pad_lo[1] as isize, 2 - g.p.pad_lo[2] as isize],
+        std::mem::size_of::<T>(),
+    );
+    conv3x3(&pl, dys, &wt, None, dx);
+}
+
+/// The convolution itself: `x (n, c, h, w)`, `w (o, c, 3, 3)`, `out (n, o, oh, ow)`
+/// fully overwritten.
+pub(crate) fn conv3x3<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let spread = parallel::num_threads() > 1 && pl.tiles() > pl.tb;
+    conv3x3_with(pl, x, w, bias, out, spread);
+}
+
+/// [`conv3x3`] with the blocks spread over the pool (`spread`) or run in order; both
+/// give the same bits.
+fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T], spread: bool) {
+    let tiles = pl.tiles();
+    if tiles == 0 || pl.o == 0 {
+        return;
+    }
+    let u = weight_transform(pl, w);
+    let blocks = tiles.div_ceil(pl.tb);
+    let optr = SendPtr(out.as_mut_ptr());
+    let (vlen, mlen) = (NPOS * pl.c * pl.tb, NPOS * pl.o * pl.tb);
+    let body = |b: usize, bufs: &mut (Vec<T>, Vec<T>)| {
+        let t0 = b * pl.tb;
+        let nt = pl.tb.min(tiles - t0);
+        let (v, m) = (&mut bufs.0, &mut bufs.1);
+        // SAFETY: the variant is chosen for the running CPU's features.
+        unsafe { dispatch_input(pl, x, t0, nt, v) };
+        for xi in 0..NPOS {
+            let uv = ArrayView2::from_shape((pl.o, pl.c), &u[xi * pl.o * pl.c..][..pl.o * pl.c]).expect("U");
+            let vv = ArrayView2::from_shape((pl.c, nt).strides((pl.tb, 1)), &v[xi * pl.c * pl.tb..]).expect("V");
+            let mv = ArrayViewMut2::from_shape((pl.o, nt).strides((pl.tb, 1)), &mut m[xi * pl.o * pl.tb..]).expect("M");
+            gemm(T::one(), uv, vv, T::zero(), mv, Threads::Single).expect("winograd: GEMM shapes are consistent");
+        }
+        // SAFETY: block b alone writes the output tiles t0..t0+nt.
+        unsafe { dispatch_output(pl, m, pl.o, 0, pl.o, t0, nt, bias, optr.get()) };
+    };
+    run_blocks(blocks, vlen, mlen, spread && blocks > 1, pl.work(), body);
+}
+
+/// Runs `body(block, scratch)` for every block, spread over the pool or in order.
+fn run_blocks<T: Scalar>(
+    blocks: usize,
+    vlen: usize,
+    mlen: usize,
+    spread: bool,
+    work: usize,
+    body: impl Fn(usize, &mut (Vec<T>, Vec<T>)) + Sync,
+) {
+    if spread {
+        parallel::run(work, || {
+            (0..blocks)
+                .into_par_iter()
+                .for_each_init(|| (vec![T::zero(); vlen], vec![T::zero(); mlen]), |bufs, b| body(b, bufs));
+        });
+    } else {
+        parallel::with_flushed_denormals(|| {
+            let mut bufs = (vec![T::zero(); vlen], vec![T::zero(); mlen]);
+            for b in 0..blocks {
+                body(b, &mut bufs);
+            }
+        });
+    }
+}
+
+// ---------------------------------------------------------------- 1-D transforms
+
+/// `B^T d` along one axis of a 6x6 lane block: reads `src[si[k]]`, writes `dst[di[k]]`.
+#[inline(always)]
+fn bt_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usize; 6]) {
+    let (c2, c4, c5) = (T::from_f64(2.0).unwrap(), T::from_f64(4.0).unwrap(), T::from_f64(5.0).unwrap());
+    let [s0, s1, s2, s3, s4, s5] = si.map(|i| src[i]);
+    let mut o = [[T::zero(); LANES]; 6];
+    for l in 0..LANES {
+        let (d0, d1, d2, d3, d4, d5) = (s0[l], s1[l], s2[l], s3[l], s4[l], s5[l]);
+        let a = d4 - c4 * d2;
+        let b = d3 - c4 * d1;
+        let c = d4 - d2;
+        let e = c2 * (d3 - d1);
+        o[0][l] = (c4 * d0 - c5 * d2) + d4;
+        o[1][l] = a + b;
+        o[2][l] = a - b;
+        o[3][l] = c + e;
+        o[4][l] = c - e;
+        o[5][l] = (c4 * d1 - c5 * d3) + d5;
+    }
+    for k in 0..6 {
+        dst[di[k]] = o[k];
+    }
+}
+
+/// `A^T m` along one axis: 6 values in, 4 out.
+#[inline(always)]
+fn at_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usize; 4]) {
+    let (c2, c4, c8) = (T::from_f64(2.0).unwrap(), T::from_f64(4.0).unwrap(), T::from_f64(8.0).unwrap());
+    let [s0, s1, s2, s3, s4, s5] = si.map(|i| src[i]);
+    let mut o = [[T::zero(); LANES]; 4];
+    for l in 0..LANES {
+        let s12 = s1[l] + s2[l];
+        let d12 = s1[l] - s2[l];
+        let s34 = s3[l] + s4[l];
+        let d34 = s3[l] - s4[l];
+        o[0][l] = (s0[l] + s12) + s34;
+        o[1][l] = d12 + c2 * d34;
+        o[2][l] = s12 + c4 * s34;
+        o[3][l] = (d12 + c8 * d34) + s5[l];
+    }
+    for k in 0..4 {
+        dst[di[k]] = o[k];
+    }
+}
+
+/// `G g` along one axis: 3 values in, 6 out.
+#[inline(always)]
+fn g_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 3], dst: &mut Lanes<T>, di: [usize; 6]) {
+    let f = |v: f64| T::from_f64(v).unwrap();
+    let (q4, q6, q12, q24) = (f(0.25), f(1.0 / 6.0), f(1.0 / 12.0), f(1.0 / 24.0));
+    let [s0, s1, s2] = si.map(|i| src[i]);
+    let mut o = [[T::zero(); LANES]; 6];
+    for l in 0..LANES {
+        let (g0, g1, g2) = (s0[l], s1[l], s2[l]);
+        let q = g0 + g2;
+        let r = q24 * g0 + q6 * g2;
+        let s = q12 * g1;
+        o[0][l] = q4 * g0;
+        o[1][l] = -(q6 * (q + g1));
+        o[2][l] = -(q6 * (q - g1));
+        o[3][l] = r + s;
+        o[4][l] = r - s;
+        o[5][l] = g2;
+    }
+    for k in 0..6 {
+        dst[di[k]] = o[k];
+    }
+}
+
+/// `V = B^T d B` of 16 tiles at once, `d` and `v` indexed `row * 6 + col`.
+#[inline(always)]
+fn input_tf<T: Scalar>(d: &Lanes<T>, tmp: &mut Lanes<T>, v: &mut Lanes<T>) {
+    for s in 0..6 {
+        bt_1d(d, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s], tmp, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s]);
+    }
+    for r in 0..6 {
+        let i = [0, 1, 2, 3, 4, 5].map(|k| r * 6 + k);
+        bt_1d(tmp, i, v, i);
+    }
+}
+
+/// `Y = A^T M A` of 16 tiles: `m` indexed `row * 6 + col`, `y` indexed `row * 4 + col`.
+#[inline(always)]
+fn output_tf<T: Scalar>(m: &Lanes<T>, tmp: &mut Lanes<T>, y: &mut Lanes<T>) {
+    for s in 0..6 {
+        at_1d(m, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s], tmp, [s, 6 + s, 12 + s, 18 + s]);
+    }
+    for r in 0..4 {
+        at_1d(tmp, [0, 1, 2, 3, 4, 5].map(|k| r * 6 + k), y, [0, 1, 2, 3].map(|k| r * 4 + k));
+    }
+}
+
+/// `U = G g G^T` of 16 kernels: `g` indexed `row * 3 + col`, `u` indexed `row * 6 + col`.
+#[inline(always)]
+fn weight_tf<T: Scalar>(g: &Lanes<T>, tmp: &mut Lanes<T>, u: &mut Lanes<T>) {
+    for s in 0..3 {
+        g_1d(g, [s, 3 + s, 6 + s], tmp, [s, 3 + s, 6 + s, 9 + s, 12 + s, 15 + s]);
+    }
+    for r in 0..6 {
+        g_1d(tmp, [0, 1, 2].map(|k| r * 3 + k), u, [0, 1, 2, 3, 4, 5].map(|k| r * 6 + k));
+    }
+}
+
+// ---------------------------------------------------------------- block passes
+
+/// `U[xi] (o, c)` for all 36 positions, from `w (o, c, 3, 3)`.
+fn weight_transform<T: Scalar>(pl: &Plan, w: &[T]) -> Vec<T> {
+    let (o, c) = (pl.o, pl.c);
+    let mut u = vec![T::zero(); NPOS * o * c];
+    // SAFETY: the variant is chosen for the running CPU's features.
+    unsafe { dispatch_weight(pl, w, &mut u) };
+    u
+}
+
+#[inline(always)]
+fn weight_pass<T: Scalar>(pl: &Plan, w: &[T], u: &mut [T]) {
+    let (o, c) = (pl.o, pl.c);
+    let pairs = o * c;
+    let mut g = [[T::zero(); LANES]; NPOS];
+    let mut tmp = [[T::zero(); LANES]; NPOS];
+    let mut ut = [[T::zero(); LANES]; NPOS];
+    let mut p0 = 0;
+    while p0 < pairs {
+        let np = LANES.min(pairs - p0);
+        for lane in 0..np {
+            let src = &w[(p0 + lane) * 9..][..9];
+            for k in 0..9 {
+                g[k][lane] = src[k];
+            }
+        }
+        weight_tf(&g, &mut tmp, &mut ut);
+        for xi in 0..NPOS {
+            u[xi * pairs + p0..][..np].copy_from_slice(&ut[xi][..np]);
+        }
+        p0 += np;
+    }
+}
+
+/// Input transform of tiles `t0 .. t0 + nt` into `v`, laid out `[36][c][tb]`.
+#[inline(always)]
+fn input_pass<T: Scalar>(pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]) {
+    let (h, w, c, tb) = (pl.h as isize, pl.w as isize, pl.c, pl.tb);
+    let plane = pl.h * pl.w;
+    let per_image = pl.th * pl.tw;
+    let mut d = [[T::zero(); LANES]; NPOS];
+    let mut tmp = [[T::zero(); LANES]; NPOS];
+    let mut vt = [[T::zero(); LANES]; NPOS];
+    for g0 in (0..nt).step_by(LANES) {
+        let nl = LANES.min(nt - g0);
+        let mut base = [0usize; LANES];
+        let mut oy = [0isize; LANES];
+        let mut ox = [0isize; LANES];
+        let mut inside = [false; LANES];
+        for lane in 0..nl {
+            let t = t0 + g0 + lane;
+            let (ni, r) = (t / per_image, t % per_image);
+            let (ty, tx) = (r / pl.tw, r % pl.tw);
+            oy[lane] = (ty * 4) as isize - pl.top;
+            ox[lane] = (tx * 4) as isize - pl.left;
+            base[lane] = ni * c * plane;
+            inside[lane] = oy[lane] >= 0 && ox[lane] >= 0 && oy[lane] + 6 <= h && ox[lane] + 6 <= w;
+        }
+        if nl < LANES {
+            for row in d.iter_mut() {
+                row[nl..].fill(T::zero());
+            }
+        }
+        for ci in 0..c {
+            for lane in 0..nl {
+                let cb = base[lane] + ci * plane;
+                if inside[lane] {
+                    let p = cb + oy[lane] as usize * pl.w + ox[lane] as usize;
+                    for r in 0..6 {
+                        let row = &x[p + r * pl.w..][..6];
+                        for s in 0..6 {
+                            d[r * 6 + s][lane] = row[s];
+                        }
+                    }
+                } else {
+                    for r in 0..6 {
+                        let y = oy[lane] + r as isize;
+                        for s in 0..6 {
+                            let xx = ox[lane] + s as isize;
+                            d[r * 6 + s][lane] = if y >= 0 && y < h && xx >= 0 && xx < w {
+                                x[cb + y as usize * pl.w + xx as usize]
+                            } else {
+                                T::zero()
+                            };
+                        }
+                    }
+                }
+            }
+            input_tf(&d, &mut tmp, &mut vt);
+            for xi in 0..NPOS {
+                v[(xi * c + ci) * tb + g0..][..LANES.min(tb - g0)].copy_from_slice(&vt[xi][..LANES.min(tb - g0)]);
+            }
+        }
+    }
+}
+
+/// Output transform of tiles `t0 .. t0 + nt`, output channels `o0 .. o1`, from `m`
+/// laid out `[36][rows][tb]` with channel `o0 + i` in row `i`; adds the bias and
+/// writes the in-range part of each tile.
+///
+/// # Safety
+/// `out` points to the `(n, o, oh, ow)` output; no other thread writes these tiles'
+/// elements of channels `o0 .. o1`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_pass<T: Scalar>(
+    pl: &Plan,
+    m: &[T],
+    rows: usize,
+    o0: usize,
+    o1: usize,
+    t0: usize,
+    nt: usize,
+    bias: Option<&[T]>,
+    out: *mut T,
+) {
+    let (oh, ow, tb) = (pl.oh, pl.ow, pl.tb);
+    let plane = oh * ow;
+    let per_image = pl.th * pl.tw;
+    let mut mt = [[T::zero(); LANES]; NPOS];
+    let mut tmp = [[T::zero(); LANES]; NPOS];
+    let mut y = [[T::zero(); LANES]; NPOS];
+    for g0 in (0..nt).step_by(LANES) {
+        let nl = LANES.min(nt - g0);
+        let mut base = [0usize; LANES];
+        let mut ny = [0usize; LANES];
+        let mut nx = [0usize; LANES];
+        for lane in 0..nl {
+            let t = t0 + g0 + lane;
+            let (ni, r) = (t / per_image, t % per_image);
+            let (ty, tx) = (r / pl.tw, r % pl.tw);
+            ny[lane] = 4.min(oh - ty * 4);
+            nx[lane] = 4.min(ow - tx * 4);
+            base[lane] = ni * pl.o * plane + ty * 4 * ow + tx * 4;
+        }
+        let width = LANES.min(tb - g0);
+        for oi in o0..o1 {
+            for xi in 0..NPOS {
+                mt[xi][..width].copy_from_slice(&m[(xi * rows + oi - o0) * tb + g0..][..width]);
+            }
+            output_tf(&mt, &mut tmp, &mut y);
+            let bv = bias.map_or(T::zero(), |b| b[oi]);
+            for lane in 0..nl {
+                let p = out.add(base[lane] + oi * plane);
+                if ny[lane] == 4 && nx[lane] == 4 {
+                    for i in 0..4 {
+                        for j in 0..4 {
+                            *p.add(i * ow + j) = y[i * 4 + j][lane] + bv;
+                        }
+                    }
+                } else {
+                    for i in 0..ny[lane] {
+                        for j in 0..nx[lane] {
+                            *p.add(i * ow + j) = y[i * 4 + j][lane] + bv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- run-time SIMD choice
+
+/// Defines `$name`, which calls `$inner` compiled for the widest SIMD level the CPU
+/// offers. The variants do the same operations in the same order (Rust never contracts
+/// `a * b + c` into an FMA by itself), so they agree bitwise.
+macro_rules! simd_variants {
+    ($name:ident, $inner:ident, ($($arg:ident : $ty:ty),*)) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn $name<T: Scalar>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v512<T: Scalar>($($arg: $ty),*) {
+                    $inner($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn v256<T: Scalar>($($arg: $ty),*) {
+                    $inner($($arg),*)
+                }
+                match crate::simd::level() {
+                    crate::simd::SimdLevel::Avx512 => return v512($($arg),*),
+                    crate::simd::SimdLevel::Avx2Fma => return v256($($arg),*),
+                    _ => {}
+                }
+            }
+            $inner($($arg),*)
+        }
+    };
+}
+
+simd_variants!(dispatch_weight, weight_pass, (pl: &Plan, w: &[T], u: &mut [T]));
+simd_variants!(dispatch_input, input_pass, (pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]));
+simd_variants!(
+    dispatch_output,
+    output_pass,
+    (pl: &Plan, m: &[T], rows: usize, o0: usize, o1: usize, t0: usize, nt: usize, bias: Option<&[T]>, out: *mut T)
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(len: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+            })
+            .collect()
+    }
+
+    /// Direct 3x3 correlation in float64 with signed padding.
+    fn naive(pl: &Plan, x: &[f64], w: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
+        let mut out = vec![0.0; pl.n * pl.o * pl.oh * pl.ow];
+        for n in 0..pl.n {
+            for o in 0..pl.o {
+                for y in 0..pl.oh {
+                    for xo in 0..pl.ow {
+                        let mut acc = bias.map_or(0.0, |b| b[o]);
+                        for c in 0..pl.c {
+                            for i in 0..3 {
+                                for j in 0..3 {
+                                    let iy = y as isize + i as isize - pl.top;
+                                    let ix = xo as isize + j as isize - pl.left;
+                                    if iy < 0 || ix < 0 || iy >= pl.h as isize || ix >= pl.w as isize {
+                                        continue;
+                                    }
+                                    acc += x[((n * pl.c + c) * pl.h + iy as usize) * pl.w + ix as usize]
+                                        * w[((o * pl.c + c) * 3 + i) * 3 + j];
+                                }
+                            }
+                        }
+                        out[((n * pl.o + o) * pl.oh + y) * pl.ow + xo] = acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn plan(n: usize, c: usize, o: usize, h: usize, w: usize, lo: [isize; 2], hi: [isize; 2], elem: usize) -> Plan {
+        let oh = (h as isize + lo[0] + hi[0] - 2) as usize;
+        let ow = (w as isize + lo[1] + hi[1] - 2) as usize;
+        Plan::new(n, c, o, [h, w], [oh, ow], lo, elem)
+    }
+
+    /// Largest |a - b| over the largest |b| (errors relative to the output's scale).
+    fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-300);
+        a.iter().zip(b).fold(0.0f64, |m, (p, q)| m.max((p - q).abs())) / scale
+    }
+
+    const CASES: &[(usize, usize, usize, usize, usize, [isize; 2], [isize; 2])] = &[
+        (2, 3, 4, 5, 5, [1, 1], [1, 1]),
+        (1, 17, 16, 7, 9, [1, 1], [1, 1]),
+        (3, 16, 17, 14, 14, [1, 1], [1, 1]),
+        (1, 16, 16, 1, 1, [1, 1], [1, 1]),  // 1x1 image, output 1x1
+        (2, 5, 3, 9, 7, [0, 0], [0, 0]),    // no padding
+        (1, 4, 6, 6, 11, [2, 2], [2, 2]),   // padding 2
+        (2, 3, 5, 8, 6, [0, 1], [2, 1]),    // asymmetric
+        (1, 2, 3, 10, 10, [-1, 2], [0, -1]), // negative (input gradient with padding 3)
+        (5, 16, 16, 3, 3, [1, 1], [1, 1]),  // several images per block
+    ];
+
+    #[test]
+    fn forward_matches_direct_sum_f64_and_f32() {
+        for (k, &(n, c, o, h, w, lo, hi)) in CASES.iter().enumerate() {
+            let pl = plan(n, c, o, h, w, lo, hi, 8);
+            let x = filled(n * c * h * w, 1 + k as u64);
+            let wt = filled(o * c * 9, 100 + k as u64);
+            let b = filled(o, 200 + k as u64);
+            let expect = naive(&pl, &x, &wt, Some(&b));
+            let mut got = vec![f64::NAN; expect.len()];
+            conv3x3(&pl, &x, &wt, Some(&b), &mut got);
+            let e64 = rel_err(&got, &expect);
+            assert!(e64 < 1e-13, "case {k}: f64 error {e64}");
+
+            let pl32 = plan(n, c, o, h, w, lo, hi, 4);
+            let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+            let mut got32 = vec![f32::NAN; expect.len()];
+            conv3x3(&pl32, &f(&x), &f(&wt), Some(&f(&b)), &mut got32);
+            let got32: Vec<f64> = got32.iter().map(|&a| a as f64).collect();
+            let e32 = rel_err(&got32, &expect);
+            eprintln!("case {k}: f64 error {e64:.1e}, f32 error {e32:.1e}");
+            assert!(e32 < 2e-5, "case {k}: f32 error {e32}");
+        }
+    }
+
+    #[test]
+    fn f32_error_on_a_wide_layer_stays_small() {
+        // 256 input channels: the sum the transforms feed is long
+        let (n, c, o, h, w) = (1, 256, 8, 14, 14);
+        let pl = plan(n, c, o, h, w, [1, 1], [1, 1], 4);
+        let x = filled(n * c * h * w, 5);
+        let wt = filled(o * c * 9, 6);
+        let expect = naive(&pl, &x, &wt, None);
+        let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let mut got = vec![0f32; expect.len()];
+        conv3x3(&pl, &f(&x), &f(&wt), None, &mut got);
+        let got: Vec<f64> = got.iter().map(|&a| a as f64).collect();
+        let e = rel_err(&got, &expect);
+        eprintln!("C256 f32 error {e:.1e}");
+        assert!(e < 2e-5, "f32 error {e}");
+    }
+
+    #[test]
+    fn spread_and_sequential_blocks_agree_bitwise() {
+        let (n, c, o, h, w) = (10, 20, 24, 23, 19);
+        let pl = plan(n, c, o, h, w, [1, 1], [1, 1], 4);
+        assert!(pl.tiles() > 2 * pl.tb, "several blocks");
+        let x: Vec<f32> = filled(n * c * h * w, 7).iter().map(|&a| a as f32).collect();
+        let wt: Vec<f32> = filled(o * c * 9, 8).iter().map(|&a| a as f32).collect();
+        let mut a = vec![0f32; n * o * h * w];
+        let mut b = vec![0f32; n * o * h * w];
+        conv3x3_with(&pl, &x, &wt, None, &mut a, false);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(|| conv3x3_with(&pl, &x, &wt, None, &mut b, true));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn input_gradient_matches_adjoint_of_direct_sum() {
+        use crate::conv::{ConvParams, Geom};
+        for (k, &(n, c, o, h, w, lo, hi)) in CASES.iter().enumerate() {
+            if lo.iter().chain(&hi).any(|&p| p < 0) {
+                continue;
+            }
+            let p = ConvParams {
+                stride: [1; 3],
+                dilation: [1; 3],
+                pad_lo: [0, lo[0] as usize, lo[1] as usize],
+                pad_hi: [0, hi[0] as usize, hi[1] as usize],
+                groups: 1,
+            };
+            let g = Geom::new("t", [n, c, 1, h, w], [o, c, 1, 3, 3], p).unwrap();
+            let [_, oh, ow] = g.output;
+            let dy = filled(n * o * oh * ow, 300 + k as u64);
+            let wt = filled(o * c * 9, 400 + k as u64);
+            let mut expect = vec![0.0; n * c * h * w];
+            for ni in 0..n {
+                for oi in 0..o {
+                    for y in 0..oh {
+                        for xo in 0..ow {
+                            let d = dy[((ni * o + oi) * oh + y) * ow + xo];
+                            for ci in 0..c {
+                                for i in 0..3 {
+                                    for j in 0..3 {
+                                        let iy = y as isize + i as isize - lo[0];
+                                        let ix = xo as isize + j as isize - lo[1];
+                                        if iy >= 0 && ix >= 0 && iy < h as isize && ix < w as isize {
+                                            expect[((ni * c + ci) * h + iy as usize) * w + ix as usize] +=
+                                                d * wt[((oi * c + ci) * 3 + i) * 3 + j];
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let mut got = vec![f64::NAN; expect.len()];
+            input_grad(&g, &dy, &wt, &mut got);
+            let e = rel_err(&got, &expect);
+            assert!(e < 1e-13, "case {k}: error {e}");
+        }
+    }
+}
