@@ -89,6 +89,12 @@ impl Plan {
         }
     }
 
+    /// Row stride of the per-block `V` and `M` matrices: the block plus one lane group
+    /// of slack, so a run of tiles may store all its lanes.
+    pub fn ld(&self) -> usize {
+        self.tb + LANES
+    }
+
     pub fn tiles(&self) -> usize {
         self.n * self.th * self.tw
     }
@@ -111,9 +117,18 @@ pub(crate) fn input_grad_applies(g: &Geom) -> bool {
     family(g) && worth_it(g.c_out, g.c_in, g.input[1], g.input[2])
 }
 
+/// Whether the path is switched on: `OXINET_WINOGRAD=0` in the environment turns it off
+/// (read once), for users who want the direct sum's rounding and for benchmarking.
+fn enabled() -> bool {
+    use std::sync::OnceLock;
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("OXINET_WINOGRAD").map_or(true, |v| v.trim() != "0"))
+}
+
 /// 2-D, 3x3, stride 1, dilation 1, one group.
 fn family(g: &Geom) -> bool {
-    g.groups == 1
+    enabled()
+        && g.groups == 1
         && g.kernel == [1, 3, 3]
         && g.p.stride == [1, 1, 1]
         && g.p.dilation == [1, 1, 1]
@@ -186,7 +201,7 @@ fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out:
     let u = weight_transform(pl, w);
     let blocks = tiles.div_ceil(pl.tb);
     let optr = SendPtr(out.as_mut_ptr());
-    let (vlen, mlen) = (NPOS * pl.c * pl.tb, NPOS * pl.o * pl.tb);
+    let (vlen, mlen) = (NPOS * pl.c * pl.ld(), NPOS * pl.o * pl.ld());
     let body = |b: usize, bufs: &mut (Vec<T>, Vec<T>)| {
         let t0 = b * pl.tb;
         let nt = pl.tb.min(tiles - t0);
@@ -195,8 +210,9 @@ fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out:
         unsafe { dispatch_input(pl, x, t0, nt, v) };
         for xi in 0..NPOS {
             let uv = ArrayView2::from_shape((pl.o, pl.c), &u[xi * pl.o * pl.c..][..pl.o * pl.c]).expect("U");
-            let vv = ArrayView2::from_shape((pl.c, nt).strides((pl.tb, 1)), &v[xi * pl.c * pl.tb..]).expect("V");
-            let mv = ArrayViewMut2::from_shape((pl.o, nt).strides((pl.tb, 1)), &mut m[xi * pl.o * pl.tb..]).expect("M");
+            let ld = pl.ld();
+            let vv = ArrayView2::from_shape((pl.c, nt).strides((ld, 1)), &v[xi * pl.c * ld..]).expect("V");
+            let mv = ArrayViewMut2::from_shape((pl.o, nt).strides((ld, 1)), &mut m[xi * pl.o * ld..]).expect("M");
             gemm(T::one(), uv, vv, T::zero(), mv, Threads::Single).expect("winograd: GEMM shapes are consistent");
         }
         // SAFETY: block b alone writes the output tiles t0..t0+nt.
@@ -236,23 +252,19 @@ fn run_blocks<T: Scalar>(
 #[inline(always)]
 fn bt_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usize; 6]) {
     let (c2, c4, c5) = (T::from_f64(2.0).unwrap(), T::from_f64(4.0).unwrap(), T::from_f64(5.0).unwrap());
-    let [s0, s1, s2, s3, s4, s5] = si.map(|i| src[i]);
-    let mut o = [[T::zero(); LANES]; 6];
     for l in 0..LANES {
-        let (d0, d1, d2, d3, d4, d5) = (s0[l], s1[l], s2[l], s3[l], s4[l], s5[l]);
+        let (d0, d1, d2) = (src[si[0]][l], src[si[1]][l], src[si[2]][l]);
+        let (d3, d4, d5) = (src[si[3]][l], src[si[4]][l], src[si[5]][l]);
         let a = d4 - c4 * d2;
         let b = d3 - c4 * d1;
         let c = d4 - d2;
         let e = c2 * (d3 - d1);
-        o[0][l] = (c4 * d0 - c5 * d2) + d4;
-        o[1][l] = a + b;
-        o[2][l] = a - b;
-        o[3][l] = c + e;
-        o[4][l] = c - e;
-        o[5][l] = (c4 * d1 - c5 * d3) + d5;
-    }
-    for k in 0..6 {
-        dst[di[k]] = o[k];
+        dst[di[0]][l] = (c4 * d0 - c5 * d2) + d4;
+        dst[di[1]][l] = a + b;
+        dst[di[2]][l] = a - b;
+        dst[di[3]][l] = c + e;
+        dst[di[4]][l] = c - e;
+        dst[di[5]][l] = (c4 * d1 - c5 * d3) + d5;
     }
 }
 
@@ -260,20 +272,17 @@ fn bt_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usi
 #[inline(always)]
 fn at_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usize; 4]) {
     let (c2, c4, c8) = (T::from_f64(2.0).unwrap(), T::from_f64(4.0).unwrap(), T::from_f64(8.0).unwrap());
-    let [s0, s1, s2, s3, s4, s5] = si.map(|i| src[i]);
-    let mut o = [[T::zero(); LANES]; 4];
     for l in 0..LANES {
-        let s12 = s1[l] + s2[l];
-        let d12 = s1[l] - s2[l];
-        let s34 = s3[l] + s4[l];
-        let d34 = s3[l] - s4[l];
-        o[0][l] = (s0[l] + s12) + s34;
-        o[1][l] = d12 + c2 * d34;
-        o[2][l] = s12 + c4 * s34;
-        o[3][l] = (d12 + c8 * d34) + s5[l];
-    }
-    for k in 0..4 {
-        dst[di[k]] = o[k];
+        let (m0, m1, m2) = (src[si[0]][l], src[si[1]][l], src[si[2]][l]);
+        let (m3, m4, m5) = (src[si[3]][l], src[si[4]][l], src[si[5]][l]);
+        let s12 = m1 + m2;
+        let d12 = m1 - m2;
+        let s34 = m3 + m4;
+        let d34 = m3 - m4;
+        dst[di[0]][l] = (m0 + s12) + s34;
+        dst[di[1]][l] = d12 + c2 * d34;
+        dst[di[2]][l] = s12 + c4 * s34;
+        dst[di[3]][l] = (d12 + c8 * d34) + m5;
     }
 }
 
@@ -282,22 +291,17 @@ fn at_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usi
 fn g_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 3], dst: &mut Lanes<T>, di: [usize; 6]) {
     let f = |v: f64| T::from_f64(v).unwrap();
     let (q4, q6, q12, q24) = (f(0.25), f(1.0 / 6.0), f(1.0 / 12.0), f(1.0 / 24.0));
-    let [s0, s1, s2] = si.map(|i| src[i]);
-    let mut o = [[T::zero(); LANES]; 6];
     for l in 0..LANES {
-        let (g0, g1, g2) = (s0[l], s1[l], s2[l]);
+        let (g0, g1, g2) = (src[si[0]][l], src[si[1]][l], src[si[2]][l]);
         let q = g0 + g2;
         let r = q24 * g0 + q6 * g2;
         let s = q12 * g1;
-        o[0][l] = q4 * g0;
-        o[1][l] = -(q6 * (q + g1));
-        o[2][l] = -(q6 * (q - g1));
-        o[3][l] = r + s;
-        o[4][l] = r - s;
-        o[5][l] = g2;
-    }
-    for k in 0..6 {
-        dst[di[k]] = o[k];
+        dst[di[0]][l] = q4 * g0;
+        dst[di[1]][l] = -(q6 * (q + g1));
+        dst[di[2]][l] = -(q6 * (q - g1));
+        dst[di[3]][l] = r + s;
+        dst[di[4]][l] = r - s;
+        dst[di[5]][l] = g2;
     }
 }
 
@@ -308,7 +312,7 @@ fn input_tf<T: Scalar>(d: &Lanes<T>, tmp: &mut Lanes<T>, v: &mut Lanes<T>) {
         bt_1d(d, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s], tmp, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s]);
     }
     for r in 0..6 {
-        let i = [0, 1, 2, 3, 4, 5].map(|k| r * 6 + k);
+        let i = [r * 6, r * 6 + 1, r * 6 + 2, r * 6 + 3, r * 6 + 4, r * 6 + 5];
         bt_1d(tmp, i, v, i);
     }
 }
@@ -320,7 +324,8 @@ fn output_tf<T: Scalar>(m: &Lanes<T>, tmp: &mut Lanes<T>, y: &mut Lanes<T>) {
         at_1d(m, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s], tmp, [s, 6 + s, 12 + s, 18 + s]);
     }
     for r in 0..4 {
-        at_1d(tmp, [0, 1, 2, 3, 4, 5].map(|k| r * 6 + k), y, [0, 1, 2, 3].map(|k| r * 4 + k));
+        let i = [r * 6, r * 6 + 1, r * 6 + 2, r * 6 + 3, r * 6 + 4, r * 6 + 5];
+        at_1d(tmp, i, y, [r * 4, r * 4 + 1, r * 4 + 2, r * 4 + 3]);
     }
 }
 
@@ -331,7 +336,7 @@ fn weight_tf<T: Scalar>(g: &Lanes<T>, tmp: &mut Lanes<T>, u: &mut Lanes<T>) {
         g_1d(g, [s, 3 + s, 6 + s], tmp, [s, 3 + s, 6 + s, 9 + s, 12 + s, 15 + s]);
     }
     for r in 0..6 {
-        g_1d(tmp, [0, 1, 2].map(|k| r * 3 + k), u, [0, 1, 2, 3, 4, 5].map(|k| r * 6 + k));
+        g_1d(tmp, [r * 3, r * 3 + 1, r * 3 + 2], u, [r * 6, r * 6 + 1, r * 6 + 2, r * 6 + 3, r * 6 + 4, r * 6 + 5]);
     }
 }
 
@@ -370,70 +375,105 @@ fn weight_pass<T: Scalar>(pl: &Plan, w: &[T], u: &mut [T]) {
     }
 }
 
-/// Input transform of tiles `t0 .. t0 + nt` into `v`, laid out `[36][c][tb]`.
+/// Input columns a run of up to `LANES` tiles reads (4 per tile plus 2), rounded up.
+const SEG: usize = 4 * LANES + 4;
+
+/// The runs of tiles `t0 .. t0 + nt`: consecutive tiles of one tile row, at most
+/// `LANES` long, as (column in the block, image, tile row, first tile column, length).
+/// (An iterator rather than a closure-taking helper: closures do not inherit the
+/// caller's `target_feature`s.)
+struct Runs {
+    per_image: usize,
+    tw: usize,
+    t0: usize,
+    nt: usize,
+    p: usize,
+}
+
+impl Runs {
+    #[inline(always)]
+    fn new(pl: &Plan, t0: usize, nt: usize) -> Runs {
+        Runs { per_image: pl.th * pl.tw, tw: pl.tw, t0, nt, p: 0 }
+    }
+}
+
+impl Iterator for Runs {
+    type Item = (usize, usize, usize, usize, usize);
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.p >= self.nt {
+            return None;
+        }
+        let t = self.t0 + self.p;
+        let (ni, r) = (t / self.per_image, t % self.per_image);
+        let (ty, tx) = (r / self.tw, r % self.tw);
+        let len = LANES.min(self.tw - tx).min(self.nt - self.p);
+        let item = (self.p, ni, ty, tx, len);
+        self.p += len;
+        Some(item)
+    }
+}
+
+/// Input transform of tiles `t0 .. t0 + nt` into `v`, laid out `[36][c][ld]`.
+///
+/// A run of tiles in one tile row reads 6 input row segments, each copied to a local
+/// row (zeros outside the image) and split into the 16 tiles' lanes.
 #[inline(always)]
 fn input_pass<T: Scalar>(pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]) {
-    let (h, w, c, tb) = (pl.h as isize, pl.w as isize, pl.c, pl.tb);
+    let (h, w, c, ld) = (pl.h as isize, pl.w as isize, pl.c, pl.ld());
     let plane = pl.h * pl.w;
-    let per_image = pl.th * pl.tw;
+    let mut seg = [[T::zero(); SEG]; 6];
     let mut d = [[T::zero(); LANES]; NPOS];
     let mut tmp = [[T::zero(); LANES]; NPOS];
     let mut vt = [[T::zero(); LANES]; NPOS];
-    for g0 in (0..nt).step_by(LANES) {
-        let nl = LANES.min(nt - g0);
-        let mut base = [0usize; LANES];
-        let mut oy = [0isize; LANES];
-        let mut ox = [0isize; LANES];
-        let mut inside = [false; LANES];
-        for lane in 0..nl {
-            let t = t0 + g0 + lane;
-            let (ni, r) = (t / per_image, t % per_image);
-            let (ty, tx) = (r / pl.tw, r % pl.tw);
-            oy[lane] = (ty * 4) as isize - pl.top;
-            ox[lane] = (tx * 4) as isize - pl.left;
-            base[lane] = ni * c * plane;
-            inside[lane] = oy[lane] >= 0 && ox[lane] >= 0 && oy[lane] + 6 <= h && ox[lane] + 6 <= w;
-        }
-        if nl < LANES {
-            for row in d.iter_mut() {
-                row[nl..].fill(T::zero());
-            }
-        }
+    for (p, ni, ty, tx, len) in Runs::new(pl, t0, nt) {
+        let oy = (ty * 4) as isize - pl.top;
+        let ox = (tx * 4) as isize - pl.left;
+        let ncols = (4 * len + 2) as isize;
+        // segment columns [zl, zr) are inside the image; the rest are padding
+        let zl = (-ox).clamp(0, ncols) as usize;
+        let zr = (w - ox).clamp(0, ncols) as usize;
         for ci in 0..c {
-            for lane in 0..nl {
-                let cb = base[lane] + ci * plane;
-                if inside[lane] {
-                    let p = cb + oy[lane] as usize * pl.w + ox[lane] as usize;
-                    for r in 0..6 {
-                        let row = &x[p + r * pl.w..][..6];
-                        for s in 0..6 {
-                            d[r * 6 + s][lane] = row[s];
-                        }
-                    }
+            let cbase = ((ni * c + ci) * plane) as isize;
+            for r in 0..6 {
+                let y = oy + r as isize;
+                let row = &mut seg[r];
+                if y < 0 || y >= h || zl >= zr {
+                    *row = [T::zero(); SEG];
+                    continue;
+                }
+                let start = cbase + y * w + ox;
+                if start >= 0 && start as usize + SEG <= x.len() {
+                    // whole segment in one fixed-size copy; what lies outside the image
+                    // row is zeroed below (columns past `ncols` feed unused lanes only)
+                    let src: &[T; SEG] = (&x[start as usize..][..SEG]).try_into().unwrap();
+                    *row = *src;
+                    row[..zl].fill(T::zero());
+                    row[zr..ncols as usize].fill(T::zero());
                 } else {
-                    for r in 0..6 {
-                        let y = oy[lane] + r as isize;
-                        for s in 0..6 {
-                            let xx = ox[lane] + s as isize;
-                            d[r * 6 + s][lane] = if y >= 0 && y < h && xx >= 0 && xx < w {
-                                x[cb + y as usize * pl.w + xx as usize]
-                            } else {
-                                T::zero()
-                            };
-                        }
+                    *row = [T::zero(); SEG];
+                    let s0 = (start + zl as isize) as usize;
+                    row[zl..zr].copy_from_slice(&x[s0..s0 + (zr - zl)]);
+                }
+            }
+            for r in 0..6 {
+                for lane in 0..LANES {
+                    for s in 0..6 {
+                        d[r * 6 + s][lane] = seg[r][4 * lane + s];
                     }
                 }
             }
             input_tf(&d, &mut tmp, &mut vt);
             for xi in 0..NPOS {
-                v[(xi * c + ci) * tb + g0..][..LANES.min(tb - g0)].copy_from_slice(&vt[xi][..LANES.min(tb - g0)]);
+                let dst: &mut [T; LANES] = (&mut v[(xi * c + ci) * ld + p..][..LANES]).try_into().unwrap();
+                *dst = vt[xi];
             }
         }
     }
 }
 
 /// Output transform of tiles `t0 .. t0 + nt`, output channels `o0 .. o1`, from `m`
-/// laid out `[36][rows][tb]` with channel `o0 + i` in row `i`; adds the bias and
+/// laid out `[36][rows][ld]` with channel `o0 + i` in row `i`; adds the bias and
 /// writes the in-range part of each tile.
 ///
 /// # Safety
@@ -452,47 +492,32 @@ unsafe fn output_pass<T: Scalar>(
     bias: Option<&[T]>,
     out: *mut T,
 ) {
-    let (oh, ow, tb) = (pl.oh, pl.ow, pl.tb);
+    let (oh, ow, ld) = (pl.oh, pl.ow, pl.ld());
     let plane = oh * ow;
-    let per_image = pl.th * pl.tw;
     let mut mt = [[T::zero(); LANES]; NPOS];
     let mut tmp = [[T::zero(); LANES]; NPOS];
     let mut y = [[T::zero(); LANES]; NPOS];
-    for g0 in (0..nt).step_by(LANES) {
-        let nl = LANES.min(nt - g0);
-        let mut base = [0usize; LANES];
-        let mut ny = [0usize; LANES];
-        let mut nx = [0usize; LANES];
-        for lane in 0..nl {
-            let t = t0 + g0 + lane;
-            let (ni, r) = (t / per_image, t % per_image);
-            let (ty, tx) = (r / pl.tw, r % pl.tw);
-            ny[lane] = 4.min(oh - ty * 4);
-            nx[lane] = 4.min(ow - tx * 4);
-            base[lane] = ni * pl.o * plane + ty * 4 * ow + tx * 4;
-        }
-        let width = LANES.min(tb - g0);
+    let mut seg = [T::zero(); 4 * LANES];
+    for (p, ni, ty, tx, len) in Runs::new(pl, t0, nt) {
+        let nrows = 4.min(oh - ty * 4);
+        let ncols = (4 * len).min(ow - tx * 4);
         for oi in o0..o1 {
             for xi in 0..NPOS {
-                mt[xi][..width].copy_from_slice(&m[(xi * rows + oi - o0) * tb + g0..][..width]);
+                let src: &[T; LANES] = (&m[(xi * rows + oi - o0) * ld + p..][..LANES]).try_into().unwrap();
+                mt[xi] = *src;
             }
             output_tf(&mt, &mut tmp, &mut y);
             let bv = bias.map_or(T::zero(), |b| b[oi]);
-            for lane in 0..nl {
-                let p = out.add(base[lane] + oi * plane);
-                if ny[lane] == 4 && nx[lane] == 4 {
-                    for i in 0..4 {
-                        for j in 0..4 {
-                            *p.add(i * ow + j) = y[i * 4 + j][lane] + bv;
-                        }
-                    }
-                } else {
-                    for i in 0..ny[lane] {
-                        for j in 0..nx[lane] {
-                            *p.add(i * ow + j) = y[i * 4 + j][lane] + bv;
-                        }
+            let base = (ni * pl.o + oi) * plane + ty * 4 * ow + tx * 4;
+            for i in 0..nrows {
+                for lane in 0..LANES {
+                    for j in 0..4 {
+                        seg[4 * lane + j] = y[i * 4 + j][lane] + bv;
                     }
                 }
+                // SAFETY: row ty*4+i < oh, columns tx*4 .. tx*4+ncols <= ow of this
+                // image and channel, owned by the caller.
+                std::ptr::copy_nonoverlapping(seg.as_ptr(), out.add(base + i * ow), ncols);
             }
         }
     }
