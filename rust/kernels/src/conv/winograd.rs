@@ -232,9 +232,10 @@ fn run_blocks<T: Scalar>(
 ) {
     if spread {
         parallel::run(work, || {
-            (0..blocks)
-                .into_par_iter()
-                .for_each_init(|| (vec![T::zero(); vlen], vec![T::zero(); mlen]), |bufs, b| body(b, bufs));
+            (0..blocks).into_par_iter().for_each_init(
+                || (vec![T::zero(); vlen], vec![T::zero(); mlen]),
+                |bufs, b| body(b, bufs),
+            );
         });
     } else {
         parallel::with_flushed_denormals(|| {
@@ -251,7 +252,11 @@ fn run_blocks<T: Scalar>(
 /// `B^T d` along one axis of a 6x6 lane block: reads `src[si[k]]`, writes `dst[di[k]]`.
 #[inline(always)]
 fn bt_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usize; 6]) {
-    let (c2, c4, c5) = (T::from_f64(2.0).unwrap(), T::from_f64(4.0).unwrap(), T::from_f64(5.0).unwrap());
+    let (c2, c4, c5) = (
+        T::from_f64(2.0).unwrap(),
+        T::from_f64(4.0).unwrap(),
+        T::from_f64(5.0).unwrap(),
+    );
     for l in 0..LANES {
         let (d0, d1, d2) = (src[si[0]][l], src[si[1]][l], src[si[2]][l]);
         let (d3, d4, d5) = (src[si[3]][l], src[si[4]][l], src[si[5]][l]);
@@ -271,7 +276,11 @@ fn bt_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usi
 /// `A^T m` along one axis: 6 values in, 4 out.
 #[inline(always)]
 fn at_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 6], dst: &mut Lanes<T>, di: [usize; 4]) {
-    let (c2, c4, c8) = (T::from_f64(2.0).unwrap(), T::from_f64(4.0).unwrap(), T::from_f64(8.0).unwrap());
+    let (c2, c4, c8) = (
+        T::from_f64(2.0).unwrap(),
+        T::from_f64(4.0).unwrap(),
+        T::from_f64(8.0).unwrap(),
+    );
     for l in 0..LANES {
         let (m0, m1, m2) = (src[si[0]][l], src[si[1]][l], src[si[2]][l]);
         let (m3, m4, m5) = (src[si[3]][l], src[si[4]][l], src[si[5]][l]);
@@ -309,7 +318,12 @@ fn g_1d<T: Scalar>(src: &Lanes<T>, si: [usize; 3], dst: &mut Lanes<T>, di: [usiz
 #[inline(always)]
 fn input_tf<T: Scalar>(d: &Lanes<T>, tmp: &mut Lanes<T>, v: &mut Lanes<T>) {
     for s in 0..6 {
-        bt_1d(d, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s], tmp, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s]);
+        bt_1d(
+            d,
+            [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s],
+            tmp,
+            [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s],
+        );
     }
     for r in 0..6 {
         let i = [r * 6, r * 6 + 1, r * 6 + 2, r * 6 + 3, r * 6 + 4, r * 6 + 5];
@@ -321,7 +335,12 @@ fn input_tf<T: Scalar>(d: &Lanes<T>, tmp: &mut Lanes<T>, v: &mut Lanes<T>) {
 #[inline(always)]
 fn output_tf<T: Scalar>(m: &Lanes<T>, tmp: &mut Lanes<T>, y: &mut Lanes<T>) {
     for s in 0..6 {
-        at_1d(m, [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s], tmp, [s, 6 + s, 12 + s, 18 + s]);
+        at_1d(
+            m,
+            [s, 6 + s, 12 + s, 18 + s, 24 + s, 30 + s],
+            tmp,
+            [s, 6 + s, 12 + s, 18 + s],
+        );
     }
     for r in 0..4 {
         let i = [r * 6, r * 6 + 1, r * 6 + 2, r * 6 + 3, r * 6 + 4, r * 6 + 5];
@@ -336,7 +355,12 @@ fn weight_tf<T: Scalar>(g: &Lanes<T>, tmp: &mut Lanes<T>, u: &mut Lanes<T>) {
         g_1d(g, [s, 3 + s, 6 + s], tmp, [s, 3 + s, 6 + s, 9 + s, 12 + s, 15 + s]);
     }
     for r in 0..6 {
-        g_1d(tmp, [r * 3, r * 3 + 1, r * 3 + 2], u, [r * 6, r * 6 + 1, r * 6 + 2, r * 6 + 3, r * 6 + 4, r * 6 + 5]);
+        g_1d(
+            tmp,
+            [r * 3, r * 3 + 1, r * 3 + 2],
+            u,
+            [r * 6, r * 6 + 1, r * 6 + 2, r * 6 + 3, r * 6 + 4, r * 6 + 5],
+        );
     }
 }
 
@@ -393,7 +417,13 @@ struct Runs {
 impl Runs {
     #[inline(always)]
     fn new(pl: &Plan, t0: usize, nt: usize) -> Runs {
-        Runs { per_image: pl.th * pl.tw, tw: pl.tw, t0, nt, p: 0 }
+        Runs {
+            per_image: pl.th * pl.tw,
+            tw: pl.tw,
+            t0,
+            nt,
+            p: 0,
+        }
     }
 }
 
@@ -426,15 +456,40 @@ fn input_pass<T: Scalar>(pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]) 
     let mut d = [[T::zero(); LANES]; NPOS];
     let mut tmp = [[T::zero(); LANES]; NPOS];
     let mut vt = [[T::zero(); LANES]; NPOS];
-    for (p, ni, ty, tx, len) in Runs::new(pl, t0, nt) {
-        let oy = (ty * 4) as isize - pl.top;
-        let ox = (tx * 4) as isize - pl.left;
-        let ncols = (4 * len + 2) as isize;
-        // segment columns [zl, zr) are inside the image; the rest are padding
-        let zl = (-ox).clamp(0, ncols) as usize;
-        let zr = (w - ox).clamp(0, ncols) as usize;
-        for ci in 0..c {
+    let f32_avx512 = is_f32::<T>() && crate::simd::level() == crate::simd::SimdLevel::Avx512;
+    // channel-major, so each channel plane is read front to back
+    let runs: Vec<_> = Runs::new(pl, t0, nt).collect();
+    for ci in 0..c {
+        for &(p, ni, ty, tx, len) in &runs {
+            let oy = (ty * 4) as isize - pl.top;
+            let ox = (tx * 4) as isize - pl.left;
+            let ncols = (4 * len + 2) as isize;
+            // segment columns [zl, zr) are inside the image; the rest are padding
+            let zl = (-ox).clamp(0, ncols) as usize;
+            let zr = (w - ox).clamp(0, ncols) as usize;
             let cbase = ((ni * c + ci) * plane) as isize;
+            #[cfg(target_arch = "x86_64")]
+            if f32_avx512 {
+                // SAFETY: T is f32 (TypeId), the CPU has AVX-512F; the masked loads touch
+                // only columns [zl, zr) of rows inside the image.
+                unsafe {
+                    gather_avx512(
+                        x.as_ptr() as *const f32,
+                        cbase + oy * w + ox,
+                        w,
+                        oy,
+                        h,
+                        (zl, zr),
+                        &mut *(&mut d as *mut Lanes<T> as *mut Lanes<f32>),
+                    );
+                }
+                input_tf(&d, &mut tmp, &mut vt);
+                for xi in 0..NPOS {
+                    let dst: &mut [T; LANES] = (&mut v[(xi * c + ci) * ld + p..][..LANES]).try_into().unwrap();
+                    *dst = vt[xi];
+                }
+                continue;
+            }
             for r in 0..6 {
                 let y = oy + r as isize;
                 let row = &mut seg[r];
@@ -456,17 +511,150 @@ fn input_pass<T: Scalar>(pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]) 
                     row[zl..zr].copy_from_slice(&x[s0..s0 + (zr - zl)]);
                 }
             }
-            for r in 0..6 {
-                for lane in 0..LANES {
-                    for s in 0..6 {
-                        d[r * 6 + s][lane] = seg[r][4 * lane + s];
-                    }
-                }
-            }
+            split_lanes(&seg, &mut d, f32_avx512);
             input_tf(&d, &mut tmp, &mut vt);
             for xi in 0..NPOS {
                 let dst: &mut [T; LANES] = (&mut v[(xi * c + ci) * ld + p..][..LANES]).try_into().unwrap();
                 *dst = vt[xi];
+            }
+        }
+    }
+}
+
+fn is_f32<T: Scalar>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
+/// `d[r * 6 + s][lane] = seg[r][4 * lane + s]`: the 6x6 patches of 16 tiles side by side
+/// from 6 row segments. `f32_avx512`: `T` is f32 and the CPU has AVX-512.
+#[inline(always)]
+fn split_lanes<T: Scalar>(seg: &[[T; SEG]; 6], d: &mut Lanes<T>, f32_avx512: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if f32_avx512 {
+        // SAFETY: T is f32 (checked by the caller through TypeId), so the casts only
+        // rename the type; the CPU supports AVX-512F.
+        unsafe {
+            split_lanes_avx512(
+                &*(seg as *const [[T; SEG]; 6] as *const [[f32; SEG]; 6]),
+                &mut *(d as *mut Lanes<T> as *mut Lanes<f32>),
+            );
+        }
+        return;
+    }
+    let _ = f32_avx512;
+    for r in 0..6 {
+        for lane in 0..LANES {
+            for s in 0..6 {
+                d[r * 6 + s][lane] = seg[r][4 * lane + s];
+            }
+        }
+    }
+}
+
+/// The patches of a run of 16 tiles straight from the image (f32, AVX-512): row `r`
+/// of the run starts at element `start + r * w` (column `zl` of the segment is the
+/// first inside the image, `zr` one past the last); rows outside `0 .. h` and columns
+/// outside `[zl, zr)` read as zero. Masked-off lanes are never accessed.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn gather_avx512(
+    x: *const f32,
+    start: isize,
+    w: isize,
+    oy: isize,
+    h: isize,
+    z: (usize, usize),
+    d: &mut Lanes<f32>,
+) {
+    use std::arch::x86_64::*;
+    let idx = [0, 1, 2, 3].map(|k| {
+        _mm512_setr_epi32(
+            k,
+            4 + k,
+            8 + k,
+            12 + k,
+            16 + k,
+            20 + k,
+            24 + k,
+            28 + k,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+    });
+    let cols: u128 = if z.1 > z.0 {
+        ((1u128 << z.1) - 1) & !((1u128 << z.0) - 1)
+    } else {
+        0
+    };
+    let mask = |c0: usize| ((cols >> c0) & 0xFFFF) as u16;
+    let masks = [0, 16, 32, 48, 4, 20, 36, 52].map(mask);
+    for r in 0..6 {
+        let y = oy + r as isize;
+        if y < 0 || y >= h {
+            for k in 0..6 {
+                d[r * 6 + k] = [0.0; LANES];
+            }
+            continue;
+        }
+        let p = x.wrapping_offset(start + r as isize * w);
+        for (half, (shift, ks)) in [(0usize, 0..4), (4, 0..2)].into_iter().enumerate() {
+            let ld = |j: usize| _mm512_maskz_loadu_ps(masks[half * 4 + j], p.wrapping_add(shift + 16 * j));
+            let (a, b, c, e) = (ld(0), ld(1), ld(2), ld(3));
+            for k in ks {
+                let lo = _mm512_permutex2var_ps(a, idx[k], b);
+                let hi = _mm512_permutex2var_ps(c, idx[k], e);
+                let v = _mm512_shuffle_f32x4::<0b01_00_01_00>(lo, hi);
+                _mm512_storeu_ps(d[r * 6 + shift + k].as_mut_ptr(), v);
+            }
+        }
+    }
+}
+
+/// [`split_lanes`] for f32 with AVX-512: each phase `k` (elements `4 * lane + k`) of a
+/// 64-element run is gathered by two two-source permutes and one block shuffle.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn split_lanes_avx512(seg: &[[f32; SEG]; 6], d: &mut Lanes<f32>) {
+    use std::arch::x86_64::*;
+    let idx = [0, 1, 2, 3].map(|k| {
+        _mm512_setr_epi32(
+            k,
+            4 + k,
+            8 + k,
+            12 + k,
+            16 + k,
+            20 + k,
+            24 + k,
+            28 + k,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+    });
+    for r in 0..6 {
+        let p = seg[r].as_ptr();
+        for (shift, ks) in [(0usize, 0..4), (4, 0..2)] {
+            let a = _mm512_loadu_ps(p.add(shift));
+            let b = _mm512_loadu_ps(p.add(shift + 16));
+            let c = _mm512_loadu_ps(p.add(shift + 32));
+            let e = _mm512_loadu_ps(p.add(shift + 48));
+            for k in ks {
+                let lo = _mm512_permutex2var_ps(a, idx[k], b);
+                let hi = _mm512_permutex2var_ps(c, idx[k], e);
+                let v = _mm512_shuffle_f32x4::<0b01_00_01_00>(lo, hi);
+                _mm512_storeu_ps(d[r * 6 + shift + k].as_mut_ptr(), v);
             }
         }
     }
@@ -622,12 +810,12 @@ mod tests {
         (2, 3, 4, 5, 5, [1, 1], [1, 1]),
         (1, 17, 16, 7, 9, [1, 1], [1, 1]),
         (3, 16, 17, 14, 14, [1, 1], [1, 1]),
-        (1, 16, 16, 1, 1, [1, 1], [1, 1]),  // 1x1 image, output 1x1
-        (2, 5, 3, 9, 7, [0, 0], [0, 0]),    // no padding
-        (1, 4, 6, 6, 11, [2, 2], [2, 2]),   // padding 2
-        (2, 3, 5, 8, 6, [0, 1], [2, 1]),    // asymmetric
+        (1, 16, 16, 1, 1, [1, 1], [1, 1]),   // 1x1 image, output 1x1
+        (2, 5, 3, 9, 7, [0, 0], [0, 0]),     // no padding
+        (1, 4, 6, 6, 11, [2, 2], [2, 2]),    // padding 2
+        (2, 3, 5, 8, 6, [0, 1], [2, 1]),     // asymmetric
         (1, 2, 3, 10, 10, [-1, 2], [0, -1]), // negative (input gradient with padding 3)
-        (5, 16, 16, 3, 3, [1, 1], [1, 1]),  // several images per block
+        (5, 16, 16, 3, 3, [1, 1], [1, 1]),   // several images per block
     ];
 
     #[test]
