@@ -120,7 +120,7 @@ pub fn conv_forward<T: Scalar>(
         depthwise::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
         return Ok(out);
     }
-    if winograd::forward_applies(&g) {
+    if winograd::forward_applies(&g, std::mem::size_of::<T>()) {
         winograd::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
         return Ok(out);
     }
@@ -262,7 +262,7 @@ pub fn conv_input_grad<T: Scalar>(
         depthwise::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap());
         return Ok(dx);
     }
-    if winograd::input_grad_applies(&g) {
+    if winograd::input_grad_applies(&g, std::mem::size_of::<T>()) {
         winograd::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap());
         return Ok(dx);
     }

@@ -71,6 +71,8 @@ impl Plan {
         let tiles = n * th * tw;
         let mut tb = (BLOCK_BYTES / per_tile.max(1)) / LANES * LANES;
         tb = tb.clamp(MIN_BLOCK, MAX_BLOCK);
+        // at least 4 blocks (work for every thread) where that keeps blocks >= MIN_BLOCK
+        tb = tb.min(tiles.div_ceil(4).div_ceil(LANES) * LANES).max(MIN_BLOCK);
         // no larger than needed, in whole lane groups
         tb = tb.min(tiles.div_ceil(LANES) * LANES).max(LANES);
         Plan {
@@ -108,13 +110,13 @@ impl Plan {
 }
 
 /// Whether the Winograd path handles this forward convolution (and should, by speed).
-pub(crate) fn forward_applies(g: &Geom) -> bool {
-    family(g) && worth_it(g.c_in, g.c_out, g.output[1], g.output[2])
+pub(crate) fn forward_applies(g: &Geom, elem: usize) -> bool {
+    family(g) && worth_it(g.n, g.c_in, g.c_out, [g.output[1], g.output[2]], elem)
 }
 
 /// Whether the input gradient of this convolution goes through the Winograd path.
-pub(crate) fn input_grad_applies(g: &Geom) -> bool {
-    family(g) && worth_it(g.c_out, g.c_in, g.input[1], g.input[2])
+pub(crate) fn input_grad_applies(g: &Geom, elem: usize) -> bool {
+    family(g) && worth_it(g.n, g.c_out, g.c_in, [g.input[1], g.input[2]], elem)
 }
 
 /// Whether the path is switched on: `OXINET_WINOGRAD=0` in the environment turns it off
@@ -138,9 +140,22 @@ fn family(g: &Geom) -> bool {
         && g.p.pad_hi[0] == 0
 }
 
-/// Channel counts and output size from which Winograd beats im2col + GEMM (measured).
-fn worth_it(c_in: usize, c_out: usize, oh: usize, ow: usize) -> bool {
-    c_in >= 16 && c_out >= 16 && oh >= 4 && ow >= 4
+/// Shapes on which Winograd beats im2col + GEMM (measured, 2 threads, f32, ms
+/// Winograd / im2col): N32 C16 O16 28x28 0.5-0.8 / 0.6-0.7; N8 C16 O32 56x56 0.56 /
+/// 0.83; N32 C128 O128 28x28 12.3 / 21.5; N32 C64 O64 56x56 and N32 C256 O256 14x14
+/// 1.6x faster; but N32 C32 O32 14x14 0.94 / 0.72, N64 C32 O32 8x8 0.9 / 0.52 (the
+/// transforms dominate when the channel sums are short and tiles small) and N8 C512
+/// O512 7x7 20 / 5.7 (one block: the 512x512 weight transform is not amortised and
+/// nothing runs in parallel).
+fn worth_it(n: usize, c_in: usize, c_out: usize, out: [usize; 2], elem: usize) -> bool {
+    let narrow = c_in.min(c_out);
+    if narrow < 16 || out[0] < 4 || out[1] < 4 {
+        return false;
+    }
+    let pl = Plan::new(n, c_in, c_out, out, out, [1, 1], elem);
+    let enough_blocks = pl.tiles() >= 4 * MIN_BLOCK;
+    let small_image = out[0] * out[1] < 400;
+    enough_blocks && (!small_image || narrow >= 64)
 }
 
 /// Forward convolution through Winograd: `x (n, c, h, w)`, `w (o, c, 3, 3)`.
