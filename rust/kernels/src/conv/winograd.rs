@@ -414,14 +414,25 @@ fn weight_pass<T: Scalar>(pl: &Plan, w: &[T], u: &mut [T]) {
     }
 }
 
-/// Input columns a run of up to `LANES` tiles reads (4 per tile plus 2), rounded up.
-const SEG: usize = 4 * LANES + 4;
+/// Tiles per chunk: a chunk is up to 4 consecutive tiles of one tile row (18 input
+/// columns), and fills 4 of the 16 lanes.
+const CHUNK: usize = 4;
 
-/// The runs of tiles `t0 .. t0 + nt`: consecutive tiles of one tile row, at most
-/// `LANES` long, as (column in the block, image, tile row, first tile column, length).
-/// (An iterator rather than a closure-taking helper: closures do not inherit the
-/// caller's `target_feature`s.)
-struct Runs {
+/// Up to 4 chunks that fill consecutive lanes (and consecutive block columns from `p`):
+/// a group continues to its next chunk only after a full chunk, so a wide tile row
+/// makes one group of up to 16 tiles and narrow images (4 tiles per row) put 4 tile
+/// rows side by side.
+#[derive(Clone, Copy)]
+struct Group {
+    p: usize,
+    n: usize,
+    /// (image, tile row, first tile column, tiles) per chunk
+    ch: [(usize, usize, usize, usize); 4],
+}
+
+/// The groups of tiles `t0 .. t0 + nt`. (An iterator rather than a closure-taking
+/// helper: closures do not inherit the caller's `target_feature`s.)
+struct Groups {
     per_image: usize,
     tw: usize,
     t0: usize,
@@ -429,10 +440,10 @@ struct Runs {
     p: usize,
 }
 
-impl Runs {
+impl Groups {
     #[inline(always)]
-    fn new(pl: &Plan, t0: usize, nt: usize) -> Runs {
-        Runs {
+    fn new(pl: &Plan, t0: usize, nt: usize) -> Groups {
+        Groups {
             per_image: pl.th * pl.tw,
             tw: pl.tw,
             t0,
@@ -442,59 +453,82 @@ impl Runs {
     }
 }
 
-impl Iterator for Runs {
-    type Item = (usize, usize, usize, usize, usize);
+impl Iterator for Groups {
+    type Item = Group;
     #[inline(always)]
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next(&mut self) -> Option<Group> {
         if self.p >= self.nt {
             return None;
         }
-        let t = self.t0 + self.p;
-        let (ni, r) = (t / self.per_image, t % self.per_image);
-        let (ty, tx) = (r / self.tw, r % self.tw);
-        let len = LANES.min(self.tw - tx).min(self.nt - self.p);
-        let item = (self.p, ni, ty, tx, len);
-        self.p += len;
-        Some(item)
+        let mut g = Group {
+            p: self.p,
+            n: 0,
+            ch: [(0, 0, 0, 0); 4],
+        };
+        loop {
+            let t = self.t0 + self.p;
+            let (ni, r) = (t / self.per_image, t % self.per_image);
+            let (ty, tx) = (r / self.tw, r % self.tw);
+            let len = CHUNK.min(self.tw - tx).min(self.nt - self.p);
+            g.ch[g.n] = (ni, ty, tx, len);
+            g.n += 1;
+            self.p += len;
+            if len < CHUNK || g.n == 4 || self.p >= self.nt {
+                return Some(g);
+            }
+        }
     }
 }
 
+/// Per chunk: offset of its first window row's first column in image `ni`, channel 0
+/// (may be negative), first window row, and the segment columns `[zl, zr)` that lie
+/// inside the image (columns past the chunk's `4 * len + 2` count as outside).
+#[inline(always)]
+fn chunk_geometry(pl: &Plan, ch: (usize, usize, usize, usize)) -> (isize, isize, usize, usize) {
+    let (ni, ty, tx, len) = ch;
+    let (h, w) = (pl.h as isize, pl.w as isize);
+    let oy = (ty * 4) as isize - pl.top;
+    let ox = (tx * 4) as isize - pl.left;
+    let ncols = (4 * len + 2) as isize;
+    let zl = (-ox).clamp(0, ncols) as usize;
+    let zr = (w - ox).clamp(0, ncols) as usize;
+    let base = (ni * pl.c * pl.h * pl.w) as isize + oy * w + ox;
+    let _ = h;
+    (base, oy, zl, zr)
+}
+
 /// Input transform of tiles `t0 .. t0 + nt` into `v`, laid out `[36][c][ld]`.
-///
-/// A run of tiles in one tile row reads 6 input row segments, each copied to a local
-/// row (zeros outside the image) and split into the 16 tiles' lanes.
 #[inline(always)]
 fn input_pass<T: Scalar>(pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]) {
     let (h, w, c, ld) = (pl.h as isize, pl.w as isize, pl.c, pl.ld());
-    let plane = pl.h * pl.w;
-    let mut seg = [[T::zero(); SEG]; 6];
+    let plane = (pl.h * pl.w) as isize;
     let mut d = [[T::zero(); LANES]; NPOS];
     let mut tmp = [[T::zero(); LANES]; NPOS];
     let mut vt = [[T::zero(); LANES]; NPOS];
     let f32_avx512 = is_f32::<T>() && crate::simd::level() == crate::simd::SimdLevel::Avx512;
+    let groups: Vec<(usize, usize, [(isize, isize, usize, usize); 4])> = Groups::new(pl, t0, nt)
+        .map(|g| {
+            let mut geo = [(0isize, 0isize, 0usize, 0usize); 4];
+            for j in 0..g.n {
+                geo[j] = chunk_geometry(pl, g.ch[j]);
+            }
+            (g.p, g.n, geo)
+        })
+        .collect();
     // channel-major, so each channel plane is read front to back
-    let runs: Vec<_> = Runs::new(pl, t0, nt).collect();
     for ci in 0..c {
-        for &(p, ni, ty, tx, len) in &runs {
-            let oy = (ty * 4) as isize - pl.top;
-            let ox = (tx * 4) as isize - pl.left;
-            let ncols = (4 * len + 2) as isize;
-            // segment columns [zl, zr) are inside the image; the rest are padding
-            let zl = (-ox).clamp(0, ncols) as usize;
-            let zr = (w - ox).clamp(0, ncols) as usize;
-            let cbase = ((ni * c + ci) * plane) as isize;
+        for &(p, nch, geo) in &groups {
             #[cfg(target_arch = "x86_64")]
             if f32_avx512 {
                 // SAFETY: T is f32 (TypeId), the CPU has AVX-512F; the masked loads touch
-                // only columns [zl, zr) of rows inside the image.
+                // only in-image columns of in-image rows.
                 unsafe {
                     gather_avx512(
                         x.as_ptr() as *const f32,
-                        cbase + oy * w + ox,
+                        ci as isize * plane,
                         w,
-                        oy,
                         h,
-                        (zl, zr),
+                        &geo[..nch],
                         &mut *(&mut d as *mut Lanes<T> as *mut Lanes<f32>),
                     );
                 }
@@ -505,28 +539,27 @@ fn input_pass<T: Scalar>(pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]) 
                 }
                 continue;
             }
-            for r in 0..6 {
-                let y = oy + r as isize;
-                let row = &mut seg[r];
-                if y < 0 || y >= h || zl >= zr {
-                    *row = [T::zero(); SEG];
-                    continue;
-                }
-                let start = cbase + y * w + ox;
-                if start >= 0 && start as usize + SEG <= x.len() {
-                    // whole segment in one fixed-size copy; what lies outside the image
-                    // row is zeroed below (columns past `ncols` feed unused lanes only)
-                    let src: &[T; SEG] = (&x[start as usize..][..SEG]).try_into().unwrap();
-                    *row = *src;
-                    row[..zl].fill(T::zero());
-                    row[zr..ncols as usize].fill(T::zero());
-                } else {
-                    *row = [T::zero(); SEG];
-                    let s0 = (start + zl as isize) as usize;
-                    row[zl..zr].copy_from_slice(&x[s0..s0 + (zr - zl)]);
+            for row in d.iter_mut() {
+                *row = [T::zero(); LANES];
+            }
+            for (j, &(base, oy, zl, zr)) in geo[..nch].iter().enumerate() {
+                for r in 0..6 {
+                    let y = oy + r as isize;
+                    if y < 0 || y >= h {
+                        continue;
+                    }
+                    let mut seg = [T::zero(); 4 * CHUNK + 2];
+                    if zr > zl {
+                        let s0 = (base + ci as isize * plane + r as isize * w + zl as isize) as usize;
+                        seg[zl..zr].copy_from_slice(&x[s0..s0 + (zr - zl)]);
+                    }
+                    for l in 0..CHUNK {
+                        for s in 0..6 {
+                            d[r * 6 + s][CHUNK * j + l] = seg[4 * l + s];
+                        }
+                    }
                 }
             }
-            split_lanes(&seg, &mut d, f32_avx512);
             input_tf(&d, &mut tmp, &mut vt);
             for xi in 0..NPOS {
                 let dst: &mut [T; LANES] = (&mut v[(xi * c + ci) * ld + p..][..LANES]).try_into().unwrap();
@@ -540,46 +573,20 @@ fn is_f32<T: Scalar>() -> bool {
     std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
 }
 
-/// `d[r * 6 + s][lane] = seg[r][4 * lane + s]`: the 6x6 patches of 16 tiles side by side
-/// from 6 row segments. `f32_avx512`: `T` is f32 and the CPU has AVX-512.
-#[inline(always)]
-fn split_lanes<T: Scalar>(seg: &[[T; SEG]; 6], d: &mut Lanes<T>, f32_avx512: bool) {
-    #[cfg(target_arch = "x86_64")]
-    if f32_avx512 {
-        // SAFETY: T is f32 (checked by the caller through TypeId), so the casts only
-        // rename the type; the CPU supports AVX-512F.
-        unsafe {
-            split_lanes_avx512(
-                &*(seg as *const [[T; SEG]; 6] as *const [[f32; SEG]; 6]),
-                &mut *(d as *mut Lanes<T> as *mut Lanes<f32>),
-            );
-        }
-        return;
-    }
-    let _ = f32_avx512;
-    for r in 0..6 {
-        for lane in 0..LANES {
-            for s in 0..6 {
-                d[r * 6 + s][lane] = seg[r][4 * lane + s];
-            }
-        }
-    }
-}
-
-/// The patches of a run of 16 tiles straight from the image (f32, AVX-512): row `r`
-/// of the run starts at element `start + r * w` (column `zl` of the segment is the
-/// first inside the image, `zr` one past the last); rows outside `0 .. h` and columns
-/// outside `[zl, zr)` read as zero. Masked-off lanes are never accessed.
+/// The 6x6 patches of a group's tiles side by side (f32, AVX-512): chunk `j` fills lanes
+/// `4j .. 4j + 4` from 16 + 4 columns at `x + off + geo[j].0 + r * w`; rows outside
+/// `0 .. h` and columns outside the chunk's `[zl, zr)` read as zero (masked off, never
+/// accessed). Each phase `k` (elements `4 * lane + k`) is gathered by two two-source
+/// permutes and one block shuffle.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
 unsafe fn gather_avx512(
     x: *const f32,
-    start: isize,
+    off: isize,
     w: isize,
-    oy: isize,
     h: isize,
-    z: (usize, usize),
+    geo: &[(isize, isize, usize, usize)],
     d: &mut Lanes<f32>,
 ) {
     use std::arch::x86_64::*;
@@ -603,68 +610,32 @@ unsafe fn gather_avx512(
             0,
         )
     });
-    let cols: u128 = if z.1 > z.0 {
-        ((1u128 << z.1) - 1) & !((1u128 << z.0) - 1)
-    } else {
-        0
-    };
-    let mask = |c0: usize| ((cols >> c0) & 0xFFFF) as u16;
-    let masks = [0, 16, 32, 48, 4, 20, 36, 52].map(mask);
-    for r in 0..6 {
-        let y = oy + r as isize;
-        if y < 0 || y >= h {
-            for k in 0..6 {
-                d[r * 6 + k] = [0.0; LANES];
-            }
-            continue;
-        }
-        let p = x.wrapping_offset(start + r as isize * w);
-        for (half, (shift, ks)) in [(0usize, 0..4), (4, 0..2)].into_iter().enumerate() {
-            let ld = |j: usize| _mm512_maskz_loadu_ps(masks[half * 4 + j], p.wrapping_add(shift + 16 * j));
-            let (a, b, c, e) = (ld(0), ld(1), ld(2), ld(3));
-            for k in ks {
-                let lo = _mm512_permutex2var_ps(a, idx[k], b);
-                let hi = _mm512_permutex2var_ps(c, idx[k], e);
-                let v = _mm512_shuffle_f32x4::<0b01_00_01_00>(lo, hi);
-                _mm512_storeu_ps(d[r * 6 + shift + k].as_mut_ptr(), v);
-            }
-        }
+    // per chunk: column masks of the plain (columns 0..16) and shifted (4..20) loads
+    let mut cm = [(0u16, 0u16); 4];
+    for (j, &(_, _, zl, zr)) in geo.iter().enumerate() {
+        let cols: u32 = if zr > zl {
+            ((1u32 << zr) - 1) & !((1u32 << zl) - 1)
+        } else {
+            0
+        };
+        cm[j] = ((cols & 0xFFFF) as u16, ((cols >> 4) & 0xFFFF) as u16);
     }
-}
-
-/// [`split_lanes`] for f32 with AVX-512: each phase `k` (elements `4 * lane + k`) of a
-/// 64-element run is gathered by two two-source permutes and one block shuffle.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn split_lanes_avx512(seg: &[[f32; SEG]; 6], d: &mut Lanes<f32>) {
-    use std::arch::x86_64::*;
-    let idx = [0, 1, 2, 3].map(|k| {
-        _mm512_setr_epi32(
-            k,
-            4 + k,
-            8 + k,
-            12 + k,
-            16 + k,
-            20 + k,
-            24 + k,
-            28 + k,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-            0,
-        )
-    });
     for r in 0..6 {
-        let p = seg[r].as_ptr();
+        let mut ptr = [x; 4];
+        let mut m = [(0u16, 0u16); 4];
+        for (j, &(base, oy, _, _)) in geo.iter().enumerate() {
+            let y = oy + r as isize;
+            if y >= 0 && y < h {
+                ptr[j] = x.wrapping_offset(off + base + r as isize * w);
+                m[j] = cm[j];
+            }
+        }
         for (shift, ks) in [(0usize, 0..4), (4, 0..2)] {
-            let a = _mm512_loadu_ps(p.add(shift));
-            let b = _mm512_loadu_ps(p.add(shift + 16));
-            let c = _mm512_loadu_ps(p.add(shift + 32));
-            let e = _mm512_loadu_ps(p.add(shift + 48));
+            let ld = |j: usize| {
+                let mask = if shift == 0 { m[j].0 } else { m[j].1 };
+                _mm512_maskz_loadu_ps(mask, ptr[j].wrapping_add(shift))
+            };
+            let (a, b, c, e) = (ld(0), ld(1), ld(2), ld(3));
             for k in ks {
                 let lo = _mm512_permutex2var_ps(a, idx[k], b);
                 let hi = _mm512_permutex2var_ps(c, idx[k], e);
@@ -701,9 +672,35 @@ unsafe fn output_pass<T: Scalar>(
     let mut tmp = [[T::zero(); LANES]; NPOS];
     let mut y = [[T::zero(); LANES]; NPOS];
     let mut seg = [T::zero(); 4 * LANES];
-    for (p, ni, ty, tx, len) in Runs::new(pl, t0, nt) {
-        let nrows = 4.min(oh - ty * 4);
-        let ncols = (4 * len).min(ow - tx * 4);
+    for g in Groups::new(pl, t0, nt) {
+        // per run of chunks in one tile row: output offset in channel 0, valid rows,
+        // valid columns, first lane
+        let mut geo = [(0usize, 0usize, 0usize, 0usize); 4];
+        let mut nruns = 0;
+        let mut lane0 = 0;
+        let mut prev: Option<(usize, usize, usize, usize)> = None; // (ni, ty, tx, tiles)
+        for j in 0..g.n {
+            let (ni, ty, tx, len) = g.ch[j];
+            match prev {
+                Some((pn, pty, ptx, plen)) if pn == ni && pty == ty => {
+                    let tiles = plen + len;
+                    geo[nruns - 1].2 = (4 * tiles).min(ow - ptx * 4);
+                    prev = Some((pn, pty, ptx, tiles));
+                }
+                _ => {
+                    geo[nruns] = (
+                        ni * pl.o * plane + ty * 4 * ow + tx * 4,
+                        4.min(oh - ty * 4),
+                        (4 * len).min(ow - tx * 4),
+                        lane0,
+                    );
+                    nruns += 1;
+                    prev = Some((ni, ty, tx, len));
+                }
+            }
+            lane0 += len;
+        }
+        let p = g.p;
         for oi in o0..o1 {
             for xi in 0..NPOS {
                 let src: &[T; LANES] = (&m[(xi * rows + oi - o0) * ld + p..][..LANES]).try_into().unwrap();
@@ -711,16 +708,23 @@ unsafe fn output_pass<T: Scalar>(
             }
             output_tf(&mt, &mut tmp, &mut y);
             let bv = bias.map_or(T::zero(), |b| b[oi]);
-            let base = (ni * pl.o + oi) * plane + ty * 4 * ow + tx * 4;
-            for i in 0..nrows {
+            for i in 0..4 {
                 for lane in 0..LANES {
                     for j in 0..4 {
                         seg[4 * lane + j] = y[i * 4 + j][lane] + bv;
                     }
                 }
-                // SAFETY: row ty*4+i < oh, columns tx*4 .. tx*4+ncols <= ow of this
-                // image and channel, owned by the caller.
-                std::ptr::copy_nonoverlapping(seg.as_ptr(), out.add(base + i * ow), ncols);
+                for &(base, nrows, ncols, first) in &geo[..nruns] {
+                    if i < nrows {
+                        // SAFETY: row i of this run's tile row is < oh and its columns
+                        // < ow, in this image and channel, owned by the caller.
+                        std::ptr::copy_nonoverlapping(
+                            seg.as_ptr().add(4 * first),
+                            out.add(base + oi * plane + i * ow),
+                            ncols,
+                        );
+                    }
+                }
             }
         }
     }
