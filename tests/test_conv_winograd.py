@@ -17,10 +17,10 @@ from helpers import check_grad, random_projection
 
 TOL = {np.float32: 3e-5, np.float64: 1e-12}
 
-# (N, C, O, H, W, padding): shapes the Winograd path takes (>= 128 tiles; images under
-# 20x20 only with >= 64 channels); partial tiles at the bottom/right. The edge cases the
-# dispatch leaves to im2col (1x1 images, batch 1 of tiny images, 17 channels on 5x5)
-# are covered by the Rust unit tests, which call the Winograd kernel directly.
+# (N, C, O, H, W, padding): shapes the Winograd path takes (>= 16 channels, >= 128
+# tiles, outputs >= 4x4); partial tiles at the bottom/right. Smaller problems (1x1
+# images, batch 1 of tiny images) go to im2col; the Rust unit tests run the Winograd
+# kernel on those directly.
 SHAPES = [
     (4, 16, 16, 21, 23, 1),
     (1, 17, 16, 45, 47, 1),  # batch 1
@@ -30,6 +30,8 @@ SHAPES = [
     (3, 17, 16, 25, 30, (0, 2)),
     (8, 64, 64, 13, 15, 1),
     (32, 64, 64, 5, 5, 1),
+    (32, 17, 16, 5, 5, 1),
+    (22, 16, 16, 7, 9, 1),
 ]
 
 

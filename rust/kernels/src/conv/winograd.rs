@@ -140,23 +140,23 @@ fn family(g: &Geom) -> bool {
         && g.p.pad_hi[0] == 0
 }
 
-/// Shapes on which Winograd beats im2col + GEMM (measured, 2 threads, f32, ms
-/// Winograd / im2col): N32 C16 O16 28x28 0.5-0.8 / 0.6-0.7; N8 C16 O32 56x56 0.56 /
-/// 0.83; N32 C128 O128 28x28 12.3 / 21.5; N32 C64 O64 56x56 and N32 C256 O256 14x14
-/// 1.6x faster; but N32 C32 O32 14x14 0.94 / 0.72, N64 C32 O32 8x8 0.9 / 0.52 (the
-/// transforms dominate when the channel sums are short and tiles small) and N8 C512
-/// O512 7x7 20 / 5.7 (one block: the 512x512 weight transform is not amortised and
-/// nothing runs in parallel).
+/// Shapes on which Winograd beats im2col + GEMM (measured, 2 threads, f32, forward ms
+/// Winograd / im2col in the same run): N32 C16 O16 28x28 0.50 / 1.23, 14x14 0.12 /
+/// 0.55, 56x56 1.44 / 2.04; N64 C32 O32 8x8 0.60 / 1.04; N32 C32 O32 14x14 0.40 / 1.36;
+/// N32 C64 O64 7x7 1.0 / 1.24; but N32 C512 O512 7x7 32 / 22 and N8 of it 23 / 6: the
+/// transformed weights (36 * O * C values, 37 MB there) no longer fit in the L3 cache
+/// and are read once per block, and for N8 the weight transform is not amortised.
 fn worth_it(n: usize, c_in: usize, c_out: usize, out: [usize; 2], elem: usize) -> bool {
-    let narrow = c_in.min(c_out);
-    if narrow < 16 || out[0] < 4 || out[1] < 4 {
+    if c_in.min(c_out) < 16 || out[0] < 4 || out[1] < 4 {
         return false;
     }
     let pl = Plan::new(n, c_in, c_out, out, out, [1, 1], elem);
-    let enough_blocks = pl.tiles() >= 4 * MIN_BLOCK;
-    let small_image = out[0] * out[1] < 400;
-    enough_blocks && (!small_image || narrow >= 64)
+    let u_bytes = NPOS * c_in * c_out * elem;
+    pl.tiles() >= 4 * MIN_BLOCK && u_bytes <= U_MAX_BYTES
 }
+
+/// Largest transformed weight array (bytes) for which Winograd is used.
+const U_MAX_BYTES: usize = 16 << 20;
 
 /// Forward convolution through Winograd: `x (n, c, h, w)`, `w (o, c, 3, 3)`.
 pub(crate) fn forward<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T]) {
