@@ -82,8 +82,10 @@ def test_yolo_shapes(tmp_path):
 
 @needs_layers
 def test_unet_shapes(tmp_path):
-    # full run (1500 images, 8 epochs): pixel accuracy ~0.999, mean IoU ~0.99; this configuration ~0.97 / ~0.66
-    out = _load("unet_shapes").main(n_train=300, n_test=40, epochs=5, base=8, depth=2, lr=5e-3, batch_size=8,
+    # full run (1500 images, 8 epochs): pixel accuracy ~0.999, mean IoU ~0.99; this configuration ~0.996 / ~0.95.
+    # (5 epochs sat on the edge: seed 0 reached 0.94 / 0.43 with im2col convolutions and 0.91 / 0.23 with the
+    # Winograd path's different float32 rounding; seeds 1-3 ranged 0.94-0.999. 6 epochs: 0.996-0.998 either way.)
+    out = _load("unet_shapes").main(n_train=300, n_test=40, epochs=6, base=8, depth=2, lr=5e-3, batch_size=8,
                                     out_dir=str(tmp_path), verbose=False)
     assert out["losses"][-1] < 0.5 * out["losses"][0]
     assert out["pixel_accuracy"] >= 0.93
