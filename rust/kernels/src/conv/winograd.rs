@@ -394,34 +394,53 @@ fn weight_tf<T: Scalar>(g: &Lanes<T>, tmp: &mut Lanes<T>, u: &mut Lanes<T>) {
 
 /// `U[xi] (o, c)` for all 36 positions, from `w (o, c, 3, 3)`.
 fn weight_transform<T: Scalar>(pl: &Plan, w: &[T]) -> Vec<T> {
-    let (o, c) = (pl.o, pl.c);
-    let mut u = vec![T::zero(); NPOS * o * c];
-    // SAFETY: the variant is chosen for the running CPU's features.
-    unsafe { dispatch_weight(pl, w, &mut u) };
+    /// (O, C) pairs per parallel task (a multiple of LANES).
+    const PAIRS_PER_TASK: usize = 2048;
+    let pairs = pl.o * pl.c;
+    let mut u = vec![T::zero(); NPOS * pairs];
+    let uptr = SendPtr(u.as_mut_ptr());
+    let tasks = pairs.div_ceil(PAIRS_PER_TASK);
+    let task = |t: usize| {
+        let (p0, p1) = (t * PAIRS_PER_TASK, ((t + 1) * PAIRS_PER_TASK).min(pairs));
+        // SAFETY: the variant is chosen for the running CPU's features; task t alone
+        // writes columns p0..p1 of every U[xi] (each pair is transformed on its own, so
+        // the split does not change any value).
+        unsafe { dispatch_weight(w, pairs, p0, p1, uptr.get()) };
+    };
+    if tasks > 1 && parallel::num_threads() > 1 {
+        parallel::run(pairs.saturating_mul(NPOS * 8), || {
+            (0..tasks).into_par_iter().for_each(task)
+        });
+    } else {
+        (0..tasks).for_each(task);
+    }
     u
 }
 
+/// `U[xi][p] = (G g_p G^T)[xi]` for the pairs `p0 .. p1` of `w (pairs, 3, 3)`, into `u`
+/// laid out `[36][pairs]`.
+///
+/// # Safety
+/// `u` holds `36 * pairs` values; no one else accesses columns `p0 .. p1` meanwhile.
 #[inline(always)]
-fn weight_pass<T: Scalar>(pl: &Plan, w: &[T], u: &mut [T]) {
-    let (o, c) = (pl.o, pl.c);
-    let pairs = o * c;
+unsafe fn weight_pass<T: Scalar>(w: &[T], pairs: usize, p0: usize, p1: usize, u: *mut T) {
     let mut g = [[T::zero(); LANES]; NPOS];
     let mut tmp = [[T::zero(); LANES]; NPOS];
     let mut ut = [[T::zero(); LANES]; NPOS];
-    let mut p0 = 0;
-    while p0 < pairs {
-        let np = LANES.min(pairs - p0);
+    let mut p = p0;
+    while p < p1 {
+        let np = LANES.min(p1 - p);
         for lane in 0..np {
-            let src = &w[(p0 + lane) * 9..][..9];
+            let src = &w[(p + lane) * 9..][..9];
             for k in 0..9 {
                 g[k][lane] = src[k];
             }
         }
         weight_tf(&g, &mut tmp, &mut ut);
         for xi in 0..NPOS {
-            u[xi * pairs + p0..][..np].copy_from_slice(&ut[xi][..np]);
+            std::ptr::copy_nonoverlapping(ut[xi].as_ptr(), u.add(xi * pairs + p), np);
         }
-        p0 += np;
+        p += np;
     }
 }
 
@@ -792,7 +811,7 @@ macro_rules! simd_variants {
     };
 }
 
-simd_variants!(dispatch_weight, weight_pass, (pl: &Plan, w: &[T], u: &mut [T]));
+simd_variants!(dispatch_weight, weight_pass, (w: &[T], pairs: usize, p0: usize, p1: usize, u: *mut T));
 simd_variants!(dispatch_input, input_pass, (pl: &Plan, x: &[T], t0: usize, nt: usize, v: &mut [T]));
 simd_variants!(
     dispatch_output,
