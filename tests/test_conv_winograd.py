@@ -17,21 +17,21 @@ from helpers import check_grad, random_projection
 
 TOL = {np.float32: 3e-5, np.float64: 1e-12}
 
-# (N, C, O, H, W, padding): shapes the Winograd path takes (>= 16 channels, >= 128
-# tiles, outputs >= 4x4); partial tiles at the bottom/right. Smaller problems (1x1
-# images, batch 1 of tiny images) go to im2col; the Rust unit tests run the Winograd
-# kernel on those directly.
+# (N, C, O, H, W, padding): shapes the Winograd path takes (>= 128 tiles, outputs >= 4x4,
+# channel counts and tile-row widths that score high enough, see winograd.rs); partial
+# tiles at the bottom/right. Smaller problems go to im2col; the Rust unit tests run the
+# Winograd kernel on those edge cases (1x1 images, tiny batches) directly.
 SHAPES = [
-    (4, 16, 16, 21, 23, 1),
+    (6, 16, 16, 21, 15, 1),
     (1, 17, 16, 45, 47, 1),  # batch 1
-    (3, 16, 17, 29, 38, 0),
-    (4, 16, 16, 26, 22, 2),
-    (3, 16, 18, 27, 25, "same"),
+    (3, 16, 17, 33, 33, 0),
+    (4, 16, 16, 26, 28, 2),
+    (3, 16, 18, 27, 31, "same"),
     (3, 17, 16, 25, 30, (0, 2)),
     (8, 64, 64, 13, 15, 1),
-    (32, 64, 64, 5, 5, 1),
-    (32, 17, 16, 5, 5, 1),
-    (22, 16, 16, 7, 9, 1),
+    (32, 128, 128, 5, 5, 1),
+    (32, 17, 16, 5, 13, 1),
+    (22, 16, 16, 7, 15, 1),
 ]
 
 
@@ -76,9 +76,9 @@ def test_conv_transpose2d_stride1_3x3(padding):
     # its forward is the convolution's input gradient; padding 3 makes the Winograd
     # window start inside the input (negative padding)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((6, 16, 23, 22))
-    w = rng.standard_normal((16, 18, 3, 3))
-    b = rng.standard_normal(18)
+    x = rng.standard_normal((6, 64, 23, 22))
+    w = rng.standard_normal((64, 64, 3, 3))
+    b = rng.standard_normal(64)
     ref = conv_transpose_ref(x, w, b, padding=padding)
     for dtype in (np.float32, np.float64):
         y = F.conv_transpose2d(x.astype(dtype), w.astype(dtype), b.astype(dtype), padding=padding)
@@ -101,7 +101,7 @@ def test_gradient_check_float64():
 
 
 def test_nan_and_inf_propagate_to_their_tile_neighbourhood():
-    x = np.zeros((2, 16, 24, 24))
+    x = np.zeros((3, 16, 24, 32))
     x[0, 3, 5, 6] = np.nan
     y = F.conv2d(x, np.ones((16, 16, 3, 3)), padding=1)
     # every output whose 3x3 window covers (5, 6) is NaN; outputs whose 4x4 tile
@@ -112,9 +112,9 @@ def test_nan_and_inf_propagate_to_their_tile_neighbourhood():
 
 def test_same_bits_for_one_and_two_threads():
     rng = np.random.default_rng(6)
-    x = rng.standard_normal((6, 16, 28, 27)).astype(np.float32)
+    x = rng.standard_normal((6, 16, 28, 31)).astype(np.float32)
     w = rng.standard_normal((24, 16, 3, 3)).astype(np.float32)
-    dy = rng.standard_normal((6, 24, 28, 27)).astype(np.float32)
+    dy = rng.standard_normal((6, 24, 28, 31)).astype(np.float32)
     old = oxinet.get_num_threads()
     out = []
     try:

@@ -152,18 +152,45 @@ fn family(g: &Geom) -> bool {
 }
 
 /// Shapes on which Winograd beats im2col + GEMM (measured, 2 threads, f32, forward ms
-/// Winograd / im2col in the same run): N32 C16 O16 28x28 0.50 / 1.23, 14x14 0.12 /
-/// 0.55, 56x56 1.44 / 2.04; N64 C32 O32 8x8 0.60 / 1.04; N32 C32 O32 14x14 0.40 / 1.36;
-/// N32 C64 O64 7x7 1.0 / 1.24; but N32 C512 O512 7x7 32 / 22 and N8 of it 23 / 6: the
-/// transformed weights (36 * O * C values, 37 MB there) no longer fit in the L3 cache
-/// and are read once per block, and for N8 the weight transform is not amortised.
+/// Winograd / im2col in the same run): N32 C16 O16 14x14 0.12 / 0.55; N64 C32 O32 8x8
+/// 0.60 / 1.04; N8 and N32 C32 O32 14x14 0.12 / 0.32 and 0.31 / 0.70; N8 C16 O32 56x56
+/// 0.56 / 0.83; N32 C64 56x56 and C256 14x14 1.6x faster. It loses where few lanes
+/// carry tiles and the channel sums are short: N8 C32 O32 28x28 (7 tiles per row, 7 of
+/// 16 lanes) 0.55 / 0.47, N8 C16 O16 28x28 0.26 / 0.18; and where the transformed
+/// weights (36 * O * C values) outgrow the L3 cache: N32 C512 O512 7x7 32 / 22.
+/// (N32 C16 56x56, 1.44 / 2.04, and N32 C64 7x7, 1.0 / 1.24, are left out by the score
+/// below to keep the rule simple and safe.)
 fn worth_it(n: usize, c_in: usize, c_out: usize, out: [usize; 2], elem: usize) -> bool {
     if c_in.min(c_out) < 16 || out[0] < 4 || out[1] < 4 {
         return false;
     }
     let pl = Plan::new(n, c_in, c_out, out, out, [1, 1], elem);
     let u_bytes = NPOS * c_in * c_out * elem;
-    pl.tiles() >= 4 * MIN_BLOCK && u_bytes <= U_MAX_BYTES
+    // GEMM savings per tile grow with C*O, transform costs with (C+O) / lane use
+    let (c, o) = (c_in as f64, c_out as f64);
+    let score = c * o / (c + o) * lane_use(pl.tw);
+    pl.tiles() >= 4 * MIN_BLOCK && u_bytes <= U_MAX_BYTES && score >= 7.5
+}
+
+/// Fraction of the 16 transform lanes that carry tiles, for `tw` tiles per tile row.
+fn lane_use(tw: usize) -> f64 {
+    if tw % CHUNK == 0 {
+        return 1.0; // full chunks: groups continue across tile rows
+    }
+    let (mut tx, mut groups) = (0, 0);
+    while tx < tw {
+        groups += 1;
+        let mut n = 0;
+        loop {
+            let len = CHUNK.min(tw - tx);
+            tx += len;
+            n += 1;
+            if len < CHUNK || n == 4 || tx >= tw {
+                break;
+            }
+        }
+    }
+    tw as f64 / (LANES * groups) as f64
 }
 
 /// Largest transformed weight array (bytes) for which Winograd is used.
