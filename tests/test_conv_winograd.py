@@ -32,6 +32,7 @@ SHAPES = [
     (32, 128, 128, 5, 5, 1),
     (32, 17, 16, 5, 13, 1),
     (22, 16, 16, 7, 15, 1),
+    (4, 32, 32, 21, 25, 3),  # padding beyond the kernel: whole tiles of zeros read
 ]
 
 
