@@ -10,11 +10,14 @@
 //!   into the GEMM; the input gradient is a GEMM followed by col2im, the weight gradient
 //!   a GEMM accumulated over images;
 //! - pointwise (1x1, stride 1, no padding): the image itself is the column matrix;
-//! - depthwise 2-D (`groups == C_in`): a direct kernel vectorised over the width.
+//! - depthwise 2-D (`groups == C_in`): a direct kernel vectorised over the width;
+//! - Winograd F(4x4, 3x3) for 3x3 stride-1 2-D convolutions with enough channels
+//!   (forward and input gradient).
 
 mod depthwise;
 mod general;
 mod im2col;
+mod winograd;
 
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
