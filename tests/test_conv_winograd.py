@@ -101,14 +101,33 @@ def test_gradient_check_float64():
     check_grad(loss, x, dx)
 
 
-def test_nan_and_inf_propagate_to_their_tile_neighbourhood():
-    x = np.zeros((3, 16, 24, 32))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_inf_propagate_exactly_like_the_direct_sum(dtype):
+    # Winograd's transforms would spread a NaN over whole 4x4 tiles and turn Inf into
+    # NaN; non-finite inputs must instead give what the direct sum gives.
+    x = np.zeros((3, 16, 24, 32), dtype)
     x[0, 3, 5, 6] = np.nan
-    y = F.conv2d(x, np.ones((16, 16, 3, 3)), padding=1)
-    # every output whose 3x3 window covers (5, 6) is NaN; outputs whose 4x4 tile
-    # shares no input with it stay finite
-    assert np.isnan(y[0, :, 4:7, 5:8]).all()
-    assert np.isfinite(y[0, :, :, :4]).all() and np.isfinite(y[0, :, 8:, :]).all()
+    x[1, 2, 10, 20] = np.inf
+    w = np.ones((16, 16, 3, 3), dtype)
+    y = F.conv2d(x, w, padding=1)
+    nan = np.zeros(y.shape, bool)
+    nan[0, :, 4:7, 5:8] = True
+    np.testing.assert_array_equal(np.isnan(y), nan)
+    inf = np.zeros(y.shape, bool)
+    inf[1, :, 9:12, 19:22] = True
+    np.testing.assert_array_equal(np.isposinf(y), inf)
+    assert (y[2] == 0).all()
+    dy = np.zeros_like(y)
+    dy[2, 4, 7, 9] = np.inf
+    dx = F.conv2d_backward(dy, x, w, padding=1, needs=("input",))[0]
+    expect = np.zeros(dx.shape, bool)
+    expect[2, :, 6:9, 8:11] = True
+    np.testing.assert_array_equal(np.isposinf(dx), expect)
+    assert not np.isnan(dx).any()
+    # finite data of the same shapes stays on the fast path and correct
+    w2 = np.random.default_rng(0).standard_normal(w.shape).astype(dtype)
+    x2 = np.random.default_rng(1).standard_normal(x.shape).astype(dtype)
+    assert _scaled_err(F.conv2d(x2, w2, padding=1), conv_ref(x2, w2, padding=1)) < TOL[dtype]
 
 
 def test_same_bits_for_one_and_two_threads():

@@ -121,8 +121,10 @@ pub fn conv_forward<T: Scalar>(
         return Ok(out);
     }
     if winograd::forward_applies(&g, std::mem::size_of::<T>()) {
-        winograd::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
-        return Ok(out);
+        if winograd::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap()) {
+            return Ok(out);
+        }
+        out.fill(T::zero()); // non-finite values: the direct path propagates them exactly
     }
     let (l, k) = (g.l(), g.k_rows());
     let w2 = ArrayView2::from_shape((g.c_out, k), ws).expect("weight shape");
@@ -263,8 +265,10 @@ pub fn conv_input_grad<T: Scalar>(
         return Ok(dx);
     }
     if winograd::input_grad_applies(&g, std::mem::size_of::<T>()) {
-        winograd::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap());
-        return Ok(dx);
+        if winograd::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap()) {
+            return Ok(dx);
+        }
+        dx.fill(T::zero()); // non-finite values: the direct path propagates them exactly
     }
     let (l, k) = (g.l(), g.k_rows());
     if l == 0 || g.c_out == 0 {

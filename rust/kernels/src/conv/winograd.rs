@@ -20,10 +20,11 @@
 //! copies (same bits: the gather only moves data, and the arithmetic is written
 //! without FMA contraction, identical in every SIMD variant).
 //!
-//! Differences from the direct sum users may notice: float32 rounding (see below), and
-//! a NaN or infinity in the input makes the whole 4x4 output tile(s) reading it NaN,
-//! not just the 3x3 neighbourhood (as in other Winograd implementations).
-//! `OXINET_WINOGRAD=0` turns the path off.
+//! The difference from the direct sum users may notice is float32 rounding (see below).
+//! The transforms would spread a NaN or infinity over whole 4x4 output tiles (and turn
+//! infinities into NaN), so each block's transformed inputs are checked while in cache
+//! and a convolution with non-finite values is handed back to the direct path, which
+//! propagates them exactly. `OXINET_WINOGRAD=0` turns the path off.
 //!
 //! Padding is given as signed offsets of the first tile's input window, so the input
 //! gradient (a 3x3 convolution of `dy` with the flipped, transposed weights and padding
@@ -40,6 +41,7 @@ use crate::gemm::{gemm, Scalar, Threads};
 use crate::parallel;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Tiles transformed together (the SIMD width of the transforms).
 const LANES: usize = 16;
@@ -196,8 +198,10 @@ fn lane_use(tw: usize) -> f64 {
 /// Largest transformed weight array (bytes) for which Winograd is used.
 const U_MAX_BYTES: usize = 16 << 20;
 
-/// Forward convolution through Winograd: `x (n, c, h, w)`, `w (o, c, 3, 3)`.
-pub(crate) fn forward<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T]) {
+/// Forward convolution through Winograd: `x (n, c, h, w)`, `w (o, c, 3, 3)`. Returns
+/// false, with `out` partly written, when the input or weights hold Inf or NaN (see
+/// [`conv3x3`]); the caller then runs the direct path.
+pub(crate) fn forward<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
     let pl = Plan::new(
         g.n,
         g.c_in,
@@ -207,13 +211,14 @@ pub(crate) fn forward<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]
         [g.p.pad_lo[1] as isize, g.p.pad_lo[2] as isize],
         std::mem::size_of::<T>(),
     );
-    conv3x3(&pl, xs, ws, bias, out);
+    conv3x3(&pl, xs, ws, bias, out)
 }
 
 /// Input gradient through Winograd: `dx (n, c, h, w)` from `dy (n, o, oh, ow)` is the
 /// 3x3 convolution of `dy` with `w'[c, o] = w[o, c]` flipped in both axes, its window
-/// starting `2 - pad_lo` rows/columns before the first `dy` row/column.
-pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T], dx: &mut [T]) {
+/// starting `2 - pad_lo` rows/columns before the first `dy` row/column. Returns false
+/// on non-finite values, like [`forward`].
+pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T], dx: &mut [T]) -> bool {
     let (o, c) = (g.c_out, g.c_in);
     let mut wt = vec![T::zero(); c * o * 9];
     for oi in 0..o {
@@ -234,33 +239,48 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T], dx: &mut [T])
         [2 - g.p.pad_lo[1] as isize, 2 - g.p.pad_lo[2] as isize],
         std::mem::size_of::<T>(),
     );
-    conv3x3(&pl, dys, &wt, None, dx);
+    conv3x3(&pl, dys, &wt, None, dx)
 }
 
 /// The convolution itself: `x (n, c, h, w)`, `w (o, c, 3, 3)`, `out (n, o, oh, ow)`
-/// fully overwritten.
-pub(crate) fn conv3x3<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+/// fully overwritten. Returns false when a transformed weight or input holds Inf or NaN:
+/// the transforms mix the 6x6 patch, so a non-finite input would spread NaN over whole
+/// 4x4 output tiles (and turn Inf into NaN) where the direct sum confines it to the
+/// outputs that read it. The check runs on each block's transformed inputs while they are
+/// in cache.
+pub(crate) fn conv3x3<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
     let spread = parallel::num_threads() > 1 && pl.tiles() > pl.tb;
-    conv3x3_with(pl, x, w, bias, out, spread);
+    conv3x3_with(pl, x, w, bias, out, spread)
 }
 
 /// [`conv3x3`] with the blocks spread over the pool (`spread`) or run in order; both
 /// give the same bits.
-fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T], spread: bool) {
+fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T], spread: bool) -> bool {
     let tiles = pl.tiles();
     if tiles == 0 || pl.o == 0 {
-        return;
+        return true;
     }
     let u = weight_transform(pl, w);
+    if !all_finite(&u) {
+        return false;
+    }
+    let non_finite = AtomicBool::new(false);
     let blocks = tiles.div_ceil(pl.tb);
     let optr = SendPtr(out.as_mut_ptr());
     let (vlen, mlen) = (NPOS * pl.c * pl.ld(), NPOS * pl.o * pl.ld());
     let body = |b: usize, bufs: &mut (Vec<T>, Vec<T>)| {
+        if non_finite.load(Ordering::Relaxed) {
+            return;
+        }
         let t0 = b * pl.tb;
         let nt = pl.tb.min(tiles - t0);
         let (v, m) = (&mut bufs.0, &mut bufs.1);
         // SAFETY: the variant is chosen for the running CPU's features.
         unsafe { dispatch_input(pl, x, t0, nt, v) };
+        if !all_finite(v) {
+            non_finite.store(true, Ordering::Relaxed);
+            return;
+        }
         for xi in 0..NPOS {
             let uv = ArrayView2::from_shape((pl.o, pl.c), &u[xi * pl.o * pl.c..][..pl.o * pl.c]).expect("U");
             let ld = pl.ld();
@@ -272,6 +292,20 @@ fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out:
         unsafe { dispatch_output(pl, m, pl.o, 0, pl.o, t0, nt, bias, optr.get()) };
     };
     run_blocks(blocks, vlen, mlen, spread && blocks > 1, pl.work(), body);
+    !non_finite.load(Ordering::Relaxed)
+}
+
+/// True when no element is Inf or NaN (`v - v` is 0 exactly for finite `v`); sixteen
+/// independent lanes so the loop vectorises.
+fn all_finite<T: Scalar>(s: &[T]) -> bool {
+    let mut acc = [T::zero(); 16];
+    let mut chunks = s.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = *a + (v - v);
+        }
+    }
+    chunks.remainder().iter().all(|v| v.is_finite()) && acc.iter().all(|&a| a == T::zero())
 }
 
 /// Runs `body(block, scratch)` for every block, spread over the pool or in order.
@@ -924,14 +958,14 @@ mod tests {
             let b = filled(o, 200 + k as u64);
             let expect = naive(&pl, &x, &wt, Some(&b));
             let mut got = vec![f64::NAN; expect.len()];
-            conv3x3(&pl, &x, &wt, Some(&b), &mut got);
+            assert!(conv3x3(&pl, &x, &wt, Some(&b), &mut got));
             let e64 = rel_err(&got, &expect);
             assert!(e64 < 1e-13, "case {k}: f64 error {e64}");
 
             let pl32 = plan(n, c, o, h, w, lo, hi, 4);
             let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
             let mut got32 = vec![f32::NAN; expect.len()];
-            conv3x3(&pl32, &f(&x), &f(&wt), Some(&f(&b)), &mut got32);
+            assert!(conv3x3(&pl32, &f(&x), &f(&wt), Some(&f(&b)), &mut got32));
             let got32: Vec<f64> = got32.iter().map(|&a| a as f64).collect();
             let e32 = rel_err(&got32, &expect);
             eprintln!("case {k}: f64 error {e64:.1e}, f32 error {e32:.1e}");
@@ -949,7 +983,7 @@ mod tests {
         let expect = naive(&pl, &x, &wt, None);
         let f = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let mut got = vec![0f32; expect.len()];
-        conv3x3(&pl, &f(&x), &f(&wt), None, &mut got);
+        assert!(conv3x3(&pl, &f(&x), &f(&wt), None, &mut got));
         let got: Vec<f64> = got.iter().map(|&a| a as f64).collect();
         let e = rel_err(&got, &expect);
         eprintln!("C256 f32 error {e:.1e}");
