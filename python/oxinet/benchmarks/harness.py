@@ -178,14 +178,16 @@ class Row:
 
 
 def compare(names: list[str], threads: int = 2, rounds: int = 3, min_time: float = 0.3,
-            progress=None) -> list[Row]:
-    """Time every contender of every named case, alternating, ``rounds`` times each."""
+            progress=None, peers: set[str] | None = None) -> list[Row]:
+    """Time every contender of every named case, alternating, ``rounds`` times each
+    (with ``peers`` given, only oxinet and those peers)."""
     cases = load_cases()
     rows = []
     for name in names:
         c = cases[name]
         times: dict[str, list[float]] = {lib: [] for lib in c.contenders}
-        notes: dict[str, str] = {}
+        notes: dict[str, str] = {lib: "not selected" for lib in c.contenders[1:]
+                                 if peers is not None and lib not in peers}
         for _ in range(rounds):
             for lib in c.contenders:
                 if lib in notes:
@@ -243,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-time", type=float, default=0.3, help="seconds of timing per process")
     p.add_argument("--list", action="store_true", help="list the cases and exit")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--peers", help="comma-separated peers to time (default: every peer of each case)")
     args = p.parse_args(argv)
+    peers = None if args.peers is None else {x.strip() for x in args.peers.split(",") if x.strip()}
     cases = load_cases()
     names = [n for n, c in cases.items()
              if (not args.group or c.group in args.group) and (not args.filter or args.filter in n)]
@@ -257,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(names)} cases, {args.threads} threads, {args.rounds} alternating rounds; "
           f"ratio = peer time / oxinet time (> 1: oxinet faster)")
     rows = compare(names, args.threads, args.rounds, args.min_time,
-                   progress=lambda r: print(format_row(r), flush=True))
+                   progress=lambda r: print(format_row(r), flush=True), peers=peers)
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{"case": r.case.name, "group": r.case.group, "seconds": r.seconds,
