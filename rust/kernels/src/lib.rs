@@ -12,6 +12,7 @@ pub mod embedding;
 pub mod error;
 pub mod gemm;
 pub mod interpolate;
+pub mod memory;
 pub mod norm;
 pub mod parallel;
 pub mod pool;

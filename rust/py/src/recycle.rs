@@ -41,7 +41,7 @@ impl Block {
         let layout = Layout::from_size_align(bytes, ALIGN).ok()?;
         // SAFETY: bytes >= MIN_BYTES > 0.
         let ptr = NonNull::new(unsafe { alloc(layout) })?;
-        advise_huge(ptr.as_ptr(), bytes);
+        oxinet_kernels::memory::advise_huge_pages(ptr.as_ptr(), bytes);
         Some(Block { ptr, bytes })
     }
 }
@@ -52,25 +52,6 @@ impl Drop for Block {
         unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.bytes, ALIGN)) };
     }
 }
-
-#[cfg(target_os = "linux")]
-fn advise_huge(ptr: *mut u8, bytes: usize) {
-    const MADV_HUGEPAGE: i32 = 14;
-    const PAGE: usize = 4096;
-    extern "C" {
-        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
-    }
-    let start = ptr as usize;
-    let first = start.div_ceil(PAGE) * PAGE;
-    let end = (start + bytes) / PAGE * PAGE;
-    if end > first {
-        // SAFETY: the range lies inside the allocation; MADV_HUGEPAGE is only a hint.
-        unsafe { madvise(first as *mut std::ffi::c_void, end - first, MADV_HUGEPAGE) };
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge(_: *mut u8, _: usize) {}
 
 struct Cache {
     blocks: Vec<Block>,

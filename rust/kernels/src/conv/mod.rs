@@ -203,41 +203,12 @@ impl Geom {
     }
 }
 
-/// A zero-filled array for a kernel's output. Large ones ask Linux for transparent huge
-/// pages first: the first touch of a fresh 4 KiB page costs a page fault, which on
-/// virtual machines can cost as much as the convolution that writes it.
+/// A zero-filled array for a kernel's output, on huge pages when large
+/// (see [`crate::memory`]).
 pub(crate) fn zeros5<T: Scalar>(shape: [usize; 5]) -> Array5<T> {
     let n: usize = shape.iter().product();
-    let v = vec![T::zero(); n];
-    advise_huge(&v);
-    Array5::from_shape_vec(shape, v).expect("shape matches length")
+    Array5::from_shape_vec(shape, crate::memory::zeroed_vec(n)).expect("shape matches length")
 }
-
-#[cfg(target_os = "linux")]
-fn advise_huge<T>(v: &[T]) {
-    const MADV_HUGEPAGE: i32 = 14;
-    const PAGE: usize = 4096;
-    extern "C" {
-        fn madvise(addr: *mut std::ffi::c_void, len: usize, advice: i32) -> i32;
-    }
-    let bytes = std::mem::size_of_val(v);
-    if bytes < (4 << 20) {
-        return;
-    }
-    let start = v.as_ptr() as usize;
-    let first = start.div_ceil(PAGE) * PAGE;
-    let end = (start + bytes) / PAGE * PAGE;
-    if end > first {
-        // SAFETY: the range lies inside this allocation; MADV_HUGEPAGE is only a hint and
-        // neither changes the contents nor invalidates the memory.
-        unsafe {
-            madvise(first as *mut std::ffi::c_void, end - first, MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge<T>(_: &[T]) {}
 
 fn shape5<T>(a: &ArrayView5<'_, T>) -> [usize; 5] {
     let s = a.shape();
