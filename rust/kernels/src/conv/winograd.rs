@@ -297,6 +297,7 @@ fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out:
 
 /// True when no element is Inf or NaN (`v - v` is 0 exactly for finite `v`); sixteen
 /// independent lanes so the loop vectorises.
+#[allow(clippy::eq_op)]
 fn all_finite<T: Scalar>(s: &[T]) -> bool {
     let mut acc = [T::zero(); 16];
     let mut chunks = s.chunks_exact(16);
