@@ -20,3 +20,13 @@ def test_compare_times_oxinet_and_skips_unselected_peers():
 def test_compare_times_a_selected_peer():
     (row,) = compare([CASE], rounds=1, min_time=0.01, peers={"numpy"})
     assert row.seconds["numpy"] > 0 and row.ratio("numpy") > 0
+
+
+def test_item_rates_use_si_prefixes():
+    from oxinet.benchmarks.harness import _rate
+
+    c = load_cases()["generalized_box_iou 2000x2000"]
+    assert c.flops is None and c.items == 4_000_000 and c.unit == "pairs"
+    assert _rate(c, 4e-4) == "10.0 G pairs/s"
+    assert _rate(c, 0.2) == "20.0 M pairs/s"
+    assert _rate(c, 4.0) == "1000000 pairs/s"

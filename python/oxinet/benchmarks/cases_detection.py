@@ -6,8 +6,7 @@ loop, each step computing the IoU of the current box against all remaining boxes
 vectorised and dropping those above the threshold (the shape of torchvision's
 reference loop). Class-aware NMS peers use torchvision's coordinate-offset trick (each
 class shifted to its own region, then one plain NMS). IoU's peer is NumPy's broadcast
-formula with [N, M, 2] temporaries. The IoU case's rate column counts pairs: its
-"GFLOP/s" reads as G pairs/s.
+formula with [N, M, 2] temporaries; the IoU cases' rate column counts box pairs per second.
 """
 
 from __future__ import annotations
@@ -105,7 +104,7 @@ def batched_nms_20k(lib):
     return None
 
 
-@case("box_iou 4000x4000 (rate column = G pairs/s)", group="detection", flops=4000.0 * 4000, peers=("numpy",))
+@case("box_iou 4000x4000", group="detection", items=4000 * 4000, unit="pairs", peers=("numpy",))
 def box_iou_4000(lib):
     a, _ = random_boxes(4000, seed=1)
     b, _ = random_boxes(4000, seed=2)
@@ -118,8 +117,7 @@ def box_iou_4000(lib):
     return None
 
 
-@case("box_iou 4000x4000 into out= (rate column = G pairs/s)", group="detection", flops=4000.0 * 4000,
-      peers=("numpy",))
+@case("box_iou 4000x4000 into out=", group="detection", items=4000 * 4000, unit="pairs", peers=("numpy",))
 def box_iou_4000_out(lib):
     a, _ = random_boxes(4000, seed=1)
     b, _ = random_boxes(4000, seed=2)
@@ -185,8 +183,7 @@ def soft_nms_2k(lib):
     return (lambda: numpy_soft_nms(boxes, scores)) if lib == "numpy-loop" else None
 
 
-@case("generalized_box_iou 2000x2000 (rate column = G pairs/s)", group="detection", flops=2000.0 * 2000,
-      peers=("numpy",))
+@case("generalized_box_iou 2000x2000", group="detection", items=2000 * 2000, unit="pairs", peers=("numpy",))
 def giou_2000(lib):
     a, _ = random_boxes(2000, seed=4)
     b, _ = random_boxes(2000, seed=5)

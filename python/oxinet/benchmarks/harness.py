@@ -212,7 +212,11 @@ def _rate(c: Case, seconds: float | None) -> str:
     if c.bytes:
         return f"{c.bytes / seconds / 1e9:.1f} GB/s"
     if c.items:
-        return f"{c.items / seconds:.0f} {c.unit}/s"
+        rate = c.items / seconds
+        for scale, prefix in ((1e9, "G "), (1e6, "M ")):
+            if rate >= 10 * scale:
+                return f"{rate / scale:.1f} {prefix}{c.unit}/s"
+        return f"{rate:.0f} {c.unit}/s"
     return "-"
 
 
