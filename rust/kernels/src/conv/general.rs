@@ -41,6 +41,30 @@ fn spread(tasks: usize) -> bool {
     t > 1 && tasks >= 2 * t
 }
 
+/// Runs `body(task, scratch, threads)` for every (image block, group) task: spread over
+/// the pool with single-threaded GEMMs when there are enough tasks, else in order with
+/// the GEMM free to use every thread. `lens` sizes the two scratch buffers.
+fn run_image_blocks<T: Scalar>(
+    g: &Geom,
+    tasks: usize,
+    lens: (usize, usize),
+    body: impl Fn(usize, &mut (Vec<T>, Vec<T>), Threads) + Sync,
+) {
+    if spread(tasks) {
+        parallel::run(g.macs(), || {
+            (0..tasks).into_par_iter().for_each_init(
+                || (vec![T::zero(); lens.0], vec![T::zero(); lens.1]),
+                |bufs, t| body(t, bufs, Threads::Single),
+            );
+        });
+    } else {
+        let mut bufs = (vec![T::zero(); lens.0], vec![T::zero(); lens.1]);
+        for t in 0..tasks {
+            body(t, &mut bufs, Threads::Auto);
+        }
+    }
+}
+
 /// Output positions per image below which several images share one GEMM.
 const SMALL_L: usize = 256;
 /// Columns such a shared GEMM aims for.
@@ -161,20 +185,7 @@ pub fn conv_forward<T: Scalar>(
                 }
             }
         };
-        let lens = (k * nb * l, g.og * nb * l);
-        if spread(tasks) {
-            parallel::run(g.macs(), || {
-                (0..tasks).into_par_iter().for_each_init(
-                    || (vec![T::zero(); lens.0], vec![T::zero(); lens.1]),
-                    |bufs, t| body(t, bufs, Threads::Single),
-                );
-            });
-        } else {
-            let mut bufs = (vec![T::zero(); lens.0], vec![T::zero(); lens.1]);
-            for t in 0..tasks {
-                body(t, &mut bufs, Threads::Auto);
-            }
-        }
+        run_image_blocks(&g, tasks, (k * nb * l, g.og * nb * l), body);
         return Ok(out);
     }
     let lt = tile_len(&g, std::mem::size_of::<T>());
@@ -298,20 +309,7 @@ pub fn conv_input_grad<T: Scalar>(
                 col2im_tile(&g, &dcol[i * l..], m, 0, l, dxg);
             }
         };
-        let lens = (k * nb * l, g.og * nb * l);
-        if spread(tasks) {
-            parallel::run(g.macs(), || {
-                (0..tasks).into_par_iter().for_each_init(
-                    || (vec![T::zero(); lens.0], vec![T::zero(); lens.1]),
-                    |bufs, t| body(t, bufs, Threads::Single),
-                );
-            });
-        } else {
-            let mut bufs = (vec![T::zero(); lens.0], vec![T::zero(); lens.1]);
-            for t in 0..tasks {
-                body(t, &mut bufs, Threads::Auto);
-            }
-        }
+        run_image_blocks(&g, tasks, (k * nb * l, g.og * nb * l), body);
         return Ok(dx);
     }
     let lt = tile_len(&g, std::mem::size_of::<T>());
