@@ -30,3 +30,18 @@ def test_item_rates_use_si_prefixes():
     assert _rate(c, 4e-4) == "10.0 G pairs/s"
     assert _rate(c, 0.2) == "20.0 M pairs/s"
     assert _rate(c, 4.0) == "1000000 pairs/s"
+
+
+def test_batch_norm_numpy_peer_matches_oxinet():
+    import numpy as np
+
+    import oxinet.ops as F
+    from oxinet.benchmarks.cases_layers import _numpy_batch_norm_step
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 5, 6))
+    w, b = 1 + rng.standard_normal(3) * 0.1, rng.standard_normal(3)
+    y, mean, invstd = F.batch_norm(x, weight=w, bias=b, training=True, return_stats=True)
+    got = (y,) + tuple(F.batch_norm_backward(np.ones_like(y), x, mean, invstd, w, b, training=True))
+    for a, e in zip(got, _numpy_batch_norm_step(x, w, b)):
+        np.testing.assert_allclose(a, e, atol=1e-10)

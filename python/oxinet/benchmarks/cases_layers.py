@@ -89,3 +89,37 @@ def mha_layer(lib):
         t = torch.from_numpy(x).requires_grad_()
         return lambda: m(t, t, t, need_weights=False)[0].sum().backward()
     return None
+
+
+def _numpy_batch_norm_step(x, w, b, eps=1e-5):
+    """Training-mode batch norm forward and backward (dx, dw, db) in plain NumPy, NCHW."""
+    axes = (0, 2, 3)
+    mean = x.mean(axes, keepdims=True)
+    xc = x - mean
+    invstd = 1 / np.sqrt((xc * xc).mean(axes, keepdims=True) + eps)
+    xhat = xc * invstd
+    y = xhat * w[:, None, None] + b[:, None, None]
+    dy = np.ones_like(y)
+    db = dy.sum(axes)
+    dw = (dy * xhat).sum(axes)
+    m = x.size / x.shape[1]
+    dx = (w[:, None, None] * invstd / m) * (m * dy - db[:, None, None] - xhat * dw[:, None, None])
+    return y, dx, dw, db
+
+
+@case("batch_norm train fwd+bwd N64 C64 56x56", group="layers", bytes=4 * 64 * 64 * 56 * 56 * 5,
+      peers=("numpy",))
+def batch_norm_step(lib):
+    x = _rand(64, 64, 56, 56)
+    w, b = 1 + 0.1 * _rand(64, seed=1), 0.1 * _rand(64, seed=2)
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        def step():
+            y, mean, invstd = F.batch_norm(x, weight=w, bias=b, training=True, return_stats=True)
+            return F.batch_norm_backward(np.ones_like(y), x, mean, invstd, w, b, training=True)
+
+        return step
+    if lib == "numpy":
+        return lambda: _numpy_batch_norm_step(x, w, b)
+    return None
