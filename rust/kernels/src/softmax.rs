@@ -524,10 +524,10 @@ mod tests {
             for i in 0..inner {
                 let col: Vec<f64> = (0..c).map(|r| x[(o * c + r) * inner + i]).collect();
                 let p = naive_softmax(&col);
-                for r in 0..c {
+                for (r, &pr) in p.iter().enumerate() {
                     let k = (o * c + r) * inner + i;
-                    assert!((y[k] - p[r]).abs() < 1e-14);
-                    assert!((yl[k] - p[r].ln()).abs() < 1e-12);
+                    assert!((y[k] - pr).abs() < 1e-14);
+                    assert!((yl[k] - pr.ln()).abs() < 1e-12);
                 }
             }
         }

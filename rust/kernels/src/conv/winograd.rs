@@ -176,7 +176,7 @@ fn worth_it(n: usize, c_in: usize, c_out: usize, out: [usize; 2], elem: usize) -
 
 /// Fraction of the 16 transform lanes that carry tiles, for `tw` tiles per tile row.
 fn lane_use(tw: usize) -> f64 {
-    if tw % CHUNK == 0 {
+    if tw.is_multiple_of(CHUNK) {
         return 1.0; // full chunks: groups continue across tile rows
     }
     let (mut tx, mut groups) = (0, 0);
@@ -499,8 +499,8 @@ unsafe fn weight_pass<T: Scalar>(w: &[T], pairs: usize, p0: usize, p1: usize, u:
             }
         }
         weight_tf(&g, &mut tmp, &mut ut);
-        for xi in 0..NPOS {
-            std::ptr::copy_nonoverlapping(ut[xi].as_ptr(), u.add(xi * pairs + p), np);
+        for (xi, row) in ut.iter().enumerate().take(NPOS) {
+            std::ptr::copy_nonoverlapping(row.as_ptr(), u.add(xi * pairs + p), np);
         }
         p += np;
     }

@@ -40,17 +40,7 @@ fn iou_row<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
     iou_row_from(a, b, 0, out)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq")]
-unsafe fn iou_row_avx512<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
-    iou_row(a, b, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn iou_row_avx2<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
-    iou_row(a, b, out)
-}
+crate::multiversion!(fn iou_row_dispatch<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) -> () => iou_row);
 
 /// Rows written with non-temporal (streaming) stores: for outputs far larger than the
 /// caches this skips reading every output line before overwriting it.
@@ -160,19 +150,7 @@ fn iou_row_stream<T: Scalar>(simd: SimdLevel, a: [T; 4], b: &BoxesSoa<T>, out: &
             return;
         }
     }
-    iou_row_dispatch(simd, a, b, out)
-}
-
-fn iou_row_dispatch<T: Scalar>(simd: SimdLevel, a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
-    match simd {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level was detected on this CPU.
-        SimdLevel::Avx512 => unsafe { iou_row_avx512(a, b, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        SimdLevel::Avx2Fma => unsafe { iou_row_avx2(a, b, out) },
-        _ => iou_row(a, b, out),
-    }
+    iou_row_dispatch(a, b, out)
 }
 
 /// `out[i, j] = IoU(a[i], b[j])` for `a: (N, 4)`, `b: (M, 4)`, `out: (N, M)` (C-contiguous).
@@ -214,7 +192,7 @@ pub fn box_iou<T: Scalar>(
                     if stream {
                         iou_row_stream(simd, rows[t * rows_per_task + r], &soa, out_row);
                     } else {
-                        iou_row_dispatch(simd, rows[t * rows_per_task + r], &soa, out_row);
+                        iou_row_dispatch(rows[t * rows_per_task + r], &soa, out_row);
                     }
                 }
                 #[cfg(target_arch = "x86_64")]
@@ -248,29 +226,7 @@ fn giou_row<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx512dq")]
-unsafe fn giou_row_avx512<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
-    giou_row(a, b, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn giou_row_avx2<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
-    giou_row(a, b, out)
-}
-
-fn giou_row_dispatch<T: Scalar>(simd: SimdLevel, a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) {
-    match simd {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the level was detected on this CPU.
-        SimdLevel::Avx512 => unsafe { giou_row_avx512(a, b, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        SimdLevel::Avx2Fma => unsafe { giou_row_avx2(a, b, out) },
-        _ => giou_row(a, b, out),
-    }
-}
+crate::multiversion!(fn giou_row_dispatch<T: Scalar>(a: [T; 4], b: &BoxesSoa<T>, out: &mut [T]) -> () => giou_row);
 
 /// `out[i, j] = GIoU(a[i], b[j])` for `a: (N, 4)`, `b: (M, 4)`, `out: (N, M)` (C-contiguous):
 /// `IoU - (C - union) / C` with `C` the area of the smallest box enclosing both, computed
@@ -293,7 +249,6 @@ pub fn generalized_box_iou<T: Scalar>(
     }
     let soa = BoxesSoa::gather(&b, 0..m);
     let rows: Vec<[T; 4]> = (0..n).map(|i| [a[[i, 0]], a[[i, 1]], a[[i, 2]], a[[i, 3]]]).collect();
-    let simd = level();
     let Some(flat) = out.as_slice_mut() else {
         return Err(KernelError::shape(format!("{op}: 'out' must be C-contiguous")));
     };
@@ -301,7 +256,7 @@ pub fn generalized_box_iou<T: Scalar>(
         let rows_per_task = (16384 / m).clamp(1, 64);
         flat.par_chunks_mut(m * rows_per_task).enumerate().for_each(|(t, chunk)| {
             for (r, out_row) in chunk.chunks_mut(m).enumerate() {
-                giou_row_dispatch(simd, rows[t * rows_per_task + r], &soa, out_row);
+                giou_row_dispatch(rows[t * rows_per_task + r], &soa, out_row);
             }
         });
     });

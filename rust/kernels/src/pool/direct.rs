@@ -289,7 +289,7 @@ pub(crate) unsafe fn avg_backward_plane(
         for c in 0..w.div_ceil(32) {
             let (mut even, mut odd) = (zero, zero);
             for i in 0..ah.k {
-                if i > rp || (rp - i) % ah.s != 0 {
+                if i > rp || !(rp - i).is_multiple_of(ah.s) {
                     continue;
                 }
                 let oh = (rp - i) / ah.s;

@@ -32,7 +32,7 @@ pub(crate) fn f32s_mut<T: 'static>(s: &mut [T]) -> &mut [f32] {
 /// `best = max(best, src)`, a NaN in `src` winning (PyTorch's `v > best || isnan(v)`).
 #[inline(always)]
 pub(crate) fn max_into<T: Scalar>(avx512: bool, best: &mut [T], src: &[T]) {
-    assert!(src.len() >= best.len() && best.len() % LANES == 0);
+    assert!(src.len() >= best.len() && best.len().is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
     if avx512 && is_f32::<T>() {
         // SAFETY: avx512 is only true on CPUs with AVX-512F; lengths checked above.
@@ -51,7 +51,7 @@ pub(crate) fn max_into<T: Scalar>(avx512: bool, best: &mut [T], src: &[T]) {
 /// As [`max_into`], also setting `arg[o] = base + o * step` where `src` won.
 #[inline(always)]
 pub(crate) fn max_idx_into<T: Scalar>(avx512: bool, best: &mut [T], arg: &mut [i32], src: &[T], base: i32, step: i32) {
-    assert!(src.len() >= best.len() && arg.len() == best.len() && best.len() % LANES == 0);
+    assert!(src.len() >= best.len() && arg.len() == best.len() && best.len().is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
     if avx512 && is_f32::<T>() {
         // SAFETY: as in max_into.
@@ -71,7 +71,7 @@ pub(crate) fn max_idx_into<T: Scalar>(avx512: bool, best: &mut [T], arg: &mut [i
 /// `acc += src`.
 #[inline(always)]
 pub(crate) fn add_into<T: Scalar>(avx512: bool, acc: &mut [T], src: &[T]) {
-    assert!(src.len() >= acc.len() && acc.len() % LANES == 0);
+    assert!(src.len() >= acc.len() && acc.len().is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
     if avx512 && is_f32::<T>() {
         // SAFETY: as in max_into.
@@ -87,7 +87,7 @@ pub(crate) fn add_into<T: Scalar>(avx512: bool, acc: &mut [T], src: &[T]) {
 /// `acc /= d` element-wise.
 #[inline(always)]
 pub(crate) fn div_into<T: Scalar>(avx512: bool, acc: &mut [T], d: &[T]) {
-    assert!(d.len() >= acc.len() && acc.len() % LANES == 0);
+    assert!(d.len() >= acc.len() && acc.len().is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
     if avx512 && is_f32::<T>() {
         // SAFETY: as in max_into.
@@ -103,7 +103,7 @@ pub(crate) fn div_into<T: Scalar>(avx512: bool, acc: &mut [T], d: &[T]) {
 /// `even[t] = row[2t]`, `odd[t] = row[2t+1]`.
 #[inline(always)]
 pub(crate) fn deinterleave2<T: Scalar>(avx512: bool, row: &[T], even: &mut [T], odd: &mut [T]) {
-    assert!(even.len() == odd.len() && row.len() >= 2 * even.len() && even.len() % LANES == 0);
+    assert!(even.len() == odd.len() && row.len() >= 2 * even.len() && even.len().is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
     if avx512 && is_f32::<T>() {
         // SAFETY: as in max_into.
@@ -120,7 +120,7 @@ pub(crate) fn deinterleave2<T: Scalar>(avx512: bool, row: &[T], even: &mut [T], 
 /// `row[2t] = even[t]`, `row[2t+1] = odd[t]`.
 #[inline(always)]
 pub(crate) fn interleave2<T: Scalar>(avx512: bool, even: &[T], odd: &[T], row: &mut [T]) {
-    assert!(even.len() == odd.len() && row.len() >= 2 * even.len() && even.len() % LANES == 0);
+    assert!(even.len() == odd.len() && row.len() >= 2 * even.len() && even.len().is_multiple_of(LANES));
     #[cfg(target_arch = "x86_64")]
     if avx512 && is_f32::<T>() {
         // SAFETY: as in max_into.
