@@ -4,7 +4,7 @@
 //! elements; `divisor_override` replaces both. Sums run row-major over the window.
 
 use super::{
-    contiguous, lanes, contiguous_mut, dispatch, for_each_plane, prefetch, shape_str, tap_descs, Axis, Phases, Pool2d,
+    check_pooled, contiguous, contiguous_mut, dispatch, for_each_plane, lanes, prefetch, tap_descs, Axis, Phases, Pool2d,
     SimdJob, TapDesc, LANES,
 };
 use crate::error::{KernelError, KernelResult};
@@ -165,6 +165,37 @@ impl<T: Scalar> SimdJob for Bwd<'_, T> {
     }
 }
 
+/// Geometry shared by the forward and backward pass over `(P, H, W)` planes.
+struct Plan<T> {
+    oh: usize,
+    ow: usize,
+    ah: Axis,
+    aw: Axis,
+    /// Divisors per output row, each padded to whole chunks.
+    div: Vec<Vec<T>>,
+    work: usize,
+}
+
+/// Checks the parameters and that `pooled_shape` (the output or its gradient, named
+/// `name`) matches what the input-side shape `(p, h, w)` pools to.
+fn plan<T: Scalar>(
+    op: &str,
+    params: &Pool2d,
+    opt: &AvgOptions,
+    (p, h, w): (usize, usize, usize),
+    name: &str,
+    pooled_shape: &[usize],
+) -> KernelResult<Plan<T>> {
+    let [oh, ow] = check(op, params, opt, h, w)?;
+    check_pooled(op, name, pooled_shape, &[p, h, w], [p, oh, ow])?;
+    let ah = params.axis(0, h, oh);
+    let aw = params.axis(1, w, ow);
+    let (hc, wc) = (axis_counts(&ah), axis_counts(&aw));
+    let div = hc.iter().map(|&c| divisors(opt, c, &wc)).collect();
+    let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
+    Ok(Plan { oh, ow, ah, aw, div, work })
+}
+
 /// Average pooling of `x: (P, H, W)` into `out: (P, OH, OW)` (C-contiguous arrays).
 pub fn avg_pool2d<T: Scalar>(
     x: ArrayView3<'_, T>,
@@ -174,25 +205,12 @@ pub fn avg_pool2d<T: Scalar>(
 ) -> KernelResult<()> {
     let op = "avg_pool2d";
     let (p, h, w) = x.dim();
-    let [oh, ow] = check(op, params, opt, h, w)?;
-    if out.dim() != (p, oh, ow) {
-        return Err(KernelError::shape(format!(
-            "{op}: 'out' has shape {} but input {} pools to {:?}",
-            shape_str(out.shape()),
-            shape_str(x.shape()),
-            (p, oh, ow)
-        )));
-    }
+    let Plan { oh, ow, ah, aw, div, work } = plan(op, params, opt, (p, h, w), "out", out.shape())?;
     let xs = contiguous(op, "x", &x)?;
     let os = contiguous_mut(op, "out", &mut out)?;
     if p == 0 {
         return Ok(());
     }
-    let ah = params.axis(0, h, oh);
-    let aw = params.axis(1, w, ow);
-    let (hc, wc) = (axis_counts(&ah), axis_counts(&aw));
-    let div: Vec<Vec<T>> = hc.iter().map(|&c| divisors(opt, c, &wc)).collect();
-    let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
     let (hw, owc) = (h * w, aw.out_chunks() * LANES);
     let desc = tap_descs(&aw);
     let desc = &desc[..];
@@ -215,25 +233,12 @@ pub fn avg_pool2d_backward<T: Scalar>(
 ) -> KernelResult<()> {
     let op = "avg_pool2d_backward";
     let (p, h, w) = dx.dim();
-    let [oh, ow] = check(op, params, opt, h, w)?;
-    if dy.dim() != (p, oh, ow) {
-        return Err(KernelError::shape(format!(
-            "{op}: 'dy' has shape {} but input {} pools to {:?}",
-            shape_str(dy.shape()),
-            shape_str(dx.shape()),
-            (p, oh, ow)
-        )));
-    }
+    let Plan { oh, ow, ah, aw, div, work } = plan(op, params, opt, (p, h, w), "dy", dy.shape())?;
     let dys = contiguous(op, "dy", &dy)?;
     let dxs = contiguous_mut(op, "dx", &mut dx)?;
     if p == 0 {
         return Ok(());
     }
-    let ah = params.axis(0, h, oh);
-    let aw = params.axis(1, w, ow);
-    let (hc, wc) = (axis_counts(&ah), axis_counts(&aw));
-    let div: Vec<Vec<T>> = hc.iter().map(|&c| divisors(opt, c, &wc)).collect();
-    let work = p * oh * ow * params.kernel[0] * params.kernel[1] + p * h * w;
     let (n, owc) = (oh * ow, aw.out_chunks() * LANES);
     parallel::run(work, || {
         for_each_plane(dxs, h * w, || (Phases::new(&aw), vec![T::zero(); oh * owc]), |(ph, g), i, dx| {

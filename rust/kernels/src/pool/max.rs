@@ -7,7 +7,7 @@
 //! its first in-bounds position. Indices are flat `h * W + w` offsets in each plane.
 
 use super::{
-    chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, prefetch, shape_str, tap_descs, Axis,
+    check_pooled, chunk, chunk_mut, contiguous, lanes, contiguous_mut, dispatch, for_each_plane, for_each_plane2, prefetch, shape_str, tap_descs, Axis,
     Phases, Pool2d, SimdJob, TapDesc, LANES,
 };
 use crate::error::{KernelError, KernelResult};
@@ -114,14 +114,7 @@ pub fn max_pool2d<T: Scalar>(
     let op = "max_pool2d";
     let (p, h, w) = x.dim();
     let [oh, ow] = params.output_shape(op, h, w)?;
-    if out.dim() != (p, oh, ow) {
-        return Err(KernelError::shape(format!(
-            "{op}: 'out' has shape {} but input {} pools to {:?}",
-            shape_str(out.shape()),
-            shape_str(x.shape()),
-            (p, oh, ow)
-        )));
-    }
+    check_pooled(op, "out", out.shape(), x.shape(), [p, oh, ow])?;
     if h.checked_mul(w).is_none_or(|hw| hw > i32::MAX as usize / 2) {
         return Err(KernelError::shape(format!("{op}: planes of {h}x{w} are too large (max 2^30 elements)")));
     }

@@ -358,6 +358,20 @@ pub(crate) fn shape_str(s: &[usize]) -> String {
     format!("{s:?}")
 }
 
+/// Error unless the pooled-side array `name` (output or its gradient) has the shape
+/// `expected` that the input-side shape `input` pools to.
+pub(crate) fn check_pooled(op: &str, name: &str, got: &[usize], input: &[usize], expected: [usize; 3]) -> KernelResult<()> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(KernelError::shape(format!(
+        "{op}: '{name}' has shape {} but input {} pools to {:?}",
+        shape_str(got),
+        shape_str(input),
+        (expected[0], expected[1], expected[2])
+    )))
+}
+
 /// `(P, H, W)` slice of a standard-layout 3-D view, or an error naming the argument.
 pub(crate) fn contiguous<'a, T>(
     op: &str,
