@@ -11,9 +11,9 @@ use numpy::PyArrayMethods;
 use oxinet_kernels::detection::{iou, nms, roi, soft_nms};
 use pyo3::prelude::*;
 
-macro_rules! giou_binding {
-    ($t:ty, $name:ident) => {
-        /// Pairwise generalized IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M).
+macro_rules! pairwise_binding {
+    ($t:ty, $name:ident, $kernel:path, $doc:literal) => {
+        #[doc = $doc]
         #[pyfunction]
         fn $name<'py>(
             py: Python<'py>,
@@ -22,29 +22,29 @@ macro_rules! giou_binding {
             mut out: PyReadwriteArray2<'py, $t>,
         ) -> PyResult<()> {
             let (a, b, o) = (a.as_array(), b.as_array(), out.as_array_mut());
-            run_kernel(py, move || iou::generalized_box_iou(a, b, o))
+            run_kernel(py, move || $kernel(a, b, o))
         }
     };
 }
-giou_binding!(f32, generalized_box_iou_f32);
-giou_binding!(f64, generalized_box_iou_f64);
+// The caller allocates `out` (N, M), C-contiguous: NumPy backs large arrays with huge pages.
+pairwise_binding!(f32, box_iou_f32, iou::box_iou, "Pairwise IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M).");
+pairwise_binding!(f64, box_iou_f64, iou::box_iou, "Pairwise IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M).");
+pairwise_binding!(
+    f32,
+    generalized_box_iou_f32,
+    iou::generalized_box_iou,
+    "Pairwise generalized IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M)."
+);
+pairwise_binding!(
+    f64,
+    generalized_box_iou_f64,
+    iou::generalized_box_iou,
+    "Pairwise generalized IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M)."
+);
 
 macro_rules! detection_bindings {
-    ($t:ty, $box_iou:ident, $nms:ident, $batched:ident, $soft:ident, $align:ident, $align_bw:ident,
+    ($t:ty, $nms:ident, $batched:ident, $soft:ident, $align:ident, $align_bw:ident,
      $pool:ident, $pool_bw:ident) => {
-        /// Pairwise IoU of boxes1 (N, 4) and boxes2 (M, 4) into `out` (N, M), C-contiguous.
-        /// (The caller allocates `out`: NumPy backs large arrays with huge pages.)
-        #[pyfunction]
-        fn $box_iou<'py>(
-            py: Python<'py>,
-            a: PyReadonlyArray2<'py, $t>,
-            b: PyReadonlyArray2<'py, $t>,
-            mut out: PyReadwriteArray2<'py, $t>,
-        ) -> PyResult<()> {
-            let (a, b, o) = (a.as_array(), b.as_array(), out.as_array_mut());
-            run_kernel(py, move || iou::box_iou(a, b, o))
-        }
-
         /// Greedy NMS: int64 indices of kept boxes by decreasing score.
         #[pyfunction]
         #[pyo3(signature = (boxes, scores, iou_threshold, score_threshold=None, max_output=None))]
@@ -208,7 +208,6 @@ macro_rules! detection_bindings {
 
 detection_bindings!(
     f32,
-    box_iou_f32,
     nms_f32,
     batched_nms_f32,
     soft_nms_f32,
@@ -219,7 +218,6 @@ detection_bindings!(
 );
 detection_bindings!(
     f64,
-    box_iou_f64,
     nms_f64,
     batched_nms_f64,
     soft_nms_f64,
