@@ -58,6 +58,17 @@ pub enum Mask<'a, T> {
     Add(ArrayView4<'a, T>),
 }
 
+impl<'a, T> Mask<'a, T> {
+    /// The boolean mask if given, else the additive one, else none.
+    pub fn from_parts(boolean: Option<ArrayView4<'a, bool>>, additive: Option<ArrayView4<'a, T>>) -> Self {
+        match (boolean, additive) {
+            (Some(m), _) => Mask::Bool(m),
+            (None, Some(m)) => Mask::Add(m),
+            (None, None) => Mask::None,
+        }
+    }
+}
+
 /// Options shared by the forward and backward passes.
 #[derive(Debug, Clone, Copy)]
 pub struct Options<'a, T> {

@@ -32,11 +32,7 @@ macro_rules! attention_bindings {
             let (mut o, mut l) = (out.as_array_mut(), lse.as_array_mut());
             let w = weights.as_mut().map(|w| w.as_array_mut());
             run_kernel(py, move || {
-                let mask = match (mb, ma) {
-                    (Some(m), _) => Mask::Bool(m),
-                    (None, Some(m)) => Mask::Add(m),
-                    _ => Mask::None,
-                };
+                let mask = Mask::from_parts(mb, ma);
                 let opts = Options { mask, causal, scale, heads };
                 attention::forward(q, k, v, opts, o.view_mut(), l.view_mut())?;
                 if let Some(w) = w {
@@ -73,11 +69,7 @@ macro_rules! attention_bindings {
             let ma = mask_add.as_ref().map(|m| m.as_array());
             let grads = Grads { dq: dq.as_array_mut(), dk: dk.as_array_mut(), dv: dv.as_array_mut() };
             run_kernel(py, move || {
-                let mask = match (mb, ma) {
-                    (Some(m), _) => Mask::Bool(m),
-                    (None, Some(m)) => Mask::Add(m),
-                    _ => Mask::None,
-                };
+                let mask = Mask::from_parts(mb, ma);
                 let opts = Options { mask, causal, scale, heads };
                 attention::backward(dout, q, k, v, out, lse, opts, grads)
             })
