@@ -1,6 +1,7 @@
 //! The GEMM paths: forward, input gradient and weight gradient.
 
 use super::depthwise;
+use super::direct;
 use super::winograd;
 use super::im2col::{col2im_tile, col2im_tile_par, im2col_tile, im2col_tile_par, im2row_tile, SendPtr};
 use super::{check_bias, shape5, zeros5, ConvParams, Geom};
@@ -142,6 +143,10 @@ pub fn conv_forward<T: Scalar>(
     let ws = w.as_slice().expect("standard layout");
     if g.depthwise() {
         depthwise::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
+        return Ok(out);
+    }
+    if direct::forward_applies(&g, std::mem::size_of::<T>()) {
+        direct::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
         return Ok(out);
     }
     if winograd::forward_applies(&g, std::mem::size_of::<T>()) {

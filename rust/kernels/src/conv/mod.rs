@@ -15,6 +15,7 @@
 //!   (forward and input gradient).
 
 mod depthwise;
+mod direct;
 mod general;
 mod im2col;
 mod winograd;

@@ -1,0 +1,617 @@
+//! Direct ("implicit GEMM") forward convolution for few taps per output: 2-D, one group,
+//! `K = C_in * kh * kw` small (first layers: RGB stems, LeNet), where im2col would write
+//! and read a column matrix K times the input's size for a skinny GEMM.
+//!
+//! Per task (a block of images, or a band of output rows of one image):
+//! - the input rows the band reads are copied into a zero-padded scratch, split into
+//!   `stride_y * stride_x` phase planes per channel, so that consecutive output pixels of
+//!   a row read consecutive scratch elements for every tap, whatever the stride, and no
+//!   bounds are checked in the inner loop;
+//! - every tap `(c, ky, kx)` is one offset into the scratch (dilation and phase folded
+//!   in), precomputed once per call;
+//! - the weights are packed once as `K x C_out` with the output channels padded to whole
+//!   vectors (`W` lanes: 16 f32 or 8 f64), in blocks of at most 4 vectors;
+//! - a register block of `P` consecutive pixels of an output row times `V` vectors of
+//!   output channels runs over the K taps: broadcast the input value of each pixel and
+//!   multiply-add it with the weight vectors; the block is then written transposed into
+//!   the NCHW output with the bias. Rows are cut into equal chunks of at most `P_max(V)`
+//!   pixels; the last chunk of a row may compute a few pixels past its end (reading the
+//!   scratch's zero columns) that are not written.
+//!
+//! Every output is the same fixed-order sum over the K taps whatever the tiling, so the
+//! result does not depend on the thread count or on how the work is cut. AVX-512 kernels
+//! (f32 and f64, fused multiply-adds) are chosen at run time; the portable kernel (plain
+//! multiply then add) gives the same results up to rounding and serves as their reference.
+//! On CPUs without AVX-512 the im2col + GEMM path (with the gemm crate's own AVX2
+//! kernels) stays in charge. `OXINET_DIRECT_CONV=0` turns this path off,
+//! `OXINET_DIRECT_CONV=portable` forces the portable kernel (tests).
+
+use super::im2col::SendPtr;
+use super::Geom;
+use crate::gemm::Scalar;
+use crate::parallel;
+use crate::simd::{level, SimdLevel};
+use rayon::prelude::*;
+use std::any::TypeId;
+
+/// Most vectors of output channels per register block.
+const MAX_V: usize = 4;
+/// Most pixels per register block for `V` channel vectors (`P * V` accumulators of the
+/// 32 vector registers, leaving room for the weights and the broadcast).
+const fn p_max(v: usize) -> usize {
+    match v {
+        1 => 14,
+        2 => 12,
+        3 => 8,
+        _ => 6,
+    }
+}
+
+/// Multiply-adds per task aimed for (about 10-20 us on one core).
+const TASK_WORK: usize = 1 << 21;
+
+/// Largest `K = C_in * kh * kw` sent here. Measured crossover: see [`forward_applies`].
+const MAX_K: usize = 256;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Off,
+    Auto,
+    Portable,
+}
+
+fn mode() -> Mode {
+    use std::sync::OnceLock;
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("OXINET_DIRECT_CONV").as_deref().map(str::trim) {
+        Ok("0") => Mode::Off,
+        Ok("portable") => Mode::Portable,
+        _ => Mode::Auto,
+    })
+}
+
+fn is<T: 'static, U: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<U>()
+}
+
+/// Vector lanes of `T` in a 512-bit register.
+fn lanes<T>() -> usize {
+    64 / std::mem::size_of::<T>()
+}
+
+/// 2-D (no depth), one group.
+fn family(g: &Geom) -> bool {
+    g.groups == 1
+        && g.kernel[0] == 1
+        && g.input[0] == 1
+        && g.output[0] == 1
+        && g.p.pad_lo[0] == 0
+        && g.p.pad_hi[0] == 0
+}
+
+/// Whether the forward convolution goes through this path (and should, by speed).
+pub(crate) fn forward_applies(g: &Geom, elem: usize) -> bool {
+    let m = mode();
+    if m == Mode::Off || !family(g) || g.pointwise() {
+        return false;
+    }
+    if m == Mode::Auto && level() != SimdLevel::Avx512 {
+        return false;
+    }
+    let _ = elem;
+    let k = g.k_rows();
+    k <= MAX_K && g.c_out <= 128 && g.c_out >= 12
+}
+
+/// Everything the tasks share: scratch geometry, tap offsets, packed weights.
+struct Plan<T> {
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    oh: usize,
+    ow: usize,
+    sy: usize,
+    sx: usize,
+    top: usize,
+    left: usize,
+    /// phase-plane rows beyond the band's output rows (kernel reach / stride)
+    extra_rows: usize,
+    /// phase-plane width (chunks * p + kernel reach / stride)
+    wq: usize,
+    /// vectors per channel block, lanes per vector, channel blocks
+    v: usize,
+    lanes: usize,
+    blocks: usize,
+    /// pixels per chunk, chunks per output row
+    p: usize,
+    chunks: usize,
+    /// per tap: (channel * sy + phase_y) * sx + phase_x, row offset, column offset
+    taps: Vec<(usize, usize, usize)>,
+    /// `blocks` packed weight blocks of `K x (v * lanes)`
+    wpk: Vec<T>,
+}
+
+impl<T: Scalar> Plan<T> {
+    fn new(g: &Geom, ws: &[T]) -> Plan<T> {
+        let [_, kh, kw] = g.kernel;
+        let [_, sy, sx] = g.p.stride;
+        let [_, dy, dx] = g.p.dilation;
+        let lanes = lanes::<T>();
+        let blocks = g.c_out.div_ceil(MAX_V * lanes);
+        let v = g.c_out.div_ceil(blocks).div_ceil(lanes);
+        let ow = g.output[2];
+        let chunks = ow.div_ceil(p_max(v));
+        let p = ow.div_ceil(chunks);
+        let extra_rows = (kh - 1) * dy / sy;
+        let wq = chunks * p + (kw - 1) * dx / sx;
+        let mut taps = Vec::with_capacity(g.k_rows());
+        for c in 0..g.c_in {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let (ry, rx) = (ky * dy, kx * dx);
+                    taps.push(((c * sy + ry % sy) * sx + rx % sx, ry / sy, rx / sx));
+                }
+            }
+        }
+        let k = g.k_rows();
+        let vl = v * lanes;
+        let mut wpk = vec![T::zero(); blocks * k * vl];
+        for co in 0..g.c_out {
+            let (b, j) = (co / vl, co % vl);
+            for t in 0..k {
+                wpk[(b * k + t) * vl + j] = ws[co * k + t];
+            }
+        }
+        Plan {
+            c: g.c_in,
+            h: g.input[1],
+            w: g.input[2],
+            o: g.c_out,
+            oh: g.output[1],
+            ow,
+            sy,
+            sx,
+            top: g.p.pad_lo[1],
+            left: g.p.pad_lo[2],
+            extra_rows,
+            wq,
+            v,
+            lanes,
+            blocks,
+            p,
+            chunks,
+            taps,
+            wpk,
+        }
+    }
+
+    fn k(&self) -> usize {
+        self.taps.len()
+    }
+
+    /// Scratch elements for a band of `rows` output rows.
+    fn scratch_len(&self, rows: usize) -> usize {
+        self.c * self.sy * self.sx * (rows + self.extra_rows) * self.wq
+    }
+
+    /// Tap offsets into the scratch of a band of `rows` output rows.
+    fn offsets(&self, rows: usize) -> Vec<usize> {
+        let plane = (rows + self.extra_rows) * self.wq;
+        self.taps
+            .iter()
+            .map(|&(ph, r, c)| ph * plane + r * self.wq + c)
+            .collect()
+    }
+
+    /// Copy the input rows that output rows `oy0 .. oy0 + rows` of image `xi` (one
+    /// image, `(C, H, W)`) read into `dst`, as zero-padded phase planes.
+    fn fill(&self, xi: &[T], oy0: usize, rows: usize, dst: &mut [T]) {
+        let hq = rows + self.extra_rows;
+        let wq = self.wq;
+        let (h, w) = (self.h, self.w);
+        let mut k = 0;
+        for c in 0..self.c {
+            let xc = &xi[c * h * w..(c + 1) * h * w];
+            for py in 0..self.sy {
+                for px in 0..self.sx {
+                    for qy in 0..hq {
+                        let row = &mut dst[k..k + wq];
+                        k += wq;
+                        let yp = (oy0 + qy) * self.sy + py;
+                        if yp < self.top || yp - self.top >= h {
+                            row.fill(T::zero());
+                            continue;
+                        }
+                        let src = &xc[(yp - self.top) * w..(yp - self.top + 1) * w];
+                        // columns qx with left <= qx * sx + px < left + w
+                        let lo = if self.left > px { (self.left - px).div_ceil(self.sx) } else { 0 }.min(wq);
+                        let hi = (self.left + w).saturating_sub(px).div_ceil(self.sx).clamp(lo, wq);
+                        row[..lo].fill(T::zero());
+                        row[hi..].fill(T::zero());
+                        if hi == lo {
+                            continue;
+                        }
+                        if self.sx == 1 {
+                            let s0 = lo + px - self.left;
+                            row[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                        } else {
+                            for (qx, d) in (lo..hi).zip(row[lo..hi].iter_mut()) {
+                                *d = src[qx * self.sx + px - self.left];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One register block: `tile[p * V * W + j] = sum over taps t of
+/// x[base + offs[t] + p] * wpk[t * V * W + j]`, `p < P`, `j < V * W`.
+type Kern<T> = unsafe fn(*const T, &[usize], *const T, *mut T);
+
+/// Portable kernel: plain multiply then add, in tap order.
+///
+/// # Safety
+/// `x + offs[t] + p` must be readable for every tap and `p < P`, `w` must hold
+/// `offs.len() * V * W` values and `tile` room for `P * V * W`.
+unsafe fn kern_portable<T: Scalar, const P: usize, const V: usize, const W: usize>(
+    x: *const T,
+    offs: &[usize],
+    w: *const T,
+    tile: *mut T,
+) {
+    let mut acc = [[[T::zero(); W]; V]; P];
+    let mut wp = w;
+    for &off in offs {
+        let xp = x.add(off);
+        let wv: [[T; W]; V] = std::ptr::read_unaligned(wp as *const [[T; W]; V]);
+        for p in 0..P {
+            let xv = *xp.add(p);
+            for v in 0..V {
+                for l in 0..W {
+                    acc[p][v][l] = acc[p][v][l] + xv * wv[v][l];
+                }
+            }
+        }
+        wp = wp.add(V * W);
+    }
+    std::ptr::write_unaligned(tile as *mut [[[T; W]; V]; P], acc);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// f32, 16 lanes: see [`super::Kern`].
+    ///
+    /// # Safety
+    /// AVX-512F present; pointers as for [`super::kern_portable`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kern_f32<const P: usize, const V: usize>(
+        x: *const f32,
+        offs: &[usize],
+        w: *const f32,
+        tile: *mut f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); V]; P];
+        let mut wp = w;
+        for &off in offs {
+            let xp = x.add(off);
+            let mut wv = [_mm512_setzero_ps(); V];
+            for (v, r) in wv.iter_mut().enumerate() {
+                *r = _mm512_loadu_ps(wp.add(16 * v));
+            }
+            for (p, a) in acc.iter_mut().enumerate() {
+                let xb = _mm512_set1_ps(*xp.add(p));
+                for v in 0..V {
+                    a[v] = _mm512_fmadd_ps(xb, wv[v], a[v]);
+                }
+            }
+            wp = wp.add(16 * V);
+        }
+        for (p, a) in acc.iter().enumerate() {
+            for (v, &r) in a.iter().enumerate() {
+                _mm512_storeu_ps(tile.add((p * V + v) * 16), r);
+            }
+        }
+    }
+
+    /// f64, 8 lanes: see [`super::Kern`].
+    ///
+    /// # Safety
+    /// AVX-512F present; pointers as for [`super::kern_portable`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kern_f64<const P: usize, const V: usize>(
+        x: *const f64,
+        offs: &[usize],
+        w: *const f64,
+        tile: *mut f64,
+    ) {
+        let mut acc = [[_mm512_setzero_pd(); V]; P];
+        let mut wp = w;
+        for &off in offs {
+            let xp = x.add(off);
+            let mut wv = [_mm512_setzero_pd(); V];
+            for (v, r) in wv.iter_mut().enumerate() {
+                *r = _mm512_loadu_pd(wp.add(8 * v));
+            }
+            for (p, a) in acc.iter_mut().enumerate() {
+                let xb = _mm512_set1_pd(*xp.add(p));
+                for v in 0..V {
+                    a[v] = _mm512_fmadd_pd(xb, wv[v], a[v]);
+                }
+            }
+            wp = wp.add(8 * V);
+        }
+        for (p, a) in acc.iter().enumerate() {
+            for (v, &r) in a.iter().enumerate() {
+                _mm512_storeu_pd(tile.add((p * V + v) * 8), r);
+            }
+        }
+    }
+}
+
+/// `$f::<P, V ...>` for the runtime `(v, p)` (p <= p_max(v)).
+macro_rules! pick {
+    ($v:expr, $p:expr, |$P:ident, $V:ident| $e:expr) => {{
+        macro_rules! arm {
+            ($pp:literal, $vv:literal) => {{
+                const $P: usize = $pp;
+                const $V: usize = $vv;
+                $e
+            }};
+        }
+        match ($v, $p) {
+            (1, 1) => arm!(1, 1), (1, 2) => arm!(2, 1), (1, 3) => arm!(3, 1), (1, 4) => arm!(4, 1),
+            (1, 5) => arm!(5, 1), (1, 6) => arm!(6, 1), (1, 7) => arm!(7, 1), (1, 8) => arm!(8, 1),
+            (1, 9) => arm!(9, 1), (1, 10) => arm!(10, 1), (1, 11) => arm!(11, 1), (1, 12) => arm!(12, 1),
+            (1, 13) => arm!(13, 1), (1, 14) => arm!(14, 1),
+            (2, 1) => arm!(1, 2), (2, 2) => arm!(2, 2), (2, 3) => arm!(3, 2), (2, 4) => arm!(4, 2),
+            (2, 5) => arm!(5, 2), (2, 6) => arm!(6, 2), (2, 7) => arm!(7, 2), (2, 8) => arm!(8, 2),
+            (2, 9) => arm!(9, 2), (2, 10) => arm!(10, 2), (2, 11) => arm!(11, 2), (2, 12) => arm!(12, 2),
+            (3, 1) => arm!(1, 3), (3, 2) => arm!(2, 3), (3, 3) => arm!(3, 3), (3, 4) => arm!(4, 3),
+            (3, 5) => arm!(5, 3), (3, 6) => arm!(6, 3), (3, 7) => arm!(7, 3), (3, 8) => arm!(8, 3),
+            (4, 1) => arm!(1, 4), (4, 2) => arm!(2, 4), (4, 3) => arm!(3, 4), (4, 4) => arm!(4, 4),
+            (4, 5) => arm!(5, 4), (4, 6) => arm!(6, 4),
+            _ => unreachable!("direct conv: no register block {:?}", ($v, $p)),
+        }
+    }};
+}
+
+/// The kernel for `T`, `v` channel vectors and `p` pixels.
+fn kernel<T: Scalar>(v: usize, p: usize, simd: bool) -> Kern<T> {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        if is::<T, f32>() {
+            let f: Kern<f32> = pick!(v, p, |P, V| avx512::kern_f32::<P, V> as Kern<f32>);
+            // SAFETY: T is f32, so the two function pointer types are the same.
+            return unsafe { std::mem::transmute::<Kern<f32>, Kern<T>>(f) };
+        }
+        if is::<T, f64>() {
+            let f: Kern<f64> = pick!(v, p, |P, V| avx512::kern_f64::<P, V> as Kern<f64>);
+            // SAFETY: T is f64, so the two function pointer types are the same.
+            return unsafe { std::mem::transmute::<Kern<f64>, Kern<T>>(f) };
+        }
+    }
+    let _ = simd;
+    if is::<T, f32>() {
+        pick!(v, p, |P, V| kern_portable::<T, P, V, 16> as Kern<T>)
+    } else {
+        pick!(v, p, |P, V| kern_portable::<T, P, V, 8> as Kern<T>)
+    }
+}
+
+/// Whether the AVX-512 kernels are used (else the portable one).
+fn use_simd() -> bool {
+    cfg!(target_arch = "x86_64") && level() == SimdLevel::Avx512 && mode() != Mode::Portable
+}
+
+/// Forward convolution of `xs (N, C, H, W)` with `ws (O, C, kh, kw)` plus bias into `out
+/// (N, O, OH, OW)`, all contiguous; `g` must satisfy [`forward_applies`]'s family.
+pub(crate) fn forward<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    forward_with(g, xs, ws, bias, out, use_simd());
+}
+
+pub(crate) fn forward_with<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T], simd: bool) {
+    debug_assert!(family(g));
+    let pl = Plan::new(g, ws);
+    let (oh, ow) = (pl.oh, pl.ow);
+    if g.n == 0 || oh == 0 || ow == 0 || pl.o == 0 {
+        return;
+    }
+    let kern = kernel::<T>(pl.v, pl.p, simd);
+    let vl = pl.v * pl.lanes;
+    // Work cut: bands of `band` rows of one image, or blocks of `imgs` whole images.
+    let row_work = (pl.blocks * vl * ow * pl.k()).max(1);
+    let threads = parallel::num_threads();
+    let rows = (TASK_WORK / row_work).max(1);
+    let (mut band, mut imgs) = if rows >= oh { (oh, (rows / oh).min(g.n)) } else { (rows, 1) };
+    let count = |band: usize, imgs: usize| g.n.div_ceil(imgs) * oh.div_ceil(band);
+    while count(band, imgs) < 4 * threads && (imgs > 1 || band > 1) {
+        if imgs > 1 {
+            imgs /= 2;
+        } else {
+            band = band.div_ceil(2);
+        }
+    }
+    let bands = oh.div_ceil(band);
+    let tasks = g.n.div_ceil(imgs) * bands;
+    let offs = pl.offsets(band);
+    let plane = g.c_in * g.input[1] * g.input[2];
+    let oplane = oh * ow;
+    let optr = SendPtr(out.as_mut_ptr());
+    let body = |bufs: &mut (Vec<T>, Vec<T>), t: usize| {
+        let (scratch, tile) = bufs;
+        let (ib, bi) = (t / bands, t % bands);
+        let (oy0, oy1) = (bi * band, ((bi + 1) * band).min(oh));
+        let rows = oy1 - oy0;
+        // a short last band keeps the full band's scratch layout (offsets unchanged)
+        for ni in ib * imgs..((ib + 1) * imgs).min(g.n) {
+            pl.fill(&xs[ni * plane..(ni + 1) * plane], oy0, band, scratch);
+            for b in 0..pl.blocks {
+                let wb = &pl.wpk[b * pl.k() * vl..(b + 1) * pl.k() * vl];
+                let co0 = b * vl;
+                let nco = vl.min(pl.o - co0);
+                for r in 0..rows {
+                    for ch in 0..pl.chunks {
+                        let ox0 = ch * pl.p;
+                        if ox0 >= ow {
+                            break;
+                        }
+                        let np = pl.p.min(ow - ox0);
+                        // SAFETY: the scratch covers every tap of every pixel of the chunk
+                        // (see Plan::fill: wq >= chunks * p + kernel reach), the packed
+                        // weights hold K x vl values and the tile P x vl.
+                        unsafe { kern(scratch.as_ptr().add(r * pl.wq + ox0), &offs, wb.as_ptr(), tile.as_mut_ptr()) };
+                        for j in 0..nco {
+                            let co = co0 + j;
+                            let bv = bias.map_or(T::zero(), |b| b[co]);
+                            let o0 = (ni * pl.o + co) * oplane + (oy0 + r) * ow + ox0;
+                            // SAFETY: task t alone writes output rows oy0..oy1 of its images.
+                            let dst = unsafe { std::slice::from_raw_parts_mut(optr.get().add(o0), np) };
+                            for (p, d) in dst.iter_mut().enumerate() {
+                                *d = tile[p * vl + j] + bv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let lens = (pl.scratch_len(band), pl.p * vl);
+    parallel::run(g.macs(), || {
+        (0..tasks)
+            .into_par_iter()
+            .for_each_init(|| (vec![T::zero(); lens.0], vec![T::zero(); lens.1]), body);
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ConvParams, Geom};
+    use super::*;
+
+    fn naive(g: &Geom, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+        let [_, h, wd] = g.input;
+        let [_, kh, kw] = g.kernel;
+        let [_, oh, ow] = g.output;
+        let p = g.p;
+        let mut out = vec![0.0; g.n * g.c_out * oh * ow];
+        for n in 0..g.n {
+            for o in 0..g.c_out {
+                for y in 0..oh {
+                    for xo in 0..ow {
+                        let mut s = b.map_or(0.0, |b| b[o]);
+                        for c in 0..g.c_in {
+                            for ky in 0..kh {
+                                for kx in 0..kw {
+                                    let iy = (y * p.stride[1] + ky * p.dilation[1]) as isize - p.pad_lo[1] as isize;
+                                    let ix = (xo * p.stride[2] + kx * p.dilation[2]) as isize - p.pad_lo[2] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    s += x[((n * g.c_in + c) * h + iy as usize) * wd + ix as usize]
+                                        * w[((o * g.c_in + c) * kh + ky) * kw + kx];
+                                }
+                            }
+                        }
+                        out[((n * g.c_out + o) * oh + y) * ow + xo] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn data(n: usize, seed: u64) -> Vec<f64> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn geom(n: usize, c: usize, o: usize, h: usize, w: usize, k: [usize; 2], s: [usize; 2], d: [usize; 2], lo: [usize; 2], hi: [usize; 2]) -> Geom {
+        let p = ConvParams {
+            stride: [1, s[0], s[1]],
+            dilation: [1, d[0], d[1]],
+            pad_lo: [0, lo[0], lo[1]],
+            pad_hi: [0, hi[0], hi[1]],
+            groups: 1,
+        };
+        Geom::new("t", [n, c, 1, h, w], [o, c, 1, k[0], k[1]], p).unwrap()
+    }
+
+    fn cases() -> Vec<Geom> {
+        vec![
+            geom(2, 6, 16, 14, 14, [5, 5], [1, 1], [1, 1], [0, 0], [0, 0]),
+            geom(1, 3, 64, 23, 29, [7, 7], [2, 2], [1, 1], [3, 3], [3, 3]),
+            geom(3, 3, 8, 9, 11, [4, 4], [1, 1], [1, 1], [1, 1], [2, 2]),
+            geom(2, 2, 17, 13, 31, [3, 3], [3, 2], [1, 1], [1, 0], [1, 2]),
+            geom(2, 4, 33, 12, 15, [3, 2], [1, 1], [2, 3], [2, 1], [2, 3]),
+            geom(1, 1, 100, 5, 40, [1, 3], [1, 1], [1, 1], [0, 1], [0, 1]),
+            geom(2, 5, 130, 6, 7, [3, 3], [2, 1], [1, 2], [4, 3], [0, 5]),
+            geom(1, 2, 5, 1, 1, [1, 1], [1, 1], [1, 1], [0, 0], [0, 0]),
+        ]
+    }
+
+    fn check<T: Scalar>(simd: bool, tol: f64) {
+        for (i, g) in cases().iter().enumerate() {
+            let x = data(g.n * g.c_in * g.input[1] * g.input[2], 1 + i as u64);
+            let w = data(g.c_out * g.k_rows(), 100 + i as u64);
+            let b = data(g.c_out, 200 + i as u64);
+            let want = naive(g, &x, &w, Some(&b));
+            let xt: Vec<T> = x.iter().map(|&v| T::from_f64(v).unwrap()).collect();
+            let wt: Vec<T> = w.iter().map(|&v| T::from_f64(v).unwrap()).collect();
+            let bt: Vec<T> = b.iter().map(|&v| T::from_f64(v).unwrap()).collect();
+            let mut got = vec![T::nan(); want.len()];
+            forward_with(g, &xt, &wt, Some(&bt), &mut got, simd);
+            for (j, (a, e)) in got.iter().zip(&want).enumerate() {
+                let a = a.to_f64().unwrap();
+                assert!((a - e).abs() <= tol * (1.0 + e.abs()), "case {i} ({g:?}) at {j}: {a} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn portable_matches_naive() {
+        check::<f64>(false, 1e-12);
+        check::<f32>(false, 1e-5);
+    }
+
+    #[test]
+    fn simd_matches_naive() {
+        if level() != SimdLevel::Avx512 {
+            return;
+        }
+        check::<f64>(true, 1e-12);
+        check::<f32>(true, 1e-5);
+    }
+
+    #[test]
+    fn every_register_block_matches_portable() {
+        if level() != SimdLevel::Avx512 {
+            return;
+        }
+        // output widths 1..=28 with 16/32/48/64 channels reach every (v, p) pair
+        for o in [16, 32, 48, 64] {
+            for ow in 1..=28 {
+                let g = geom(1, 2, o, 3, ow + 2, [3, 3], [1, 1], [1, 1], [0, 0], [0, 0]);
+                let x: Vec<f32> = data(2 * 3 * (ow + 2), ow as u64).iter().map(|&v| v as f32).collect();
+                let w: Vec<f32> = data(o * 18, 7).iter().map(|&v| v as f32).collect();
+                let mut a = vec![0f32; o * ow];
+                let mut b = vec![0f32; o * ow];
+                forward_with(&g, &x, &w, None, &mut a, true);
+                forward_with(&g, &x, &w, None, &mut b, false);
+                for (p, q) in a.iter().zip(&b) {
+                    assert!((p - q).abs() <= 1e-5 * (1.0 + q.abs()), "o {o} ow {ow}: {p} vs {q}");
+                }
+            }
+        }
+    }
+}
