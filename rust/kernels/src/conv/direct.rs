@@ -48,7 +48,10 @@ const fn p_max(v: usize) -> usize {
 }
 
 /// Multiply-adds per task aimed for (about 10-20 us on one core).
-const TASK_WORK: usize = 1 << 21;
+const TASK_WORK: usize = 1 << 23;
+
+/// Bytes of register-block results gathered before they are written out transposed.
+const TILE_BYTES: usize = 32 << 10;
 
 /// Largest `K = C_in * kh * kw` sent here. Measured crossover: see [`forward_applies`].
 const MAX_K: usize = 256;
@@ -207,37 +210,33 @@ impl<T: Scalar> Plan<T> {
     /// Copy the input rows that output rows `oy0 .. oy0 + rows` of image `xi` (one
     /// image, `(C, H, W)`) read into `dst`, as zero-padded phase planes.
     fn fill(&self, xi: &[T], oy0: usize, rows: usize, dst: &mut [T]) {
-        let hq = rows + self.extra_rows;
-        let wq = self.wq;
-        let (h, w) = (self.h, self.w);
-        let mut k = 0;
+        let (hq, wq) = (rows + self.extra_rows, self.wq);
+        let (h, w, sy, sx, top, left) = (self.h, self.w, self.sy, self.sx, self.top, self.left);
+        let mut rows_out = dst.chunks_exact_mut(wq);
         for c in 0..self.c {
             let xc = &xi[c * h * w..(c + 1) * h * w];
-            for py in 0..self.sy {
-                for px in 0..self.sx {
+            for py in 0..sy {
+                for px in 0..sx {
+                    // columns qx with left <= qx * sx + px < left + w
+                    let lo = if left > px { (left - px).div_ceil(sx) } else { 0 }.min(wq);
+                    let hi = (left + w).saturating_sub(px).div_ceil(sx).clamp(lo, wq);
+                    // first input column read: lo * sx + px - left
+                    let s0 = (lo * sx + px).saturating_sub(left);
                     for qy in 0..hq {
-                        let row = &mut dst[k..k + wq];
-                        k += wq;
-                        let yp = (oy0 + qy) * self.sy + py;
-                        if yp < self.top || yp - self.top >= h {
+                        let row = rows_out.next().expect("scratch holds every phase row");
+                        let yp = (oy0 + qy) * sy + py;
+                        if yp < top || yp - top >= h || hi == lo {
                             row.fill(T::zero());
                             continue;
                         }
-                        let src = &xc[(yp - self.top) * w..(yp - self.top + 1) * w];
-                        // columns qx with left <= qx * sx + px < left + w
-                        let lo = if self.left > px { (self.left - px).div_ceil(self.sx) } else { 0 }.min(wq);
-                        let hi = (self.left + w).saturating_sub(px).div_ceil(self.sx).clamp(lo, wq);
+                        let src = &xc[(yp - top) * w..(yp - top + 1) * w];
                         row[..lo].fill(T::zero());
                         row[hi..].fill(T::zero());
-                        if hi == lo {
-                            continue;
-                        }
-                        if self.sx == 1 {
-                            let s0 = lo + px - self.left;
+                        if sx == 1 {
                             row[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
                         } else {
-                            for (qx, d) in (lo..hi).zip(row[lo..hi].iter_mut()) {
-                                *d = src[qx * self.sx + px - self.left];
+                            for (d, &v) in row[lo..hi].iter_mut().zip(src[s0..].iter().step_by(sx)) {
+                                *d = v;
                             }
                         }
                     }
@@ -314,6 +313,71 @@ mod avx512 {
         for (p, a) in acc.iter().enumerate() {
             for (v, &r) in a.iter().enumerate() {
                 _mm512_storeu_ps(tile.add((p * V + v) * 16), r);
+            }
+        }
+    }
+
+    /// 16 x 16 transpose: `r[i][j]` becomes `r[j][i]`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose16(r: &mut [__m512; 16]) {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // r[4g + k], lane block L: column 4L + k of rows 4g .. 4g + 4
+        for g in 0..4 {
+            r[4 * g] = _mm512_shuffle_ps::<0x44>(t[4 * g], t[4 * g + 2]);
+            r[4 * g + 1] = _mm512_shuffle_ps::<0xee>(t[4 * g], t[4 * g + 2]);
+            r[4 * g + 2] = _mm512_shuffle_ps::<0x44>(t[4 * g + 1], t[4 * g + 3]);
+            r[4 * g + 3] = _mm512_shuffle_ps::<0xee>(t[4 * g + 1], t[4 * g + 3]);
+        }
+        for h in 0..2 {
+            for k in 0..4 {
+                t[8 * h + k] = _mm512_shuffle_f32x4::<0x88>(r[8 * h + k], r[8 * h + k + 4]);
+                t[8 * h + k + 4] = _mm512_shuffle_f32x4::<0xdd>(r[8 * h + k], r[8 * h + k + 4]);
+            }
+        }
+        for k in 0..8 {
+            r[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[k + 8]);
+            r[k + 8] = _mm512_shuffle_f32x4::<0xdd>(t[k], t[k + 8]);
+        }
+    }
+
+    /// See [`super::Writer`]; `vl` is a multiple of 16.
+    ///
+    /// # Safety
+    /// AVX-512F present; `tile` holds `(npos + 16) * vl` values, `dst + j * ld + pos` is
+    /// writable for `j < nco`, `pos < npos`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn write_f32(
+        tile: &[f32],
+        vl: usize,
+        npos: usize,
+        nco: usize,
+        bias: Option<&[f32]>,
+        dst: *mut f32,
+        ld: usize,
+    ) {
+        debug_assert!(vl % 16 == 0 && tile.len() >= (npos.div_ceil(16) * 16) * vl);
+        let tp = tile.as_ptr();
+        let mut r = [_mm512_setzero_ps(); 16];
+        for j0 in (0..nco).step_by(16) {
+            let nj = (nco - j0).min(16);
+            for p0 in (0..npos).step_by(16) {
+                let np = (npos - p0).min(16);
+                for (i, v) in r.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(tp.add((p0 + i) * vl + j0));
+                }
+                transpose16(&mut r);
+                let mask: __mmask16 = if np == 16 { 0xffff } else { (1u16 << np) - 1 };
+                for (j, &v) in r[..nj].iter().enumerate() {
+                    let v = match bias {
+                        Some(b) => _mm512_add_ps(v, _mm512_set1_ps(b[j0 + j])),
+                        None => v,
+                    };
+                    _mm512_mask_storeu_ps(dst.add((j0 + j) * ld + p0), mask, v);
+                }
             }
         }
     }
@@ -408,13 +472,31 @@ fn use_simd() -> bool {
     cfg!(target_arch = "x86_64") && level() == SimdLevel::Avx512 && mode() != Mode::Portable
 }
 
-/// Forward convolution of `xs (N, C, H, W)` with `ws (O, C, kh, kw)` plus bias into `out
-/// (N, O, OH, OW)`, all contiguous; `g` must satisfy [`forward_applies`]'s family.
-pub(crate) fn forward<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T]) {
-    forward_with(g, xs, ws, bias, out, use_simd());
+/// Forward convolution of `xs (N, C, H, W)` with `ws (O, C, kh, kw)` plus bias, into a
+/// new `(N, O, 1, OH, OW)` array; `g` must be in [`forward_applies`]'s family. The output
+/// is not zero-filled first: every element is written exactly once.
+pub(crate) fn forward_new<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>) -> ndarray::Array5<T> {
+    let [_, oh, ow] = g.output;
+    let shape = [g.n, g.c_out, 1, oh, ow];
+    let len: usize = shape.iter().product();
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    crate::memory::advise_huge_pages(v.as_ptr().cast(), len * std::mem::size_of::<T>());
+    forward_raw(g, xs, ws, bias, v.as_mut_ptr(), use_simd());
+    // SAFETY: forward_raw wrote all `len` elements (every channel of every output
+    // position of every image, see the writers), and T is a plain float.
+    unsafe { v.set_len(len) };
+    ndarray::Array5::from_shape_vec(shape, v).expect("shape matches length")
 }
 
+/// [`forward_new`] into `out (N, O, OH, OW)`, with the AVX-512 kernels or the portable one.
+#[cfg(test)]
 pub(crate) fn forward_with<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: &mut [T], simd: bool) {
+    assert_eq!(out.len(), g.n * g.c_out * g.l());
+    forward_raw(g, xs, ws, bias, out.as_mut_ptr(), simd);
+}
+
+/// Writes all `N * O * OH * OW` outputs at `out`.
+fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: *mut T, simd: bool) {
     debug_assert!(family(g));
     let pl = Plan::new(g, ws);
     let (oh, ow) = (pl.oh, pl.ow);
@@ -441,7 +523,12 @@ pub(crate) fn forward_with<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option
     let offs = pl.offsets(band);
     let plane = g.c_in * g.input[1] * g.input[2];
     let oplane = oh * ow;
-    let optr = SendPtr(out.as_mut_ptr());
+    let optr = SendPtr(out);
+    let elem = std::mem::size_of::<T>();
+    // output rows computed into the tile before it is written out transposed
+    let flush_rows = ((TILE_BYTES / (vl * elem)).saturating_sub(pl.p + 16) / ow).clamp(1, band);
+    let tile_len = (flush_rows * ow + pl.p + 16) * vl;
+    let flush = writer::<T>(simd);
     let body = |bufs: &mut (Vec<T>, Vec<T>), t: usize| {
         let (scratch, tile) = bufs;
         let (ib, bi) = (t / bands, t % bands);
@@ -454,38 +541,71 @@ pub(crate) fn forward_with<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option
                 let wb = &pl.wpk[b * pl.k() * vl..(b + 1) * pl.k() * vl];
                 let co0 = b * vl;
                 let nco = vl.min(pl.o - co0);
-                for r in 0..rows {
-                    for ch in 0..pl.chunks {
-                        let ox0 = ch * pl.p;
-                        if ox0 >= ow {
-                            break;
-                        }
-                        let np = pl.p.min(ow - ox0);
-                        // SAFETY: the scratch covers every tap of every pixel of the chunk
-                        // (see Plan::fill: wq >= chunks * p + kernel reach), the packed
-                        // weights hold K x vl values and the tile P x vl.
-                        unsafe { kern(scratch.as_ptr().add(r * pl.wq + ox0), &offs, wb.as_ptr(), tile.as_mut_ptr()) };
-                        for j in 0..nco {
-                            let co = co0 + j;
-                            let bv = bias.map_or(T::zero(), |b| b[co]);
-                            let o0 = (ni * pl.o + co) * oplane + (oy0 + r) * ow + ox0;
-                            // SAFETY: task t alone writes output rows oy0..oy1 of its images.
-                            let dst = unsafe { std::slice::from_raw_parts_mut(optr.get().add(o0), np) };
-                            for (p, d) in dst.iter_mut().enumerate() {
-                                *d = tile[p * vl + j] + bv;
-                            }
+                let mut r0 = 0;
+                while r0 < rows {
+                    let r1 = (r0 + flush_rows).min(rows);
+                    // chunks in order: a row's last chunk spills past the row end into
+                    // the next row's slots, which that row's first chunk then overwrites
+                    for r in r0..r1 {
+                        for ch in 0..pl.chunks {
+                            let ox0 = ch * pl.p;
+                            let at = ((r - r0) * ow + ox0) * vl;
+                            // SAFETY: the scratch covers every tap of every pixel of the chunk
+                            // (Plan::fill: wq >= chunks * p + kernel reach), the packed
+                            // weights hold K x vl values, the tile slack takes the spill.
+                            unsafe {
+                                kern(scratch.as_ptr().add(r * pl.wq + ox0), &offs, wb.as_ptr(), tile.as_mut_ptr().add(at))
+                            };
                         }
                     }
+                    let o0 = (ni * pl.o + co0) * oplane + (oy0 + r0) * ow;
+                    // SAFETY: task t alone writes output rows oy0..oy1 of its images; the
+                    // writer touches positions (r1 - r0) * ow of channels co0..co0 + nco.
+                    unsafe { flush(tile, vl, (r1 - r0) * ow, nco, bias.map(|b| &b[co0..co0 + nco]), optr.get().add(o0), oplane) };
+                    r0 = r1;
                 }
             }
         }
     };
-    let lens = (pl.scratch_len(band), pl.p * vl);
+    let lens = (pl.scratch_len(band), tile_len);
     parallel::run(g.macs(), || {
         (0..tasks)
             .into_par_iter()
             .for_each_init(|| (vec![T::zero(); lens.0], vec![T::zero(); lens.1]), body);
     });
+}
+
+/// Writes `npos` positions of a tile `(positions, vl)` transposed: channel `j < nco` to
+/// `dst + j * ld + pos`, plus `bias[j]`. The tile must hold 16 positions past `npos`.
+type Writer<T> = unsafe fn(&[T], usize, usize, usize, Option<&[T]>, *mut T, usize);
+
+unsafe fn write_portable<T: Scalar>(tile: &[T], vl: usize, npos: usize, nco: usize, bias: Option<&[T]>, dst: *mut T, ld: usize) {
+    for j in 0..nco {
+        let d = std::slice::from_raw_parts_mut(dst.add(j * ld), npos);
+        match bias {
+            Some(b) => {
+                for (pos, v) in d.iter_mut().enumerate() {
+                    *v = tile[pos * vl + j] + b[j];
+                }
+            }
+            None => {
+                for (pos, v) in d.iter_mut().enumerate() {
+                    *v = tile[pos * vl + j];
+                }
+            }
+        }
+    }
+}
+
+fn writer<T: Scalar>(simd: bool) -> Writer<T> {
+    #[cfg(target_arch = "x86_64")]
+    if simd && is::<T, f32>() {
+        let f: Writer<f32> = avx512::write_f32;
+        // SAFETY: T is f32, so the two function pointer types are the same.
+        return unsafe { std::mem::transmute::<Writer<f32>, Writer<T>>(f) };
+    }
+    let _ = simd;
+    write_portable::<T>
 }
 
 #[cfg(test)]

@@ -132,21 +132,21 @@ pub fn conv_forward<T: Scalar>(
     let g = Geom::new("conv", shape5(&x), shape5(&w), p)?;
     check_bias("conv", bias.as_ref(), g.c_out)?;
     let [od, oh, ow] = g.output;
-    let mut out = zeros5::<T>([g.n, g.c_out, od, oh, ow]);
-    if out.is_empty() {
-        return Ok(out);
+    let shape = [g.n, g.c_out, od, oh, ow];
+    if shape.contains(&0) {
+        return Ok(zeros5::<T>(shape));
     }
     let x = x.as_standard_layout();
     let w = w.as_standard_layout();
     let bias = bias.map(|b| b.to_vec());
     let xs = x.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
+    if direct::forward_applies(&g, std::mem::size_of::<T>()) {
+        return Ok(direct::forward_new(&g, xs, ws, bias.as_deref()));
+    }
+    let mut out = zeros5::<T>(shape);
     if g.depthwise() {
         depthwise::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
-        return Ok(out);
-    }
-    if direct::forward_applies(&g, std::mem::size_of::<T>()) {
-        direct::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
         return Ok(out);
     }
     if winograd::forward_applies(&g, std::mem::size_of::<T>()) {
