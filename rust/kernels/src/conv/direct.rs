@@ -50,6 +50,9 @@ const fn p_max(v: usize) -> usize {
 /// Multiply-adds per task aimed for (about 10-20 us on one core).
 const TASK_WORK: usize = 1 << 23;
 
+/// Outputs of at least this many bytes are written with streaming stores.
+const STREAM_BYTES: usize = 16 << 20;
+
 /// Bytes of register-block results gathered before they are written out transposed.
 const TILE_BYTES: usize = 32 << 10;
 
@@ -358,6 +361,7 @@ mod avx512 {
         bias: Option<&[f32]>,
         dst: *mut f32,
         ld: usize,
+        stream: bool,
     ) {
         debug_assert!(vl % 16 == 0 && tile.len() >= (npos.div_ceil(16) * 16) * vl);
         let tp = tile.as_ptr();
@@ -376,10 +380,16 @@ mod avx512 {
                         Some(b) => _mm512_add_ps(v, _mm512_set1_ps(b[j0 + j])),
                         None => v,
                     };
-                    _mm512_mask_storeu_ps(dst.add((j0 + j) * ld + p0), mask, v);
+                    let d = dst.add((j0 + j) * ld + p0);
+                    if stream && np == 16 && (d as usize) % 64 == 0 {
+                        _mm512_stream_ps(d, v);
+                    } else {
+                        _mm512_mask_storeu_ps(d, mask, v);
+                    }
                 }
             }
         }
+        _mm_sfence();
     }
 
     /// f64, 8 lanes: see [`super::Kern`].
@@ -479,13 +489,26 @@ pub(crate) fn forward_new<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<
     let [_, oh, ow] = g.output;
     let shape = [g.n, g.c_out, 1, oh, ow];
     let len: usize = shape.iter().product();
-    let mut v: Vec<T> = Vec::with_capacity(len);
-    crate::memory::advise_huge_pages(v.as_ptr().cast(), len * std::mem::size_of::<T>());
-    forward_raw(g, xs, ws, bias, v.as_mut_ptr(), use_simd());
-    // SAFETY: forward_raw wrote all `len` elements (every channel of every output
-    // position of every image, see the writers), and T is a plain float.
-    unsafe { v.set_len(len) };
-    ndarray::Array5::from_shape_vec(shape, v).expect("shape matches length")
+    // 64-byte aligned start, so whole output rows can be written with streaming stores
+    let lanes = lanes::<T>();
+    let mut v: Vec<T> = Vec::with_capacity(len + lanes);
+    crate::memory::advise_huge_pages(v.as_ptr().cast(), (len + lanes) * std::mem::size_of::<T>());
+    let skip = (v.as_ptr() as usize).wrapping_neg() % 64 / std::mem::size_of::<T>();
+    // SAFETY: skip + len <= capacity.
+    forward_raw(g, xs, ws, bias, unsafe { v.as_mut_ptr().add(skip) }, use_simd());
+    // SAFETY: forward_raw wrote all `len` elements from `skip` on (every channel of every
+    // output position of every image, see the writers); the others are set here, and T
+    // is a plain float.
+    unsafe {
+        for i in (0..skip).chain(skip + len..len + lanes) {
+            v.as_mut_ptr().add(i).write(T::zero());
+        }
+        v.set_len(len + lanes);
+    }
+    ndarray::Array1::from_vec(v)
+        .slice_move(ndarray::s![skip..skip + len])
+        .into_shape_with_order(shape)
+        .expect("shape matches length")
 }
 
 /// [`forward_new`] into `out (N, O, OH, OW)`, with the AVX-512 kernels or the portable one.
@@ -529,6 +552,8 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
     let flush_rows = ((TILE_BYTES / (vl * elem)).saturating_sub(pl.p + 16) / ow).clamp(1, band);
     let tile_len = (flush_rows * ow + pl.p + 16) * vl;
     let flush = writer::<T>(simd);
+    // outputs much larger than the L2 caches bypass them (streaming stores)
+    let stream = g.n * pl.o * oplane * elem >= STREAM_BYTES;
     let body = |bufs: &mut (Vec<T>, Vec<T>), t: usize| {
         let (scratch, tile) = bufs;
         let (ib, bi) = (t / bands, t % bands);
@@ -561,7 +586,7 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
                     let o0 = (ni * pl.o + co0) * oplane + (oy0 + r0) * ow;
                     // SAFETY: task t alone writes output rows oy0..oy1 of its images; the
                     // writer touches positions (r1 - r0) * ow of channels co0..co0 + nco.
-                    unsafe { flush(tile, vl, (r1 - r0) * ow, nco, bias.map(|b| &b[co0..co0 + nco]), optr.get().add(o0), oplane) };
+                    unsafe { flush(tile, vl, (r1 - r0) * ow, nco, bias.map(|b| &b[co0..co0 + nco]), optr.get().add(o0), oplane, stream) };
                     r0 = r1;
                 }
             }
@@ -577,9 +602,18 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
 
 /// Writes `npos` positions of a tile `(positions, vl)` transposed: channel `j < nco` to
 /// `dst + j * ld + pos`, plus `bias[j]`. The tile must hold 16 positions past `npos`.
-type Writer<T> = unsafe fn(&[T], usize, usize, usize, Option<&[T]>, *mut T, usize);
+type Writer<T> = unsafe fn(&[T], usize, usize, usize, Option<&[T]>, *mut T, usize, bool);
 
-unsafe fn write_portable<T: Scalar>(tile: &[T], vl: usize, npos: usize, nco: usize, bias: Option<&[T]>, dst: *mut T, ld: usize) {
+unsafe fn write_portable<T: Scalar>(
+    tile: &[T],
+    vl: usize,
+    npos: usize,
+    nco: usize,
+    bias: Option<&[T]>,
+    dst: *mut T,
+    ld: usize,
+    _stream: bool,
+) {
     for j in 0..nco {
         let d = std::slice::from_raw_parts_mut(dst.add(j * ld), npos);
         match bias {
