@@ -96,6 +96,14 @@ fn family(g: &Geom) -> bool {
 }
 
 /// Whether the forward convolution goes through this path (and should, by speed).
+///
+/// Measured (2 threads, f32, ms direct / im2col + GEMM in the same run): N256 C6 14x14
+/// k5 O16 0.38 / 1.19; N8 C3 224x224 k7 s2 O64 4.6 / 15.4; N64 C3 64x64 k4 O8 1.21 /
+/// 1.46; N32 C8 32x32 k5 O32 1.92 / 3.10; N8 C64 28x28 k2 s2 O64 (K = 256) 0.30 / 0.53;
+/// N64 C1 28x28 k5 O6 0.149 / 0.176; N64 C3 32x32 k3 O8 0.26 / 0.33. With fewer taps
+/// and more channels the output's transposed write dominates and im2col wins or ties:
+/// N64 C3 32x32 k3 O16 (K = 27) 0.48 / 0.40, N32 C4 64x64 k3 O64 (K = 36) 6.5 / 6.1.
+/// Shapes Winograd takes stay there (ties or better: N32 C28 28x28 k3 O64 3.8 / 3.7).
 pub(crate) fn forward_applies(g: &Geom, elem: usize) -> bool {
     let m = mode();
     if m == Mode::Off || !family(g) || g.pointwise() {
@@ -104,9 +112,8 @@ pub(crate) fn forward_applies(g: &Geom, elem: usize) -> bool {
     if m == Mode::Auto && level() != SimdLevel::Avx512 {
         return false;
     }
-    let _ = elem;
     let k = g.k_rows();
-    k <= MAX_K && g.c_out <= 128 && g.c_out >= 12
+    k <= MAX_K && g.c_out <= 128 && (k >= 32 || g.c_out <= 8) && !super::winograd::forward_applies(g, elem)
 }
 
 /// Everything the tasks share: scratch geometry, tap offsets, packed weights.
