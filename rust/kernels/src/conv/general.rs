@@ -406,6 +406,10 @@ pub fn conv_weight_grad<T: Scalar>(
         depthwise::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
         return Ok(dw);
     }
+    if direct::weight_grad_applies(&g, std::mem::size_of::<T>()) {
+        direct::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
+        return Ok(dw);
+    }
     let (l, k) = (g.l(), g.k_rows());
     let lt = tile_len(&g, std::mem::size_of::<T>());
     let ntiles = l.div_ceil(lt);
