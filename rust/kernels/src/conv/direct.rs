@@ -1,8 +1,9 @@
-//! Direct ("implicit GEMM") forward convolution for few taps per output: 2-D, one group,
+//! Direct ("implicit GEMM") convolution for few taps per output: 2-D, one group,
 //! `K = C_in * kh * kw` small (first layers: RGB stems, LeNet), where im2col would write
-//! and read a column matrix K times the input's size for a skinny GEMM.
+//! and read a column matrix K times the input's size for a skinny GEMM. Forward pass and
+//! weight gradient; the input gradient stays with im2col/col2im.
 //!
-//! Per task (a block of images, or a band of output rows of one image):
+//! Forward, per task (a block of images, or a band of output rows of one image):
 //! - the input rows the band reads are copied into a zero-padded scratch, split into
 //!   `stride_y * stride_x` phase planes per channel, so that consecutive output pixels of
 //!   a row read consecutive scratch elements for every tap, whatever the stride, and no
@@ -13,18 +14,27 @@
 //!   vectors (`W` lanes: 16 f32 or 8 f64), in blocks of at most 4 vectors;
 //! - a register block of `P` consecutive pixels of an output row times `V` vectors of
 //!   output channels runs over the K taps: broadcast the input value of each pixel and
-//!   multiply-add it with the weight vectors; the block is then written transposed into
-//!   the NCHW output with the bias. Rows are cut into equal chunks of at most `P_max(V)`
-//!   pixels; the last chunk of a row may compute a few pixels past its end (reading the
-//!   scratch's zero columns) that are not written.
+//!   multiply-add it with the weight vectors. Rows are cut into equal chunks of at most
+//!   `P_max(V)` pixels; the last chunk of a row may compute a few pixels past its end
+//!   (reading scratch columns) whose results land in the tile slots the next row then
+//!   overwrites. The blocks of a few rows are gathered in a small tile and written into
+//!   the NCHW output by 16 x 16 transposes (plus the bias); outputs much larger than the
+//!   caches are written with streaming stores into a 64-byte aligned array that is not
+//!   zero-filled first.
 //!
-//! Every output is the same fixed-order sum over the K taps whatever the tiling, so the
-//! result does not depend on the thread count or on how the work is cut. AVX-512 kernels
-//! (f32 and f64, fused multiply-adds) are chosen at run time; the portable kernel (plain
-//! multiply then add) gives the same results up to rounding and serves as their reference.
-//! On CPUs without AVX-512 the im2col + GEMM path (with the gemm crate's own AVX2
-//! kernels) stays in charge. `OXINET_DIRECT_CONV=0` turns this path off,
-//! `OXINET_DIRECT_CONV=portable` forces the portable kernel (tests).
+//! Weight gradient, see [`weight_grad`]: the same scratch; `dy` rows and shifted scratch
+//! rows are both contiguous, so blocks of 4 channels x 6 taps are sums of products of
+//! vectors along the output rows.
+//!
+//! Every forward output is the same fixed-order sum over the K taps whatever the tiling,
+//! so the result does not depend on the thread count or on how the work is cut (with
+//! AVX-512 it even equals the im2col + GEMM path bit for bit on the shapes measured); the
+//! weight gradient's cut is a function of the shapes only. AVX-512 kernels (f32 and f64,
+//! fused multiply-adds) are chosen at run time; the portable kernels (plain multiply then
+//! add) give the same results up to rounding and serve as their reference. On CPUs
+//! without AVX-512 the im2col + GEMM path (with the gemm crate's own AVX2 kernels) stays
+//! in charge. `OXINET_DIRECT_CONV=0` turns these paths off, `OXINET_DIRECT_CONV=portable`
+//! forces the portable kernels (tests); read once per process.
 
 use super::im2col::SendPtr;
 use super::Geom;
@@ -87,12 +97,7 @@ fn lanes<T>() -> usize {
 
 /// 2-D (no depth), one group.
 fn family(g: &Geom) -> bool {
-    g.groups == 1
-        && g.kernel[0] == 1
-        && g.input[0] == 1
-        && g.output[0] == 1
-        && g.p.pad_lo[0] == 0
-        && g.p.pad_hi[0] == 0
+    g.groups == 1 && g.kernel[0] == 1 && g.input[0] == 1 && g.output[0] == 1 && g.p.pad_lo[0] == 0 && g.p.pad_hi[0] == 0
 }
 
 /// Whether the forward convolution goes through this path (and should, by speed).
@@ -278,11 +283,11 @@ unsafe fn kern_portable<T: Scalar, const P: usize, const V: usize, const W: usiz
     for &off in offs {
         let xp = x.add(off);
         let wv: [[T; W]; V] = std::ptr::read_unaligned(wp as *const [[T; W]; V]);
-        for p in 0..P {
+        for (p, ap) in acc.iter_mut().enumerate() {
             let xv = *xp.add(p);
-            for v in 0..V {
-                for l in 0..W {
-                    acc[p][v][l] = acc[p][v][l] + xv * wv[v][l];
+            for (av, wv) in ap.iter_mut().zip(&wv) {
+                for (a, &w) in av.iter_mut().zip(wv) {
+                    *a = *a + xv * w;
                 }
             }
         }
@@ -362,6 +367,7 @@ mod avx512 {
     /// AVX-512F present; `tile` holds `(npos + 16) * vl` values, `dst + j * ld + pos` is
     /// writable for `j < nco`, `pos < npos`.
     #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn write_f32(
         tile: &[f32],
         vl: usize,
@@ -372,7 +378,7 @@ mod avx512 {
         ld: usize,
         stream: bool,
     ) {
-        debug_assert!(vl % 16 == 0 && tile.len() >= (npos.div_ceil(16) * 16) * vl);
+        debug_assert!(vl.is_multiple_of(16) && tile.len() >= (npos.div_ceil(16) * 16) * vl);
         let tp = tile.as_ptr();
         let mut r = [_mm512_setzero_ps(); 16];
         for j0 in (0..nco).step_by(16) {
@@ -390,7 +396,7 @@ mod avx512 {
                         None => v,
                     };
                     let d = dst.add((j0 + j) * ld + p0);
-                    if stream && np == 16 && (d as usize) % 64 == 0 {
+                    if stream && np == 16 && (d as usize).is_multiple_of(64) {
                         _mm512_stream_ps(d, v);
                     } else {
                         _mm512_mask_storeu_ps(d, mask, v);
@@ -541,7 +547,11 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
     let row_work = (pl.blocks * vl * ow * pl.k()).max(1);
     let threads = parallel::num_threads();
     let rows = (TASK_WORK / row_work).max(1);
-    let (mut band, mut imgs) = if rows >= oh { (oh, (rows / oh).min(g.n)) } else { (rows, 1) };
+    let (mut band, mut imgs) = if rows >= oh {
+        (oh, (rows / oh).min(g.n))
+    } else {
+        (rows, 1)
+    };
     let count = |band: usize, imgs: usize| g.n.div_ceil(imgs) * oh.div_ceil(band);
     while count(band, imgs) < 4 * threads && (imgs > 1 || band > 1) {
         if imgs > 1 {
@@ -588,14 +598,30 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
                             // (Plan::fill: wq >= chunks * p + kernel reach), the packed
                             // weights hold K x vl values, the tile slack takes the spill.
                             unsafe {
-                                kern(scratch.as_ptr().add(r * pl.wq + ox0), &offs, wb.as_ptr(), tile.as_mut_ptr().add(at))
+                                kern(
+                                    scratch.as_ptr().add(r * pl.wq + ox0),
+                                    &offs,
+                                    wb.as_ptr(),
+                                    tile.as_mut_ptr().add(at),
+                                )
                             };
                         }
                     }
                     let o0 = (ni * pl.o + co0) * oplane + (oy0 + r0) * ow;
                     // SAFETY: task t alone writes output rows oy0..oy1 of its images; the
                     // writer touches positions (r1 - r0) * ow of channels co0..co0 + nco.
-                    unsafe { flush(tile, vl, (r1 - r0) * ow, nco, bias.map(|b| &b[co0..co0 + nco]), optr.get().add(o0), oplane, stream) };
+                    unsafe {
+                        flush(
+                            tile,
+                            vl,
+                            (r1 - r0) * ow,
+                            nco,
+                            bias.map(|b| &b[co0..co0 + nco]),
+                            optr.get().add(o0),
+                            oplane,
+                            stream,
+                        )
+                    };
                     r0 = r1;
                 }
             }
@@ -613,6 +639,7 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
 /// `dst + j * ld + pos`, plus `bias[j]`. The tile must hold 16 positions past `npos`.
 type Writer<T> = unsafe fn(&[T], usize, usize, usize, Option<&[T]>, *mut T, usize, bool);
 
+#[allow(clippy::too_many_arguments)]
 unsafe fn write_portable<T: Scalar>(
     tile: &[T],
     vl: usize,
@@ -650,7 +677,6 @@ fn writer<T: Scalar>(simd: bool) -> Writer<T> {
     let _ = simd;
     write_portable::<T>
 }
-
 
 // ------------------------------------------------------------------ weight gradient
 
@@ -759,7 +785,11 @@ mod wavx512 {
             ];
             let mut q = 0;
             while q < ow {
-                let m: __mmask16 = if ow - q >= 16 { 0xffff } else { ((1u32 << (ow - q)) - 1) as u16 };
+                let m: __mmask16 = if ow - q >= 16 {
+                    0xffff
+                } else {
+                    ((1u32 << (ow - q)) - 1) as u16
+                };
                 let d = [
                     _mm512_maskz_loadu_ps(m, dp[0].add(q)),
                     _mm512_maskz_loadu_ps(m, dp[1].add(q)),
@@ -872,7 +902,11 @@ fn weight_grad_with<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T], simd
     // items: a band of output rows of one image, or a group of whole images, sized by
     // the shapes only (each kernel call then sums enough pixels to amortise its end)
     let rows_per_item = (work / (ow.div_ceil(lanes::<T>()) * pl.lanes).max(1)).max(1);
-    let (band, imgs) = if rows_per_item >= oh { (oh, (rows_per_item / oh).min(g.n)) } else { (rows_per_item, 1) };
+    let (band, imgs) = if rows_per_item >= oh {
+        (oh, (rows_per_item / oh).min(g.n))
+    } else {
+        (rows_per_item, 1)
+    };
     let bands = oh.div_ceil(band);
     let groups = g.n.div_ceil(imgs);
     let items = groups * bands;
@@ -890,7 +924,12 @@ fn weight_grad_with<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T], simd
             let (oy0, oy1) = (bi * band, ((bi + 1) * band).min(oh));
             table.clear();
             for (si, ni) in (gi * imgs..((gi + 1) * imgs).min(g.n)).enumerate() {
-                pl.fill(&xs[ni * plane..(ni + 1) * plane], oy0, band, &mut scratch[si * slot..(si + 1) * slot]);
+                pl.fill(
+                    &xs[ni * plane..(ni + 1) * plane],
+                    oy0,
+                    band,
+                    &mut scratch[si * slot..(si + 1) * slot],
+                );
                 for r in 0..oy1 - oy0 {
                     table.push((ni * o * oplane + (oy0 + r) * ow, si * slot + r * pl.wq));
                 }
@@ -971,7 +1010,18 @@ mod tests {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn geom(n: usize, c: usize, o: usize, h: usize, w: usize, k: [usize; 2], s: [usize; 2], d: [usize; 2], lo: [usize; 2], hi: [usize; 2]) -> Geom {
+    fn geom(
+        n: usize,
+        c: usize,
+        o: usize,
+        h: usize,
+        w: usize,
+        k: [usize; 2],
+        s: [usize; 2],
+        d: [usize; 2],
+        lo: [usize; 2],
+        hi: [usize; 2],
+    ) -> Geom {
         let p = ConvParams {
             stride: [1, s[0], s[1]],
             dilation: [1, d[0], d[1]],
@@ -1008,7 +1058,10 @@ mod tests {
             forward_with(g, &xt, &wt, Some(&bt), &mut got, simd);
             for (j, (a, e)) in got.iter().zip(&want).enumerate() {
                 let a = a.to_f64().unwrap();
-                assert!((a - e).abs() <= tol * (1.0 + e.abs()), "case {i} ({g:?}) at {j}: {a} vs {e}");
+                assert!(
+                    (a - e).abs() <= tol * (1.0 + e.abs()),
+                    "case {i} ({g:?}) at {j}: {a} vs {e}"
+                );
             }
         }
     }
@@ -1128,7 +1181,10 @@ mod tests {
                     let mut got = vec![0.0; want.len()];
                     weight_grad_with(&g, &dy, &x, &mut got, simd, work);
                     for (a, e) in got.iter().zip(&want) {
-                        assert!((a - e).abs() <= 1e-11 * (1.0 + e.abs()), "{n} {h} {w} {o} {work}: {a} vs {e}");
+                        assert!(
+                            (a - e).abs() <= 1e-11 * (1.0 + e.abs()),
+                            "{n} {h} {w} {o} {work}: {a} vs {e}"
+                        );
                     }
                 }
             }
