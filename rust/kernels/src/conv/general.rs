@@ -1,6 +1,7 @@
 //! The GEMM paths: forward, input gradient and weight gradient.
 
 use super::depthwise;
+use super::direct;
 use super::winograd;
 use super::im2col::{col2im_tile, col2im_tile_par, im2col_tile, im2col_tile_par, im2row_tile, SendPtr};
 use super::{check_bias, shape5, zeros5, ConvParams, Geom};
@@ -131,15 +132,19 @@ pub fn conv_forward<T: Scalar>(
     let g = Geom::new("conv", shape5(&x), shape5(&w), p)?;
     check_bias("conv", bias.as_ref(), g.c_out)?;
     let [od, oh, ow] = g.output;
-    let mut out = zeros5::<T>([g.n, g.c_out, od, oh, ow]);
-    if out.is_empty() {
-        return Ok(out);
+    let shape = [g.n, g.c_out, od, oh, ow];
+    if shape.contains(&0) {
+        return Ok(zeros5::<T>(shape));
     }
     let x = x.as_standard_layout();
     let w = w.as_standard_layout();
     let bias = bias.map(|b| b.to_vec());
     let xs = x.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
+    if direct::forward_applies(&g, std::mem::size_of::<T>()) {
+        return Ok(direct::forward_new(&g, xs, ws, bias.as_deref()));
+    }
+    let mut out = zeros5::<T>(shape);
     if g.depthwise() {
         depthwise::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
         return Ok(out);
@@ -399,6 +404,10 @@ pub fn conv_weight_grad<T: Scalar>(
     let xs_ = x.as_slice().expect("standard layout");
     if g.depthwise() {
         depthwise::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
+        return Ok(dw);
+    }
+    if direct::weight_grad_applies(&g, std::mem::size_of::<T>()) {
+        direct::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
         return Ok(dw);
     }
     let (l, k) = (g.l(), g.k_rows());

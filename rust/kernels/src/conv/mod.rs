@@ -11,10 +11,13 @@
 //!   a GEMM accumulated over images;
 //! - pointwise (1x1, stride 1, no padding): the image itself is the column matrix;
 //! - depthwise 2-D (`groups == C_in`): a direct kernel vectorised over the width;
+//! - direct ("implicit GEMM") 2-D forward and weight gradient for few taps per output
+//!   (`C_in * kh * kw <= 256`, first layers), no column matrix;
 //! - Winograd F(4x4, 3x3) for 3x3 stride-1 2-D convolutions with enough channels
 //!   (forward and input gradient).
 
 mod depthwise;
+mod direct;
 mod general;
 mod im2col;
 mod winograd;
