@@ -24,6 +24,7 @@
 mod math;
 mod panel;
 mod rows;
+mod scratch;
 mod seq;
 
 pub use math::RnnFloat;
@@ -318,5 +319,7 @@ pub fn backward<T: RnnFloat>(
     ))
 }
 
+#[cfg(test)]
+mod speed;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 use super::math::RnnFloat;
 use super::panel;
 use super::rows;
+use super::scratch::Scratch;
 use super::{CellKind, Dims, Forward, Grads, Saved, Weights};
 use crate::gemm::{gemm, Threads};
 use crate::parallel;
@@ -64,7 +65,11 @@ const FUSE_MIN_ROWS: usize = 8;
 
 /// The most rows of any chunk of a batch of `b`.
 fn max_rows(b: usize) -> usize {
-    chunk_ranges(b).iter().map(|&(s, e)| e - s).max().unwrap_or(0)
+    chunk_ranges(b)
+        .iter()
+        .map(|&(s, e)| e - s)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Products whose left operand is at most this many elements (it stays in L1 while
@@ -100,7 +105,11 @@ impl<T: RnnFloat> StepWeight<T> {
         } else {
             None
         };
-        let w = if packed.is_some() { Vec::new() } else { to_vec2(w) };
+        let w = if packed.is_some() {
+            Vec::new()
+        } else {
+            to_vec2(w)
+        };
         StepWeight {
             plain: w,
             packed,
@@ -276,7 +285,14 @@ pub(crate) fn forward<T: RnnFloat>(
         if t == 1 {
             // Few rows: the transposed product W_ih @ x^T takes the weight as it is laid out
             // (the GEMM re-packs a transposed right operand on every call).
-            gemm(T::one(), w.w_ih, x2.t(), zero, g2.reversed_axes(), Threads::Auto)
+            gemm(
+                T::one(),
+                w.w_ih,
+                x2.t(),
+                zero,
+                g2.reversed_axes(),
+                Threads::Auto,
+            )
         } else {
             gemm(T::one(), x2, w.w_ih.t(), zero, g2, Threads::Auto)
         }
@@ -315,8 +331,15 @@ pub(crate) fn forward<T: RnnFloat>(
                 (&mut gates[..], T::one())
             };
             let d2 = ArrayViewMut2::from_shape((b, gh), dst).expect("rnn: buffer shape");
-            gemm(T::one(), w.w_hh, h0.t(), beta, d2.reversed_axes(), Threads::Auto)
-                .expect("rnn: recurrent shapes agree");
+            gemm(
+                T::one(),
+                w.w_hh,
+                h0.t(),
+                beta,
+                d2.reversed_axes(),
+                Threads::Auto,
+            )
+            .expect("rnn: recurrent shapes agree");
         }
     }
     let wt = if single {
@@ -517,16 +540,17 @@ pub(crate) fn backward<T: RnnFloat>(
         .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
     let whh = StepWeight::new(w_hh, t, max_rows(b)); // W_hh (G*H, H)
 
-    let mut dgx = zeroed::<T>(t * b * gh);
-    let mut dgh = zeroed::<T>(if gru { t * b * gh } else { 0 });
+    // Every element of these is written by the loop below (zeros past each length).
+    let mut dgx = Scratch::<T>::take(t * b * gh);
+    let mut dgh = Scratch::<T>::take(if gru { t * b * gh } else { 0 });
     let mut dh0 = vec![zero; b * h];
     let mut dc0 = vec![zero; if lstm { b * h } else { 0 }];
     let chunks = chunk_ranges(b);
     let mut dbx_parts = vec![zero; chunks.len() * gh];
     let mut dbh_parts = vec![zero; if gru { chunks.len() * gh } else { 0 }];
 
-    let sdgx = Shared::new(&mut dgx);
-    let sdgh = Shared::new(&mut dgh);
+    let sdgx = Shared::new(dgx.as_mut_slice());
+    let sdgh = Shared::new(dgh.as_mut_slice());
     let sdh0 = Shared::new(&mut dh0);
     let sdc0 = Shared::new(&mut dc0);
     let sdbx = Shared::new(&mut dbx_parts);
@@ -645,13 +669,14 @@ pub(crate) fn backward<T: RnnFloat>(
     };
 
     // The three large products over all steps.
-    let mut dx = Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape");
+    let mut dx =
+        Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape");
     let mut dw_ih = Array2::<T>::zeros((gh, d));
     let mut dw_hh = Array2::<T>::zeros((gh, h));
     if t * b > 0 {
-        let dgx2 = ArrayView2::from_shape((t * b, gh), &dgx[..]).expect("rnn: buffer shape");
+        let dgx2 = ArrayView2::from_shape((t * b, gh), dgx.as_slice()).expect("rnn: buffer shape");
         let dgh2 = if gru {
-            ArrayView2::from_shape((t * b, gh), &dgh[..]).expect("rnn: buffer shape")
+            ArrayView2::from_shape((t * b, gh), dgh.as_slice()).expect("rnn: buffer shape")
         } else {
             dgx2
         };
@@ -664,10 +689,24 @@ pub(crate) fn backward<T: RnnFloat>(
             ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
         gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
             .expect("rnn: dx shapes agree");
-        gemm(T::one(), dgx2.t(), x2, zero, dw_ih.view_mut(), Threads::Auto)
-            .expect("rnn: dw_ih shapes agree");
-        gemm(T::one(), dgh2.t(), hprev, zero, dw_hh.view_mut(), Threads::Auto)
-            .expect("rnn: dw_hh shapes agree");
+        gemm(
+            T::one(),
+            dgx2.t(),
+            x2,
+            zero,
+            dw_ih.view_mut(),
+            Threads::Auto,
+        )
+        .expect("rnn: dw_ih shapes agree");
+        gemm(
+            T::one(),
+            dgh2.t(),
+            hprev,
+            zero,
+            dw_hh.view_mut(),
+            Threads::Auto,
+        )
+        .expect("rnn: dw_hh shapes agree");
     }
     let dx = dx
         .into_shape_with_order((t, b, d))

@@ -372,7 +372,12 @@ fn chunks_cover_the_batch() {
 #[test]
 fn float32_fast_paths_match_naive() {
     for kind in KINDS {
-        for &(t, b, d, h) in &[(1, 37, 5, 20), (1, 1, 3, 70), (1, 70, 33, 16), (5, 40, 7, 9)] {
+        for &(t, b, d, h) in &[
+            (1, 37, 5, 20),
+            (1, 1, 3, 70),
+            (1, 70, 33, 16),
+            (5, 40, 7, 9),
+        ] {
             let mut c = case(kind, t, b, d, h, 21);
             c.lens = vec![t; b];
             let (y, hn, cn) = naive(&c);
@@ -400,11 +405,80 @@ fn float32_fast_paths_match_naive() {
             let to64 = |v: Vec<f32>| v.into_iter().map(|q| q as f64).collect::<Vec<_>>();
             let got_y = to64(out.hs.slice(s![1.., .., ..]).iter().copied().collect());
             close(&got_y, y.as_slice().unwrap(), 1e-4);
-            close(&to64(out.h_n.iter().copied().collect()), hn.as_slice().unwrap(), 1e-4);
+            close(
+                &to64(out.h_n.iter().copied().collect()),
+                hn.as_slice().unwrap(),
+                1e-4,
+            );
             if lstm {
                 let cgot = to64(out.c_n.unwrap().iter().copied().collect());
                 close(&cgot, cn.as_slice().unwrap(), 1e-4);
             }
+        }
+    }
+}
+
+/// The backward's recycled scratch buffers hold stale values from earlier calls: poison
+/// them with NaN and check that results (with lengths, so rows past the end matter) are
+/// unchanged for every kind and both float types.
+#[test]
+fn recycled_scratch_never_leaks_into_results() {
+    fn grads<T: RnnFloat>(c: &Case, conv: impl Fn(f64) -> T) -> Vec<Vec<T>> {
+        let m3 = |a: &Array3<f64>| a.mapv(&conv);
+        let m2 = |a: &Array2<f64>| a.mapv(&conv);
+        let (x, w_ih, w_hh) = (m3(&c.x), m2(&c.w_ih), m2(&c.w_hh));
+        let w = Weights {
+            w_ih: w_ih.view(),
+            w_hh: w_hh.view(),
+            b_ih: None,
+            b_hh: None,
+        };
+        let f = forward(c.kind, x.view(), None, None, &w, Some(&c.lens[..]), true).unwrap();
+        let saved = Saved {
+            hs: f.hs.view(),
+            cs: f.cs.as_ref().map(|a| a.view()),
+            gates: f.gates.as_ref().map(|a| a.view()),
+            hn: f.hn.as_ref().map(|a| a.view()),
+        };
+        let dy = f.hs.slice(s![1.., .., ..]).to_owned();
+        let g = backward(
+            c.kind,
+            x.view(),
+            w_ih.view(),
+            w_hh.view(),
+            Some(&c.lens[..]),
+            &saved,
+            Some(dy.view()),
+            None,
+            None,
+        )
+        .unwrap();
+        vec![
+            g.dx.iter().copied().collect(),
+            g.dh0.iter().copied().collect(),
+            g.dw_ih.iter().copied().collect(),
+            g.dw_hh.iter().copied().collect(),
+            g.db_ih.to_vec(),
+            g.db_hh.to_vec(),
+        ]
+    }
+    fn poison() {
+        for n in [1usize << 16, 1 << 18] {
+            let mut a = super::scratch::Scratch::<f64>::take(n);
+            a.as_mut_slice().fill(f64::NAN);
+            let mut b = super::scratch::Scratch::<f64>::take(n);
+            b.as_mut_slice().fill(f64::NAN);
+        }
+    }
+    for kind in KINDS {
+        let c = case(kind, 9, 37, 6, 20, 11);
+        let a64 = grads::<f64>(&c, |v| v);
+        let a32 = grads::<f32>(&c, |v| v as f32);
+        for _ in 0..3 {
+            poison();
+            assert_eq!(grads::<f64>(&c, |v| v), a64, "{kind:?} f64");
+            poison();
+            assert_eq!(grads::<f32>(&c, |v| v as f32), a32, "{kind:?} f32");
         }
     }
 }
