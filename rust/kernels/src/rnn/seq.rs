@@ -65,11 +65,7 @@ const FUSE_MIN_ROWS: usize = 8;
 
 /// The most rows of any chunk of a batch of `b`.
 fn max_rows(b: usize) -> usize {
-    chunk_ranges(b)
-        .iter()
-        .map(|&(s, e)| e - s)
-        .max()
-        .unwrap_or(0)
+    chunk_ranges(b).iter().map(|&(s, e)| e - s).max().unwrap_or(0)
 }
 
 /// Products whose left operand is at most this many elements (it stays in L1 while
@@ -105,11 +101,7 @@ impl<T: RnnFloat> StepWeight<T> {
         } else {
             None
         };
-        let w = if packed.is_some() {
-            Vec::new()
-        } else {
-            to_vec2(w)
-        };
+        let w = if packed.is_some() { Vec::new() } else { to_vec2(w) };
         StepWeight {
             plain: w,
             packed,
@@ -285,14 +277,7 @@ pub(crate) fn forward<T: RnnFloat>(
         if t == 1 {
             // Few rows: the transposed product W_ih @ x^T takes the weight as it is laid out
             // (the GEMM re-packs a transposed right operand on every call).
-            gemm(
-                T::one(),
-                w.w_ih,
-                x2.t(),
-                zero,
-                g2.reversed_axes(),
-                Threads::Auto,
-            )
+            gemm(T::one(), w.w_ih, x2.t(), zero, g2.reversed_axes(), Threads::Auto)
         } else {
             gemm(T::one(), x2, w.w_ih.t(), zero, g2, Threads::Auto)
         }
@@ -331,15 +316,8 @@ pub(crate) fn forward<T: RnnFloat>(
                 (&mut gates[..], T::one())
             };
             let d2 = ArrayViewMut2::from_shape((b, gh), dst).expect("rnn: buffer shape");
-            gemm(
-                T::one(),
-                w.w_hh,
-                h0.t(),
-                beta,
-                d2.reversed_axes(),
-                Threads::Auto,
-            )
-            .expect("rnn: recurrent shapes agree");
+            gemm(T::one(), w.w_hh, h0.t(), beta, d2.reversed_axes(), Threads::Auto)
+                .expect("rnn: recurrent shapes agree");
         }
     }
     let wt = if single {
@@ -669,8 +647,7 @@ pub(crate) fn backward<T: RnnFloat>(
     };
 
     // The three large products over all steps.
-    let mut dx =
-        Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape");
+    let mut dx = Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape");
     let mut dw_ih = Array2::<T>::zeros((gh, d));
     let mut dw_hh = Array2::<T>::zeros((gh, h));
     if t * b > 0 {
@@ -689,24 +666,10 @@ pub(crate) fn backward<T: RnnFloat>(
             ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
         gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
             .expect("rnn: dx shapes agree");
-        gemm(
-            T::one(),
-            dgx2.t(),
-            x2,
-            zero,
-            dw_ih.view_mut(),
-            Threads::Auto,
-        )
-        .expect("rnn: dw_ih shapes agree");
-        gemm(
-            T::one(),
-            dgh2.t(),
-            hprev,
-            zero,
-            dw_hh.view_mut(),
-            Threads::Auto,
-        )
-        .expect("rnn: dw_hh shapes agree");
+        gemm(T::one(), dgx2.t(), x2, zero, dw_ih.view_mut(), Threads::Auto)
+            .expect("rnn: dw_ih shapes agree");
+        gemm(T::one(), dgh2.t(), hprev, zero, dw_hh.view_mut(), Threads::Auto)
+            .expect("rnn: dw_hh shapes agree");
     }
     let dx = dx
         .into_shape_with_order((t, b, d))

@@ -372,12 +372,7 @@ fn chunks_cover_the_batch() {
 #[test]
 fn float32_fast_paths_match_naive() {
     for kind in KINDS {
-        for &(t, b, d, h) in &[
-            (1, 37, 5, 20),
-            (1, 1, 3, 70),
-            (1, 70, 33, 16),
-            (5, 40, 7, 9),
-        ] {
+        for &(t, b, d, h) in &[(1, 37, 5, 20), (1, 1, 3, 70), (1, 70, 33, 16), (5, 40, 7, 9)] {
             let mut c = case(kind, t, b, d, h, 21);
             c.lens = vec![t; b];
             let (y, hn, cn) = naive(&c);
@@ -405,11 +400,7 @@ fn float32_fast_paths_match_naive() {
             let to64 = |v: Vec<f32>| v.into_iter().map(|q| q as f64).collect::<Vec<_>>();
             let got_y = to64(out.hs.slice(s![1.., .., ..]).iter().copied().collect());
             close(&got_y, y.as_slice().unwrap(), 1e-4);
-            close(
-                &to64(out.h_n.iter().copied().collect()),
-                hn.as_slice().unwrap(),
-                1e-4,
-            );
+            close(&to64(out.h_n.iter().copied().collect()), hn.as_slice().unwrap(), 1e-4);
             if lstm {
                 let cgot = to64(out.c_n.unwrap().iter().copied().collect());
                 close(&cgot, cn.as_slice().unwrap(), 1e-4);
