@@ -118,7 +118,8 @@ pub struct Saved<'a, T> {
 /// Gradients of one layer and direction.
 #[derive(Debug)]
 pub struct Grads<T> {
-    pub dx: Array3<T>,
+    /// `None` when [`backward`] was told the input needs no gradient.
+    pub dx: Option<Array3<T>>,
     pub dh0: Array2<T>,
     pub dc0: Option<Array2<T>>,
     pub dw_ih: Array2<T>,
@@ -250,7 +251,9 @@ pub fn forward<T: RnnFloat>(
 ///
 /// `x` and `lengths` as given to [`forward`], `saved` its training state; `dy (T, B, H)`,
 /// `dh_n`, `dc_n` `(B, H)` are the gradients of the outputs (`None` for zero). Returns
-/// the gradients of x, h0, c0 (LSTM) and all weights and biases.
+/// the gradients of x, h0, c0 (LSTM) and all weights and biases. With `need_dx` false
+/// the product for dx (a quarter of the backward's arithmetic when D = H) is skipped
+/// and `dx` is `None` (for a first layer fed with data that needs no gradient).
 #[allow(clippy::too_many_arguments)]
 pub fn backward<T: RnnFloat>(
     kind: CellKind,
@@ -262,6 +265,7 @@ pub fn backward<T: RnnFloat>(
     dy: Option<ArrayView3<'_, T>>,
     dh_n: Option<ArrayView2<'_, T>>,
     dc_n: Option<ArrayView2<'_, T>>,
+    need_dx: bool,
 ) -> KernelResult<Grads<T>> {
     let op = kind.name();
     let w = Weights {
@@ -315,7 +319,7 @@ pub fn backward<T: RnnFloat>(
     }
     check_state(op, "dc_n", &dc_n, b, h)?;
     Ok(seq::backward(
-        kind, dims, x, w_ih, w_hh, &lens, saved, dy, dh_n, dc_n,
+        kind, dims, x, w_ih, w_hh, &lens, saved, dy, dh_n, dc_n, need_dx,
     ))
 }
 

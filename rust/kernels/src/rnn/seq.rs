@@ -486,6 +486,7 @@ pub(crate) fn backward<T: RnnFloat>(
     dy: Option<ArrayView3<'_, T>>,
     dh_n: Option<ArrayView2<'_, T>>,
     dc_n: Option<ArrayView2<'_, T>>,
+    need_dx: bool,
 ) -> Grads<T> {
     let Dims { t, b, d, h, g } = dims;
     let gh = g * h;
@@ -647,7 +648,11 @@ pub(crate) fn backward<T: RnnFloat>(
     };
 
     // The three large products over all steps.
-    let mut dx = Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape");
+    let mut dx = if need_dx {
+        Some(Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape"))
+    } else {
+        None
+    };
     let mut dw_ih = Array2::<T>::zeros((gh, d));
     let mut dw_hh = Array2::<T>::zeros((gh, h));
     if t * b > 0 {
@@ -664,16 +669,19 @@ pub(crate) fn backward<T: RnnFloat>(
             .expect("rnn: x is standard layout");
         let hprev =
             ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
-        gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
-            .expect("rnn: dx shapes agree");
+        if let Some(dx) = &mut dx {
+            gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
+                .expect("rnn: dx shapes agree");
+        }
         gemm(T::one(), dgx2.t(), x2, zero, dw_ih.view_mut(), Threads::Auto)
             .expect("rnn: dw_ih shapes agree");
         gemm(T::one(), dgh2.t(), hprev, zero, dw_hh.view_mut(), Threads::Auto)
             .expect("rnn: dw_hh shapes agree");
     }
-    let dx = dx
-        .into_shape_with_order((t, b, d))
-        .expect("rnn: buffer shape");
+    let dx = dx.map(|dx| {
+        dx.into_shape_with_order((t, b, d))
+            .expect("rnn: buffer shape")
+    });
     Grads {
         dx,
         dh0: Array2::from_shape_vec((b, h), dh0).expect("rnn: buffer shape"),

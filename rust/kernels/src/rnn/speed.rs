@@ -61,6 +61,7 @@ fn probe(kind: CellKind, t: usize, b: usize, d: usize, h: usize) {
             Some(dy.view()),
             None,
             None,
+            true,
         )
         .unwrap()
     };
