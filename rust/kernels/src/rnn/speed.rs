@@ -157,3 +157,46 @@ fn rnn_speed() {
     probe(CellKind::Gru, 100, 64, 128, 128);
     probe(CellKind::Lstm, 500, 1, 64, 128);
 }
+
+/// The gate passes alone on hot (L1/L2-resident) rows: 16 rows x H = 256, as one
+/// chunk's share of a step of LSTM B32 H256.
+#[test]
+#[ignore]
+fn rnn_gate_speed() {
+    use super::rows;
+    let (r, h) = (16usize, 256usize);
+    let g0 = fill(r * 4 * h, 7, 2.0);
+    let bias = fill(4 * h, 8, 0.1);
+    let mut g = g0.clone();
+    let mut c = fill(r * h, 9, 1.0);
+    let mut hh = vec![0f32; r * h];
+    let reps = 2000;
+    let t = best(5, || {
+        for _ in 0..reps {
+            g.copy_from_slice(&g0);
+            for i in 0..r {
+                rows::lstm_fwd_row(&mut g[i * 4 * h..(i + 1) * 4 * h], &bias, &mut c[i * h..(i + 1) * h], &mut hh[i * h..(i + 1) * h]);
+            }
+        }
+    }) / reps as f64;
+    let tc = best(5, || {
+        for _ in 0..reps {
+            g.copy_from_slice(&g0);
+        }
+    }) / reps as f64;
+    let cp = fill(r * h, 10, 1.0);
+    let dhv = fill(r * h, 11, 1.0);
+    let mut dc = vec![0f32; r * h];
+    let mut dg = vec![0f32; r * 4 * h];
+    let tb = best(5, || {
+        for _ in 0..reps {
+            for i in 0..r {
+                rows::lstm_bwd_row(&g0[i * 4 * h..(i + 1) * 4 * h], &c[i * h..(i + 1) * h], &cp[i * h..(i + 1) * h], &dhv[i * h..(i + 1) * h], &mut dc[i * h..(i + 1) * h], &mut dg[i * 4 * h..(i + 1) * 4 * h]);
+            }
+        }
+    }) / reps as f64;
+    println!(
+        "per step-chunk (16 x 256 units): fwd gates {:.2} us (copy {:.2} us), bwd gates {:.2} us; x100 steps: fwd {:.2} ms, bwd {:.2} ms",
+        (t - tc) * 1e3, tc * 1e3, tb * 1e3, (t - tc) * 1e2, tb * 1e2
+    );
+}
