@@ -52,7 +52,7 @@ def numpy_forward(kind, x, w_ih, w_hh, b_ih, b_hh):
     return hs[1:], (hs, None, gates, hns)
 
 
-def numpy_backward(kind, x, w_ih, w_hh, saved, dy):
+def numpy_backward(kind, x, w_ih, w_hh, saved, dy, need_dx=True):
     hs, cs, gates, hns = saved
     T, B, D = x.shape
     H = w_hh.shape[1]
@@ -85,16 +85,18 @@ def numpy_backward(kind, x, w_ih, w_hh, saved, dy):
             dh = dgh[t] @ w_hh + dh * z
     dgx2 = dgx.reshape(T * B, G * H)
     dgh2 = dgh.reshape(T * B, G * H)
-    dx = (dgx2 @ w_ih).reshape(T, B, D)
+    dx = (dgx2 @ w_ih).reshape(T, B, D) if need_dx else None
     dw_ih = dgx2.T @ x.reshape(T * B, D)
     dw_hh = dgh2.T @ hs[:T].reshape(T * B, H)
     return dx, dh, dw_ih, dw_hh, dgx2.sum(0), dgh2.sum(0)
 
 
-def _rnn_case(kind, T, B, D, H, backward):
+def _rnn_case(kind, T, B, D, H, backward, need_dx=True):
     G = GATES[kind]
     flops = 2.0 * T * B * (D + H) * G * H * (3 if backward else 1)
-    label = f"{kind.upper()} T{T} B{B} D{D} H{H} {'fwd+bwd' if backward else 'fwd'}"
+    if backward and not need_dx:
+        flops -= 2.0 * T * B * D * G * H
+    label = f"{kind.upper()} T{T} B{B} D{D} H{H} {'fwd+bwd' if backward else 'fwd'}{'' if need_dx else ' no-dx'}"
 
     @case(label, group="rnn", flops=flops, peers=("numpy", "torch"))
     def factory(lib):
@@ -115,7 +117,7 @@ def _rnn_case(kind, T, B, D, H, backward):
 
                 def step():
                     y, h, c, cache = F.lstm(x, None, None, w_ih, w_hh, b_ih, b_hh, return_cache=True)
-                    return F.lstm_backward(dy, None, None, cache)
+                    return F.lstm_backward(dy, None, None, cache, need_dx=need_dx)
 
                 return step
             if not backward:
@@ -123,7 +125,7 @@ def _rnn_case(kind, T, B, D, H, backward):
 
             def step():
                 y, h, cache = F.gru(x, None, w_ih, w_hh, b_ih, b_hh, return_cache=True)
-                return F.gru_backward(dy, None, cache)
+                return F.gru_backward(dy, None, cache, need_dx=need_dx)
 
             return step
         if lib == "numpy":
@@ -132,7 +134,7 @@ def _rnn_case(kind, T, B, D, H, backward):
 
             def step():
                 y, saved = numpy_forward(kind, x, w_ih, w_hh, b_ih, b_hh)
-                return numpy_backward(kind, x, w_ih, w_hh, saved, dy)
+                return numpy_backward(kind, x, w_ih, w_hh, saved, dy, need_dx)
 
             return step
         if lib == "torch":
@@ -147,7 +149,7 @@ def _rnn_case(kind, T, B, D, H, backward):
                         return mod(tx)
 
                 return fwd
-            tx.requires_grad_(True)
+            tx.requires_grad_(need_dx)
 
             def step():
                 y, _ = mod(tx)
@@ -165,6 +167,9 @@ for _kind in ("lstm", "gru"):
         _rnn_case(_kind, 100, 32, 128, 256, _bw)
 _rnn_case("gru", 500, 1, 64, 128, True)
 _rnn_case("lstm", 500, 1, 64, 128, True)
+# The char-LM's layer (one-hot input of 64 symbols): no gradient for the data.
+_rnn_case("lstm", 100, 32, 64, 256, True)
+_rnn_case("lstm", 100, 32, 64, 256, True, need_dx=False)
 
 
 @case("lstm_cell B64 D128 H256 fwd", group="rnn", flops=2.0 * 64 * 4 * 256 * (128 + 256), peers=("numpy",))

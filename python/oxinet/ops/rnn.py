@@ -212,7 +212,7 @@ def _grad_arg(a, name: str, shape: tuple, dtype, op: str, alt_shape=None):
     return np.ascontiguousarray(a.reshape(shape), dtype=dtype)
 
 
-def _backward(op, kind_family, dy, dh_n, dc_n, cache):
+def _backward(op, kind_family, dy, dh_n, dc_n, cache, need_dx=True):
     if not isinstance(cache, RNNCache):
         raise TypeError(f"{op}: 'cache' must be the RNNCache returned by the forward pass with return_cache=True, "
                         f"got {type(cache).__name__}")
@@ -233,9 +233,9 @@ def _backward(op, kind_family, dy, dh_n, dc_n, cache):
     bwd = kernel_for(dtype, _core.rnn_backward_f32, _core.rnn_backward_f64)
     dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = bwd(
         cache.kind, cache.x, cache.w_ih, cache.w_hh, cache.lengths, cache.hs, cache.cs,
-        cache.gates, cache.hn, dy_c, dh_c, dc_c,
+        cache.gates, cache.hn, dy_c, dh_c, dc_c, bool(need_dx),
     )
-    if cache.batch_first:
+    if cache.batch_first and dx is not None:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     if cache.state_rank == 3:
         dh0 = dh0[np.newaxis]
@@ -268,13 +268,15 @@ def lstm(x, h0, c0, w_ih, w_hh, b_ih=None, b_hh=None, batch_first=False, lengths
     return (y, h_n, c_n, cache) if return_cache else (y, h_n, c_n)
 
 
-def lstm_backward(dy, dh_n, dc_n, cache):
+def lstm_backward(dy, dh_n, dc_n, cache, *, need_dx=True):
     """BPTT through :func:`lstm`. dy like y, dh_n and dc_n like h_n (each may be None).
 
     Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``; entries for arguments that
-    were None in the forward call are None.
+    were None in the forward call are None. ``need_dx=False`` skips the input gradient
+    (its product is about a sixth of the backward's arithmetic when D = H/2) and returns
+    None for dx: for a first layer fed with data that needs no gradient.
     """
-    return _backward("lstm_backward", "lstm", dy, dh_n, dc_n, cache)
+    return _backward("lstm_backward", "lstm", dy, dh_n, dc_n, cache, need_dx)
 
 
 def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, batch_first=False, lengths=None, *, return_cache=False):
@@ -290,9 +292,10 @@ def gru(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, batch_first=False, lengths=None
     return (y, h_n, cache) if return_cache else (y, h_n)
 
 
-def gru_backward(dy, dh_n, cache):
-    """BPTT through :func:`gru`. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
-    dx, dh0, _, dw_ih, dw_hh, db_ih, db_hh = _backward("gru_backward", "gru", dy, dh_n, None, cache)
+def gru_backward(dy, dh_n, cache, *, need_dx=True):
+    """BPTT through :func:`gru`. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``; dx is
+    None with ``need_dx=False`` (see :func:`lstm_backward`)."""
+    dx, dh0, _, dw_ih, dw_hh, db_ih, db_hh = _backward("gru_backward", "gru", dy, dh_n, None, cache, need_dx)
     return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -309,9 +312,10 @@ def rnn(x, h0, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", batch_firs
     return (y, h_n, cache) if return_cache else (y, h_n)
 
 
-def rnn_backward(dy, dh_n, cache):
-    """BPTT through :func:`rnn`. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
-    dx, dh0, _, dw_ih, dw_hh, db_ih, db_hh = _backward("rnn_backward", "rnn", dy, dh_n, None, cache)
+def rnn_backward(dy, dh_n, cache, *, need_dx=True):
+    """BPTT through :func:`rnn`. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``; dx is
+    None with ``need_dx=False`` (see :func:`lstm_backward`)."""
+    dx, dh0, _, dw_ih, dw_hh, db_ih, db_hh = _backward("rnn_backward", "rnn", dy, dh_n, None, cache, need_dx)
     return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -567,7 +571,7 @@ def _stack_forward(kind, op, x, h0, c0, weights, num_layers, bidirectional, batc
     return y, h_n, c_n, sc
 
 
-def _stack_backward(op, family, dy, dh_n, dc_n, sc):
+def _stack_backward(op, family, dy, dh_n, dc_n, sc, need_dx=True):
     if not isinstance(sc, _StackCache):
         raise TypeError(f"{op}: 'cache' must be the cache returned by the stacked forward pass with "
                         f"return_cache=True, got {type(sc).__name__}")
@@ -604,10 +608,13 @@ def _stack_backward(op, family, dy, dh_n, dc_n, sc):
                 dyk = dyk[rev, cols]
             dhk = None if dh_c is None else dh_c[i]
             dck = None if dc_c is None else dc_c[i]
-            dx, dhi, dci, dw_ih, dw_hh, db_ih, db_hh = _backward(op, family, dyk, dhk, dck, cache)
-            if dr == 1:
-                dx = dx[rev, cols]
-            d_in = dx if d_in is None else d_in + dx
+            # Layers above the first pass dx down; the first layer's is the result.
+            dx, dhi, dci, dw_ih, dw_hh, db_ih, db_hh = _backward(op, family, dyk, dhk, dck, cache,
+                                                                 need_dx or k > 0)
+            if dx is not None:
+                if dr == 1:
+                    dx = dx[rev, cols]
+                d_in = dx if d_in is None else d_in + dx
             if dh0 is not None:
                 dh0[i] = dhi
             if dc0 is not None:
@@ -615,10 +622,10 @@ def _stack_backward(op, family, dy, dh_n, dc_n, sc):
             grads[i] = (dw_ih, dw_hh, db_ih, db_hh)
         d_out = d_in
     dx = d_out
-    if sc.batch_first:
+    if dx is not None and sc.batch_first:
         dx = np.ascontiguousarray(dx.transpose(1, 0, 2))
     if sc.unbatched:
-        dx = dx[:, 0]
+        dx = None if dx is None else dx[:, 0]
         dh0 = None if dh0 is None else dh0[:, 0]
         dc0 = None if dc0 is None else dc0[:, 0]
     flat = []
@@ -652,10 +659,11 @@ def lstm_stack(x, h0, c0, weights, num_layers=1, bidirectional=False, batch_firs
     return (y, h_n, c_n, sc) if return_cache else (y, h_n, c_n)
 
 
-def lstm_stack_backward(dy, dh_n, dc_n, cache):
+def lstm_stack_backward(dy, dh_n, dc_n, cache, *, need_dx=True):
     """Gradients of :func:`lstm_stack`: ``(dx, dh0, dc0, dweights)``, dweights in the
-    form the weights were given (list or dict)."""
-    return _stack_backward("lstm_stack_backward", "lstm", dy, dh_n, dc_n, cache)
+    form the weights were given (list or dict). ``need_dx=False`` skips the input
+    gradient of the first layer and returns None for dx."""
+    return _stack_backward("lstm_stack_backward", "lstm", dy, dh_n, dc_n, cache, need_dx)
 
 
 def gru_stack(x, h0, weights, num_layers=1, bidirectional=False, batch_first=False, lengths=None, *,
@@ -669,9 +677,10 @@ def gru_stack(x, h0, weights, num_layers=1, bidirectional=False, batch_first=Fal
     return (y, h_n, sc) if return_cache else (y, h_n)
 
 
-def gru_stack_backward(dy, dh_n, cache):
-    """Gradients of :func:`gru_stack`: ``(dx, dh0, dweights)``."""
-    dx, dh0, _, dw = _stack_backward("gru_stack_backward", "gru", dy, dh_n, None, cache)
+def gru_stack_backward(dy, dh_n, cache, *, need_dx=True):
+    """Gradients of :func:`gru_stack`: ``(dx, dh0, dweights)`` (dx None with
+    ``need_dx=False``, as in :func:`lstm_stack_backward`)."""
+    dx, dh0, _, dw = _stack_backward("gru_stack_backward", "gru", dy, dh_n, None, cache, need_dx)
     return dx, dh0, dw
 
 
@@ -687,9 +696,10 @@ def rnn_stack(x, h0, weights, num_layers=1, bidirectional=False, nonlinearity="t
     return (y, h_n, sc) if return_cache else (y, h_n)
 
 
-def rnn_stack_backward(dy, dh_n, cache):
-    """Gradients of :func:`rnn_stack`: ``(dx, dh0, dweights)``."""
-    dx, dh0, _, dw = _stack_backward("rnn_stack_backward", "rnn", dy, dh_n, None, cache)
+def rnn_stack_backward(dy, dh_n, cache, *, need_dx=True):
+    """Gradients of :func:`rnn_stack`: ``(dx, dh0, dweights)`` (dx None with
+    ``need_dx=False``, as in :func:`lstm_stack_backward`)."""
+    dx, dh0, _, dw = _stack_backward("rnn_stack_backward", "rnn", dy, dh_n, None, cache, need_dx)
     return dx, dh0, dw
 
 

@@ -44,7 +44,7 @@ type FwdOut<'py, T> = (
 );
 
 type BwdOut<'py, T> = (
-    Bound<'py, PyArray3<T>>,
+    Option<Bound<'py, PyArray3<T>>>,
     Bound<'py, PyArray2<T>>,
     Option<Bound<'py, PyArray2<T>>>,
     Bound<'py, PyArray2<T>>,
@@ -99,10 +99,11 @@ macro_rules! rnn_bindings {
             ))
         }
 
-        /// BPTT. Returns (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) (dc0 only for lstm).
+        /// BPTT. Returns (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh) (dc0 only for lstm;
+        /// dx None when `need_dx` is false).
         #[pyfunction]
         #[allow(clippy::too_many_arguments)]
-        #[pyo3(signature = (kind, x, w_ih, w_hh, lengths, hs, cs, gates, hn, dy, dh_n, dc_n))]
+        #[pyo3(signature = (kind, x, w_ih, w_hh, lengths, hs, cs, gates, hn, dy, dh_n, dc_n, need_dx=true))]
         fn $bwd<'py>(
             py: Python<'py>,
             kind: &str,
@@ -117,6 +118,7 @@ macro_rules! rnn_bindings {
             dy: Option<PyReadonlyArray3<'py, $t>>,
             dh_n: Option<PyReadonlyArray2<'py, $t>>,
             dc_n: Option<PyReadonlyArray2<'py, $t>>,
+            need_dx: bool,
         ) -> PyResult<BwdOut<'py, $t>> {
             let kind = kind_of(kind)?;
             let lens = lengths_vec(lengths)?;
@@ -134,10 +136,10 @@ macro_rules! rnn_bindings {
             let dc_n = dc_n.as_ref().map(|a| a.as_array());
             let g = run_kernel(py, move || {
                 let saved = Saved { hs, cs, gates, hn };
-                rnn::backward(kind, x, w_ih, w_hh, lens.as_deref(), &saved, dy, dh_n, dc_n)
+                rnn::backward(kind, x, w_ih, w_hh, lens.as_deref(), &saved, dy, dh_n, dc_n, need_dx)
             })?;
             Ok((
-                g.dx.into_pyarray(py),
+                g.dx.map(|a| a.into_pyarray(py)),
                 g.dh0.into_pyarray(py),
                 g.dc0.map(|a| a.into_pyarray(py)),
                 g.dw_ih.into_pyarray(py),

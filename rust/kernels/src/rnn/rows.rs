@@ -119,13 +119,13 @@ fn lstm_fwd_body<T: RnnFloat, const FMA: bool>(g: &mut [T], bias: &[T], c: &mut 
     let bo = &bo[..hsz];
     let c = &mut c[..hsz];
     for j in 0..hsz {
-        let i = T::sigmoid(gi[j] + bi[j]);
-        let f = T::sigmoid(gf[j] + bf[j]);
-        let gc = T::tanh_(gg[j] + bg[j]);
-        let o = T::sigmoid(go[j] + bo[j]);
+        let i = T::sigmoid_k::<FMA>(gi[j] + bi[j]);
+        let f = T::sigmoid_k::<FMA>(gf[j] + bf[j]);
+        let gc = T::tanh_k::<FMA>(gg[j] + bg[j]);
+        let o = T::sigmoid_k::<FMA>(go[j] + bo[j]);
         let cn = madd::<T, FMA>(f, c[j], i * gc);
         c[j] = cn;
-        h[j] = o * T::tanh_(cn);
+        h[j] = o * T::tanh_k::<FMA>(cn);
         gi[j] = i;
         gf[j] = f;
         gg[j] = gc;
@@ -162,7 +162,7 @@ fn lstm_bwd_body<T: RnnFloat, const FMA: bool>(
     let one = T::one();
     for j in 0..hsz {
         let (i, f, gc, o) = (gi[j], gf[j], gg[j], go[j]);
-        let tc = T::tanh_(c[j]);
+        let tc = T::tanh_k::<FMA>(c[j]);
         let dcj = madd::<T, FMA>(dh[j] * o, one - tc * tc, dc[j]);
         dgo[j] = dh[j] * tc * (o * (one - o));
         di[j] = dcj * gc * (i * (one - i));
@@ -205,10 +205,10 @@ fn gru_fwd_body<T: RnnFloat, const FMA: bool>(
     let bn = &bn[..hsz];
     let (b_hn, hn_out) = (&b_hn[..hsz], &mut hn_out[..hsz]);
     for j in 0..hsz {
-        let r = T::sigmoid(gr[j] + hr[j] + br[j]);
-        let z = T::sigmoid(gz[j] + hz[j] + bz[j]);
+        let r = T::sigmoid_k::<FMA>(gr[j] + hr[j] + br[j]);
+        let z = T::sigmoid_k::<FMA>(gz[j] + hz[j] + bz[j]);
         let hnj = hn[j] + b_hn[j];
-        let n = T::tanh_(madd::<T, FMA>(r, hnj, gn[j] + bn[j]));
+        let n = T::tanh_k::<FMA>(madd::<T, FMA>(r, hnj, gn[j] + bn[j]));
         h[j] = madd::<T, FMA>(z, h[j] - n, n);
         gr[j] = r;
         gz[j] = z;
@@ -289,7 +289,7 @@ fn rnn_fwd_body<T: RnnFloat, const FMA: bool>(g: &[T], bias: &[T], h: &mut [T], 
         }
     } else {
         for j in 0..hsz {
-            h[j] = T::tanh_(g[j] + bias[j]);
+            h[j] = T::tanh_k::<FMA>(g[j] + bias[j]);
         }
     }
 }

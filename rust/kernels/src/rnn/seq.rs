@@ -3,6 +3,7 @@
 use super::math::RnnFloat;
 use super::panel;
 use super::rows;
+use super::scratch::Scratch;
 use super::{CellKind, Dims, Forward, Grads, Saved, Weights};
 use crate::gemm::{gemm, Threads};
 use crate::parallel;
@@ -485,6 +486,7 @@ pub(crate) fn backward<T: RnnFloat>(
     dy: Option<ArrayView3<'_, T>>,
     dh_n: Option<ArrayView2<'_, T>>,
     dc_n: Option<ArrayView2<'_, T>>,
+    need_dx: bool,
 ) -> Grads<T> {
     let Dims { t, b, d, h, g } = dims;
     let gh = g * h;
@@ -517,16 +519,17 @@ pub(crate) fn backward<T: RnnFloat>(
         .unwrap_or_else(|| vec![zero; if lstm { b * h } else { 0 }]);
     let whh = StepWeight::new(w_hh, t, max_rows(b)); // W_hh (G*H, H)
 
-    let mut dgx = zeroed::<T>(t * b * gh);
-    let mut dgh = zeroed::<T>(if gru { t * b * gh } else { 0 });
+    // Every element of these is written by the loop below (zeros past each length).
+    let mut dgx = Scratch::<T>::take(t * b * gh);
+    let mut dgh = Scratch::<T>::take(if gru { t * b * gh } else { 0 });
     let mut dh0 = vec![zero; b * h];
     let mut dc0 = vec![zero; if lstm { b * h } else { 0 }];
     let chunks = chunk_ranges(b);
     let mut dbx_parts = vec![zero; chunks.len() * gh];
     let mut dbh_parts = vec![zero; if gru { chunks.len() * gh } else { 0 }];
 
-    let sdgx = Shared::new(&mut dgx);
-    let sdgh = Shared::new(&mut dgh);
+    let sdgx = Shared::new(dgx.as_mut_slice());
+    let sdgh = Shared::new(dgh.as_mut_slice());
     let sdh0 = Shared::new(&mut dh0);
     let sdc0 = Shared::new(&mut dc0);
     let sdbx = Shared::new(&mut dbx_parts);
@@ -645,13 +648,17 @@ pub(crate) fn backward<T: RnnFloat>(
     };
 
     // The three large products over all steps.
-    let mut dx = Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape");
+    let mut dx = if need_dx {
+        Some(Array2::from_shape_vec((t * b, d), zeroed::<T>(t * b * d)).expect("rnn: buffer shape"))
+    } else {
+        None
+    };
     let mut dw_ih = Array2::<T>::zeros((gh, d));
     let mut dw_hh = Array2::<T>::zeros((gh, h));
     if t * b > 0 {
-        let dgx2 = ArrayView2::from_shape((t * b, gh), &dgx[..]).expect("rnn: buffer shape");
+        let dgx2 = ArrayView2::from_shape((t * b, gh), dgx.as_slice()).expect("rnn: buffer shape");
         let dgh2 = if gru {
-            ArrayView2::from_shape((t * b, gh), &dgh[..]).expect("rnn: buffer shape")
+            ArrayView2::from_shape((t * b, gh), dgh.as_slice()).expect("rnn: buffer shape")
         } else {
             dgx2
         };
@@ -662,16 +669,19 @@ pub(crate) fn backward<T: RnnFloat>(
             .expect("rnn: x is standard layout");
         let hprev =
             ArrayView2::from_shape((t * b, h), &hs[..t * b * h]).expect("rnn: buffer shape");
-        gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
-            .expect("rnn: dx shapes agree");
+        if let Some(dx) = &mut dx {
+            gemm(T::one(), dgx2, w_ih, zero, dx.view_mut(), Threads::Auto)
+                .expect("rnn: dx shapes agree");
+        }
         gemm(T::one(), dgx2.t(), x2, zero, dw_ih.view_mut(), Threads::Auto)
             .expect("rnn: dw_ih shapes agree");
         gemm(T::one(), dgh2.t(), hprev, zero, dw_hh.view_mut(), Threads::Auto)
             .expect("rnn: dw_hh shapes agree");
     }
-    let dx = dx
-        .into_shape_with_order((t, b, d))
-        .expect("rnn: buffer shape");
+    let dx = dx.map(|dx| {
+        dx.into_shape_with_order((t, b, d))
+            .expect("rnn: buffer shape")
+    });
     Grads {
         dx,
         dh0: Array2::from_shape_vec((b, h), dh0).expect("rnn: buffer shape"),

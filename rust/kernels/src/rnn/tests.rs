@@ -202,6 +202,7 @@ fn backward_matches_finite_differences() {
             Some(wy.view()),
             Some(wh.view()),
             if lstm { Some(wc.view()) } else { None },
+            true,
         )
         .unwrap();
         let eps = 1e-6;
@@ -226,7 +227,7 @@ fn backward_matches_finite_differences() {
                 }
             }};
         }
-        fd!(x, gr.dx);
+        fd!(x, gr.dx.as_ref().unwrap());
         fd!(h0, gr.dh0);
         if lstm {
             fd!(c0, gr.dc0.as_ref().unwrap());
@@ -278,9 +279,10 @@ fn thread_count_does_not_change_bits() {
             Some(f.hs.slice(s![1.., .., ..])),
             None,
             None,
+            true,
         )
         .unwrap();
-        (f.hs.clone(), g.dx, g.dw_hh, g.db_ih)
+        (f.hs.clone(), g.dx.unwrap(), g.dw_hh, g.db_ih)
     };
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -406,5 +408,117 @@ fn float32_fast_paths_match_naive() {
                 close(&cgot, cn.as_slice().unwrap(), 1e-4);
             }
         }
+    }
+}
+
+/// The backward's recycled scratch buffers hold stale values from earlier calls: poison
+/// them with NaN and check that results (with lengths, so rows past the end matter) are
+/// unchanged for every kind and both float types.
+#[test]
+fn recycled_scratch_never_leaks_into_results() {
+    fn grads<T: RnnFloat>(c: &Case, conv: impl Fn(f64) -> T) -> Vec<Vec<T>> {
+        let m3 = |a: &Array3<f64>| a.mapv(&conv);
+        let m2 = |a: &Array2<f64>| a.mapv(&conv);
+        let (x, w_ih, w_hh) = (m3(&c.x), m2(&c.w_ih), m2(&c.w_hh));
+        let w = Weights {
+            w_ih: w_ih.view(),
+            w_hh: w_hh.view(),
+            b_ih: None,
+            b_hh: None,
+        };
+        let f = forward(c.kind, x.view(), None, None, &w, Some(&c.lens[..]), true).unwrap();
+        let saved = Saved {
+            hs: f.hs.view(),
+            cs: f.cs.as_ref().map(|a| a.view()),
+            gates: f.gates.as_ref().map(|a| a.view()),
+            hn: f.hn.as_ref().map(|a| a.view()),
+        };
+        let dy = f.hs.slice(s![1.., .., ..]).to_owned();
+        let g = backward(
+            c.kind,
+            x.view(),
+            w_ih.view(),
+            w_hh.view(),
+            Some(&c.lens[..]),
+            &saved,
+            Some(dy.view()),
+            None,
+            None,
+            true,
+        )
+        .unwrap();
+        vec![
+            g.dx.unwrap().iter().copied().collect(),
+            g.dh0.iter().copied().collect(),
+            g.dw_ih.iter().copied().collect(),
+            g.dw_hh.iter().copied().collect(),
+            g.db_ih.to_vec(),
+            g.db_hh.to_vec(),
+        ]
+    }
+    fn poison() {
+        for n in [1usize << 16, 1 << 18] {
+            let mut a = super::scratch::Scratch::<f64>::take(n);
+            a.as_mut_slice().fill(f64::NAN);
+            let mut b = super::scratch::Scratch::<f64>::take(n);
+            b.as_mut_slice().fill(f64::NAN);
+        }
+    }
+    for kind in KINDS {
+        let c = case(kind, 9, 37, 6, 20, 11);
+        let a64 = grads::<f64>(&c, |v| v);
+        let a32 = grads::<f32>(&c, |v| v as f32);
+        for _ in 0..3 {
+            poison();
+            assert_eq!(grads::<f64>(&c, |v| v), a64, "{kind:?} f64");
+            poison();
+            assert_eq!(grads::<f32>(&c, |v| v as f32), a32, "{kind:?} f32");
+        }
+    }
+}
+
+/// Without `need_dx` the backward skips the dx product: dx is None and every other
+/// gradient keeps its bits.
+#[test]
+fn skipping_dx_keeps_the_other_gradients() {
+    for kind in KINDS {
+        let c = case(kind, 7, 19, 5, 18, 4);
+        let w = Weights {
+            w_ih: c.w_ih.view(),
+            w_hh: c.w_hh.view(),
+            b_ih: None,
+            b_hh: None,
+        };
+        let f = forward(kind, c.x.view(), None, None, &w, Some(&c.lens[..]), true).unwrap();
+        let saved = Saved {
+            hs: f.hs.view(),
+            cs: f.cs.as_ref().map(|a| a.view()),
+            gates: f.gates.as_ref().map(|a| a.view()),
+            hn: f.hn.as_ref().map(|a| a.view()),
+        };
+        let dy = f.hs.slice(s![1.., .., ..]).to_owned();
+        let run = |need_dx| {
+            backward(
+                kind,
+                c.x.view(),
+                c.w_ih.view(),
+                c.w_hh.view(),
+                Some(&c.lens[..]),
+                &saved,
+                Some(dy.view()),
+                None,
+                None,
+                need_dx,
+            )
+            .unwrap()
+        };
+        let (all, some) = (run(true), run(false));
+        assert!(all.dx.is_some() && some.dx.is_none());
+        assert_eq!(all.dh0, some.dh0);
+        assert_eq!(all.dc0, some.dc0);
+        assert_eq!(all.dw_ih, some.dw_ih);
+        assert_eq!(all.dw_hh, some.dw_hh);
+        assert_eq!(all.db_ih, some.db_ih);
+        assert_eq!(all.db_hh, some.db_hh);
     }
 }
