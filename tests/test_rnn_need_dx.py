@@ -70,3 +70,35 @@ def test_stack_skips_only_the_first_layers_dx(kind, L, bidirectional):
     assert full[0].shape == x.shape and part[0] is None
     for name in w:
         np.testing.assert_array_equal(full[-1][name], part[-1][name], err_msg=name)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_module_skips_dx_only_for_inputs_without_grad(mode, monkeypatch):
+    """nn.LSTM/GRU/RNN ask the kernels for dx exactly when the input needs a gradient,
+    and the weight gradients do not depend on it."""
+    import oxinet as ox
+    from oxinet import nn
+
+    asked = []
+    name = f"{mode.lower()}_stack_backward"
+    real = getattr(F, name)
+
+    def spy(*args, need_dx=True):
+        asked.append(need_dx)
+        return real(*args, need_dx=need_dx)
+
+    monkeypatch.setattr(F, name, spy)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    grads = []
+    for needs in (False, True):
+        ox.manual_seed(0)
+        layer = getattr(nn, mode)(5, 6, num_layers=2)
+        xt = ox.tensor(x, requires_grad=needs)
+        out = layer(xt)[0]
+        (out * out).sum().backward()
+        grads.append([p.grad.numpy().copy() for p in layer.parameters()])
+        assert (xt.grad is not None) == needs
+    assert asked == [False, True]
+    for g0, g1 in zip(*grads):
+        np.testing.assert_array_equal(g0, g1)

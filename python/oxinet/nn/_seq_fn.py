@@ -98,13 +98,15 @@ class _RNNStackFn(Function):
 
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n=None):
+        # Inputs that need no gradient (data fed to a first layer) skip the dx product.
+        need_dx = ctx.needs_input_grad[0]
         if ctx.mode == "LSTM":
-            dx, dh0, dc0, dw = ops.lstm_stack_backward(dy, dh_n, dc_n, ctx.cache)
+            dx, dh0, dc0, dw = ops.lstm_stack_backward(dy, dh_n, dc_n, ctx.cache, need_dx=need_dx)
         elif ctx.mode == "GRU":
-            dx, dh0, dw = ops.gru_stack_backward(dy, dh_n, ctx.cache)
+            dx, dh0, dw = ops.gru_stack_backward(dy, dh_n, ctx.cache, need_dx=need_dx)
             dc0 = None
         else:
-            dx, dh0, dw = ops.rnn_stack_backward(dy, dh_n, ctx.cache)
+            dx, dh0, dw = ops.rnn_stack_backward(dy, dh_n, ctx.cache, need_dx=need_dx)
             dc0 = None
         ctx.cache = None
         return (dx, dh0, dc0) + (None,) * 6 + tuple(dw)
