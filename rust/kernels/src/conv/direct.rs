@@ -251,6 +251,8 @@ impl<T: Scalar> Plan<T> {
                         row[hi..].fill(T::zero());
                         if sx == 1 {
                             row[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                        } else if sx == 2 {
+                            strided::<T, 2>(&mut row[lo..hi], &src[s0..]);
                         } else {
                             for (d, &v) in row[lo..hi].iter_mut().zip(src[s0..].iter().step_by(sx)) {
                                 *d = v;
@@ -260,6 +262,28 @@ impl<T: Scalar> Plan<T> {
                 }
             }
         }
+    }
+}
+
+/// `dst[i] = src[S * i]` (a fixed stride the compiler vectorises with shuffles).
+#[inline]
+fn strided<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    let src = &src[..S * (n - 1) + 1];
+    // blocks of 16 as fixed-size arrays (vectorised), then the rest
+    let blocks = (n - 1) / 16;
+    for b in 0..blocks {
+        let s: &[T] = &src[S * 16 * b..S * 16 * (b + 1)];
+        let d: &mut [T; 16] = (&mut dst[16 * b..16 * (b + 1)]).try_into().expect("16");
+        for (i, v) in d.iter_mut().enumerate() {
+            *v = s[S * i];
+        }
+    }
+    for i in 16 * blocks..n {
+        dst[i] = src[S * i];
     }
 }
 
