@@ -46,6 +46,8 @@ use std::any::TypeId;
 
 /// Most vectors of output channels per register block.
 const MAX_V: usize = 4;
+/// Most pixel pairs per register block in pair mode (f32, at most 8 output channels).
+const PAIRS_MAX: usize = 14;
 /// Most pixels per register block for `V` channel vectors (`P * V` accumulators of the
 /// 32 vector registers, leaving room for the weights and the broadcast).
 const fn p_max(v: usize) -> usize {
@@ -151,8 +153,8 @@ struct Plan<T> {
 }
 
 impl<T: Scalar> Plan<T> {
-    /// `ws` (the forward's weights) is packed when given.
-    fn new(g: &Geom, ws: Option<&[T]>) -> Plan<T> {
+    /// `ws` (the forward's weights) is packed when given; `pair`: see the field.
+    fn new(g: &Geom, ws: Option<&[T]>, pair: bool) -> Plan<T> {
         let [_, kh, kw] = g.kernel;
         let [_, sy, sx] = g.p.stride;
         let [_, dy, dx] = g.p.dilation;
@@ -160,8 +162,14 @@ impl<T: Scalar> Plan<T> {
         let blocks = g.c_out.div_ceil(MAX_V * lanes);
         let v = g.c_out.div_ceil(blocks).div_ceil(lanes);
         let ow = g.output[2];
-        let chunks = ow.div_ceil(p_max(v));
-        let p = ow.div_ceil(chunks);
+        let (chunks, p) = if pair {
+            // an even number of pixels per chunk, up to PAIRS_MAX pairs
+            let chunks = ow.div_ceil(2 * PAIRS_MAX);
+            (chunks, 2 * ow.div_ceil(chunks).div_ceil(2))
+        } else {
+            let chunks = ow.div_ceil(p_max(v));
+            (chunks, ow.div_ceil(chunks))
+        };
         let extra_rows = (kh - 1) * dy / sy;
         let wq = chunks * p + (kw - 1) * dx / sx;
         let mut taps = Vec::with_capacity(g.k_rows());
@@ -180,7 +188,13 @@ impl<T: Scalar> Plan<T> {
             let ws = ws.expect("weights given");
             let (b, j) = (co / vl, co % vl);
             for t in 0..k {
-                wpk[(b * k + t) * vl + j] = ws[co * k + t];
+                if pair {
+                    // lanes 2j and 2j + 1: channel j of the pair's two pixels
+                    wpk[t * vl + 2 * j] = ws[co * k + t];
+                    wpk[t * vl + 2 * j + 1] = ws[co * k + t];
+                } else {
+                    wpk[(b * k + t) * vl + j] = ws[co * k + t];
+                }
             }
         }
         Plan {
@@ -431,6 +445,90 @@ mod avx512 {
         _mm_sfence();
     }
 
+    /// Pair mode, f32: `Q` pairs of pixels; lane `2j + e` of vector `q` is channel `j`
+    /// of pixel `2q + e` (weights packed with each channel in two adjacent lanes, the
+    /// input pairs broadcast as 64-bit values). See [`super::Kern`].
+    ///
+    /// # Safety
+    /// AVX-512F present; pointers as for [`super::kern_portable`] with `P = 2 * Q`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kern_pair_f32<const Q: usize>(x: *const f32, offs: &[usize], w: *const f32, tile: *mut f32) {
+        let mut acc = [_mm512_setzero_ps(); Q];
+        let mut wp = w;
+        for &off in offs {
+            let xp = x.add(off);
+            let wv = _mm512_loadu_ps(wp);
+            for (q, a) in acc.iter_mut().enumerate() {
+                let pair = std::ptr::read_unaligned(xp.add(2 * q) as *const f64);
+                let xb = _mm512_castpd_ps(_mm512_set1_pd(pair));
+                *a = _mm512_fmadd_ps(xb, wv, *a);
+            }
+            wp = wp.add(16);
+        }
+        for (q, &a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(tile.add(16 * q), a);
+        }
+    }
+
+    /// Pair-mode writer: the tile holds 16 values per pair of positions (lane `2j + e`:
+    /// channel `j`, position `2i + e`); see [`super::Writer`] (`vl` unused, `nco <= 8`).
+    ///
+    /// # Safety
+    /// AVX-512F present; `tile` holds `npos + 32` positions (8 values each),
+    /// `dst + j * ld + pos` is writable for `j < nco`, `pos < npos`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn write_pair_f32(
+        tile: &[f32],
+        _vl: usize,
+        npos: usize,
+        nco: usize,
+        bias: Option<&[f32]>,
+        dst: *mut f32,
+        ld: usize,
+        stream: bool,
+    ) {
+        debug_assert!(nco <= 8 && tile.len() >= (npos.div_ceil(32) * 32) * 8);
+        let tp = tile.as_ptr();
+        let lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        let mut r = [_mm512_setzero_ps(); 16];
+        for p0 in (0..npos).step_by(32) {
+            for (i, v) in r.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(tp.add((p0 / 2 + i) * 16));
+            }
+            // row 2j + e: channel j, positions p0 + 2i + e
+            transpose16(&mut r);
+            let n0 = (npos - p0).min(16);
+            let n1 = (npos - p0).saturating_sub(16).min(16);
+            for j in 0..nco {
+                let mut halves = [
+                    _mm512_permutex2var_ps(r[2 * j], lo_idx, r[2 * j + 1]),
+                    _mm512_permutex2var_ps(r[2 * j], hi_idx, r[2 * j + 1]),
+                ];
+                if let Some(b) = bias {
+                    let bv = _mm512_set1_ps(b[j]);
+                    for h in halves.iter_mut() {
+                        *h = _mm512_add_ps(*h, bv);
+                    }
+                }
+                for (h, (&v, np)) in halves.iter().zip([n0, n1]).enumerate() {
+                    if np == 0 {
+                        continue;
+                    }
+                    let d = dst.add(j * ld + p0 + 16 * h);
+                    if stream && np == 16 && (d as usize).is_multiple_of(64) {
+                        _mm512_stream_ps(d, v);
+                    } else {
+                        let mask: __mmask16 = if np == 16 { 0xffff } else { (1u16 << np) - 1 };
+                        _mm512_mask_storeu_ps(d, mask, v);
+                    }
+                }
+            }
+        }
+        _mm_sfence();
+    }
+
     /// f64, 8 lanes: see [`super::Kern`].
     ///
     /// # Safety
@@ -516,6 +614,48 @@ fn kernel<T: Scalar>(v: usize, p: usize, simd: bool) -> Kern<T> {
     }
 }
 
+/// Pair-mode kernel for `q` pairs (T is f32, AVX-512 present).
+fn pair_kernel<T: Scalar>(q: usize) -> Kern<T> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use avx512::kern_pair_f32 as k;
+        let f: Kern<f32> = match q {
+            1 => k::<1>,
+            2 => k::<2>,
+            3 => k::<3>,
+            4 => k::<4>,
+            5 => k::<5>,
+            6 => k::<6>,
+            7 => k::<7>,
+            8 => k::<8>,
+            9 => k::<9>,
+            10 => k::<10>,
+            11 => k::<11>,
+            12 => k::<12>,
+            13 => k::<13>,
+            14 => k::<14>,
+            _ => unreachable!("direct conv: no pair block of {q}"),
+        };
+        assert!(is::<T, f32>());
+        // SAFETY: T is f32 (checked), so the two function pointer types are the same.
+        unsafe { std::mem::transmute::<Kern<f32>, Kern<T>>(f) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct conv: pair mode is x86-64 only ({q})")
+}
+
+fn pair_writer<T: Scalar>() -> Writer<T> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(is::<T, f32>());
+        let f: Writer<f32> = avx512::write_pair_f32;
+        // SAFETY: T is f32 (checked), so the two function pointer types are the same.
+        unsafe { std::mem::transmute::<Writer<f32>, Writer<T>>(f) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct conv: pair mode is x86-64 only")
+}
+
 /// Whether the AVX-512 kernels are used (else the portable one).
 fn use_simd() -> bool {
     cfg!(target_arch = "x86_64") && level() == SimdLevel::Avx512 && mode() != Mode::Portable
@@ -560,13 +700,20 @@ pub(crate) fn forward_with<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option
 /// Writes all `N * O * OH * OW` outputs at `out`.
 fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: *mut T, simd: bool) {
     debug_assert!(family(g));
-    let pl = Plan::new(g, Some(ws));
+    let pair = cfg!(target_arch = "x86_64") && simd && is::<T, f32>() && g.c_out <= 8;
+    let pl = Plan::new(g, Some(ws), pair);
     let (oh, ow) = (pl.oh, pl.ow);
     if g.n == 0 || oh == 0 || ow == 0 || pl.o == 0 {
         return;
     }
-    let kern = kernel::<T>(pl.v, pl.p, simd);
+    let kern = if pair {
+        pair_kernel::<T>(pl.p / 2)
+    } else {
+        kernel::<T>(pl.v, pl.p, simd)
+    };
     let vl = pl.v * pl.lanes;
+    // tile values per output position
+    let tl = if pair { 8 } else { vl };
     // Work cut: bands of `band` rows of one image, or blocks of `imgs` whole images.
     let row_work = (pl.blocks * vl * ow * pl.k()).max(1);
     let threads = parallel::num_threads();
@@ -592,9 +739,14 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
     let optr = SendPtr(out);
     let elem = std::mem::size_of::<T>();
     // output rows computed into the tile before it is written out transposed
-    let flush_rows = ((TILE_BYTES / (vl * elem)).saturating_sub(pl.p + 16) / ow).clamp(1, band);
-    let tile_len = (flush_rows * ow + pl.p + 16) * vl;
-    let flush = writer::<T>(simd);
+    // (pairs of positions stay aligned across rows only for even widths)
+    let flush_rows = if pair && ow % 2 == 1 {
+        1
+    } else {
+        ((TILE_BYTES / (tl * elem)).saturating_sub(pl.p + 32) / ow).clamp(1, band)
+    };
+    let tile_len = (flush_rows * ow + pl.p + 32) * tl;
+    let flush = if pair { pair_writer::<T>() } else { writer::<T>(simd) };
     // outputs much larger than the L2 caches bypass them (streaming stores)
     let stream = g.n * pl.o * oplane * elem >= STREAM_BYTES;
     let body = |bufs: &mut (Vec<T>, Vec<T>), t: usize| {
@@ -617,7 +769,7 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
                     for r in r0..r1 {
                         for ch in 0..pl.chunks {
                             let ox0 = ch * pl.p;
-                            let at = ((r - r0) * ow + ox0) * vl;
+                            let at = ((r - r0) * ow + ox0) * tl;
                             // SAFETY: the scratch covers every tap of every pixel of the chunk
                             // (Plan::fill: wq >= chunks * p + kernel reach), the packed
                             // weights hold K x vl values, the tile slack takes the spill.
@@ -916,7 +1068,7 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T]
 /// `work`: multiply-adds per item (tests use small ones to get many items).
 fn weight_grad_with<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T], simd: bool, work: usize) {
     debug_assert!(family(g));
-    let pl = Plan::<T>::new(g, None);
+    let pl = Plan::<T>::new(g, None, false);
     let (oh, ow, o, k) = (pl.oh, pl.ow, pl.o, pl.k());
     dw.fill(T::zero());
     if g.n == 0 || oh == 0 || ow == 0 || o == 0 || k == 0 {
@@ -1236,6 +1388,47 @@ mod tests {
                     }
                     let a = got[(o * 256 + y) * 256 + xo] as f64;
                     assert!((a - s).abs() < 1e-5 * (1.0 + s.abs()), "{o} {y} {xo}: {a} vs {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pair_mode_matches_portable() {
+        if level() != SimdLevel::Avx512 {
+            return;
+        }
+        // 1..8 channels, odd and even widths up to 3 chunks of 14 pairs, with bias
+        for o in [1usize, 3, 8] {
+            for ow in (1..=60).chain([83, 84]) {
+                for (h, pad) in [(3usize, 0usize), (6, 1)] {
+                    let g = geom(
+                        2,
+                        2,
+                        o,
+                        h,
+                        ow + 2 - 2 * pad,
+                        [3, 3],
+                        [1, 1],
+                        [1, 1],
+                        [pad, pad],
+                        [pad, pad],
+                    );
+                    let nx = 2 * 2 * h * (ow + 2 - 2 * pad);
+                    let x: Vec<f32> = data(nx, ow as u64).iter().map(|&v| v as f32).collect();
+                    let w: Vec<f32> = data(o * 18, 7).iter().map(|&v| v as f32).collect();
+                    let b: Vec<f32> = data(o, 8).iter().map(|&v| v as f32).collect();
+                    let n_out = 2 * o * g.l();
+                    let mut a = vec![f32::NAN; n_out];
+                    let mut c = vec![f32::NAN; n_out];
+                    forward_with(&g, &x, &w, Some(&b), &mut a, true);
+                    forward_with(&g, &x, &w, Some(&b), &mut c, false);
+                    for (i, (p, q)) in a.iter().zip(&c).enumerate() {
+                        assert!(
+                            (p - q).abs() <= 1e-5 * (1.0 + q.abs()),
+                            "o {o} ow {ow} h {h} at {i}: {p} vs {q}"
+                        );
+                    }
                 }
             }
         }
