@@ -740,14 +740,20 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
     let oplane = oh * ow;
     let optr = SendPtr(out);
     let elem = std::mem::size_of::<T>();
-    // output rows computed into the tile before it is written out transposed
-    // (pairs of positions stay aligned across rows only for even widths)
-    let flush_rows = if pair && ow % 2 == 1 {
+    // Output rows computed into the tile before it is written out transposed. Rows too
+    // long for the tile are cut into segments of `seg` chunks (one row per flush then);
+    // pairs of positions stay aligned across rows only for even widths.
+    let seg = if ow * tl * elem > TILE_BYTES {
+        (TILE_BYTES / (pl.p * tl * elem)).clamp(1, pl.chunks)
+    } else {
+        pl.chunks
+    };
+    let flush_rows = if seg < pl.chunks || (pair && ow % 2 == 1) {
         1
     } else {
         ((TILE_BYTES / (tl * elem)).saturating_sub(pl.p + 32) / ow).clamp(1, band)
     };
-    let tile_len = (flush_rows * ow + pl.p + 32) * tl;
+    let tile_len = (flush_rows * ow.min(seg * pl.p) + pl.p + 32) * tl;
     let flush = if pair { pair_writer::<T>() } else { writer::<T>(simd) };
     // outputs much larger than the L2 caches bypass them (streaming stores)
     let stream = g.n * pl.o * oplane * elem >= STREAM_BYTES;
@@ -766,40 +772,53 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
                 let mut r0 = 0;
                 while r0 < rows {
                     let r1 = (r0 + flush_rows).min(rows);
-                    // chunks in order: a row's last chunk spills past the row end into
-                    // the next row's slots, which that row's first chunk then overwrites
-                    for r in r0..r1 {
-                        for ch in 0..pl.chunks {
-                            let ox0 = ch * pl.p;
-                            let at = ((r - r0) * ow + ox0) * tl;
-                            // SAFETY: the scratch covers every tap of every pixel of the chunk
-                            // (Plan::fill: wq >= chunks * p + kernel reach), the packed
-                            // weights hold K x vl values, the tile slack takes the spill.
-                            unsafe {
-                                kern(
-                                    scratch.as_ptr().add(r * pl.wq + ox0),
-                                    &offs,
-                                    wb.as_ptr(),
-                                    tile.as_mut_ptr().add(at),
-                                )
-                            };
+                    let mut g0 = 0;
+                    while g0 < pl.chunks {
+                        let g1 = (g0 + seg).min(pl.chunks);
+                        let x0 = g0 * pl.p;
+                        // chunks in order: a row's last chunk spills past the row end into
+                        // the next row's slots, which that row's first chunk then overwrites
+                        for r in r0..r1 {
+                            for ch in g0..g1 {
+                                let ox0 = ch * pl.p;
+                                let at = ((r - r0) * ow + ox0 - x0) * tl;
+                                // SAFETY: the scratch covers every tap of every pixel of the
+                                // chunk (Plan::fill: wq >= chunks * p + kernel reach), the
+                                // packed weights hold K x vl values, the tile slack takes
+                                // the spill.
+                                unsafe {
+                                    kern(
+                                        scratch.as_ptr().add(r * pl.wq + ox0),
+                                        &offs,
+                                        wb.as_ptr(),
+                                        tile.as_mut_ptr().add(at),
+                                    )
+                                };
+                            }
                         }
+                        // whole rows, or one segment of one row
+                        let npos = if g1 - g0 == pl.chunks {
+                            (r1 - r0) * ow
+                        } else {
+                            (g1 * pl.p).min(ow) - x0
+                        };
+                        let o0 = (ni * pl.o + co0) * oplane + (oy0 + r0) * ow + x0;
+                        // SAFETY: task t alone writes output rows oy0..oy1 of its images;
+                        // the writer touches npos positions of channels co0..co0 + nco.
+                        unsafe {
+                            flush(
+                                tile,
+                                vl,
+                                npos,
+                                nco,
+                                bias.map(|b| &b[co0..co0 + nco]),
+                                optr.get().add(o0),
+                                oplane,
+                                stream,
+                            )
+                        };
+                        g0 = g1;
                     }
-                    let o0 = (ni * pl.o + co0) * oplane + (oy0 + r0) * ow;
-                    // SAFETY: task t alone writes output rows oy0..oy1 of its images; the
-                    // writer touches positions (r1 - r0) * ow of channels co0..co0 + nco.
-                    unsafe {
-                        flush(
-                            tile,
-                            vl,
-                            (r1 - r0) * ow,
-                            nco,
-                            bias.map(|b| &b[co0..co0 + nco]),
-                            optr.get().add(o0),
-                            oplane,
-                            stream,
-                        )
-                    };
                     r0 = r1;
                 }
             }
@@ -1431,6 +1450,31 @@ mod tests {
                             "o {o} ow {ow} h {h} at {i}: {p} vs {q}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_rows_are_written_in_segments() {
+        // rows longer than the tile (conv1d-like): 16 / 8 (pair) / 64 channels
+        for (o, ow) in [(16usize, 1500usize), (8, 2999), (5, 3000), (64, 700)] {
+            let g = geom(2, 2, o, 2, ow + 4, [2, 5], [1, 1], [1, 1], [0, 0], [0, 0]);
+            let x = data(2 * 2 * 2 * (ow + 4), 3);
+            let w = data(o * 20, 4);
+            let b = data(o, 5);
+            let want = naive(&g, &x, &w, Some(&b));
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let bf: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            for simd in [false, level() == SimdLevel::Avx512] {
+                let mut got = vec![f32::NAN; want.len()];
+                forward_with(&g, &xf, &wf, Some(&bf), &mut got, simd);
+                for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*a as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "o {o} ow {ow} at {i}: {a} vs {e}"
+                    );
                 }
             }
         }
