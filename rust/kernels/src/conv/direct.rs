@@ -825,10 +825,18 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
         }
     };
     let lens = (pl.scratch_len(band), tile_len);
-    parallel::run(g.macs(), || {
-        (0..tasks)
-            .into_par_iter()
-            .for_each_init(|| (vec![T::zero(); lens.0], vec![T::zero(); lens.1]), body);
+    let work = g.macs();
+    parallel::run(work, || {
+        if work < parallel::INLINE_WORK {
+            // run inline by parallel::run: no parallel iterator (it would reach rayon's
+            // global pool)
+            let mut bufs = (vec![T::zero(); lens.0], vec![T::zero(); lens.1]);
+            (0..tasks).for_each(|t| body(&mut bufs, t));
+        } else {
+            (0..tasks)
+                .into_par_iter()
+                .for_each_init(|| (vec![T::zero(); lens.0], vec![T::zero(); lens.1]), body);
+        }
     });
 }
 
@@ -1151,7 +1159,14 @@ fn weight_grad_with<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T], simd
         }
         acc
     };
-    let parts: Vec<Vec<T>> = parallel::run(g.macs(), || (0..runs).into_par_iter().map(partial).collect());
+    let work = g.macs();
+    let parts: Vec<Vec<T>> = parallel::run(work, || {
+        if work < parallel::INLINE_WORK {
+            (0..runs).map(partial).collect() // inline: no parallel iterator
+        } else {
+            (0..runs).into_par_iter().map(partial).collect()
+        }
+    });
     for part in &parts {
         for (d, &v) in dw.iter_mut().zip(part) {
             *d = *d + v;
