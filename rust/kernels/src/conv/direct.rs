@@ -46,6 +46,8 @@ use std::any::TypeId;
 
 /// Most vectors of output channels per register block.
 const MAX_V: usize = 4;
+/// Most pixel pairs per register block in pair mode (f32, at most 8 output channels).
+const PAIRS_MAX: usize = 14;
 /// Most pixels per register block for `V` channel vectors (`P * V` accumulators of the
 /// 32 vector registers, leaving room for the weights and the broadcast).
 const fn p_max(v: usize) -> usize {
@@ -109,6 +111,8 @@ fn family(g: &Geom) -> bool {
 /// and more channels the output's transposed write dominates and im2col wins or ties:
 /// N64 C3 32x32 k3 O16 (K = 27) 0.48 / 0.40, N32 C4 64x64 k3 O64 (K = 36) 6.5 / 6.1.
 /// Shapes Winograd takes stay there (ties or better: N32 C28 28x28 k3 O64 3.8 / 3.7).
+/// float64 (AVX-512 kernel, 8 lanes) gains as well: N256 C6 k5 O16 0.66 / 1.62, N8 C3 224
+/// k7 s2 O64 11.1 / 15.8, N64 C3 64x64 k4 O8 1.46 / 2.41.
 pub(crate) fn forward_applies(g: &Geom, elem: usize) -> bool {
     let m = mode();
     if m == Mode::Off || !family(g) || g.pointwise() {
@@ -151,8 +155,8 @@ struct Plan<T> {
 }
 
 impl<T: Scalar> Plan<T> {
-    /// `ws` (the forward's weights) is packed when given.
-    fn new(g: &Geom, ws: Option<&[T]>) -> Plan<T> {
+    /// `ws` (the forward's weights) is packed when given; `pair`: see the field.
+    fn new(g: &Geom, ws: Option<&[T]>, pair: bool) -> Plan<T> {
         let [_, kh, kw] = g.kernel;
         let [_, sy, sx] = g.p.stride;
         let [_, dy, dx] = g.p.dilation;
@@ -160,8 +164,14 @@ impl<T: Scalar> Plan<T> {
         let blocks = g.c_out.div_ceil(MAX_V * lanes);
         let v = g.c_out.div_ceil(blocks).div_ceil(lanes);
         let ow = g.output[2];
-        let chunks = ow.div_ceil(p_max(v));
-        let p = ow.div_ceil(chunks);
+        let (chunks, p) = if pair {
+            // an even number of pixels per chunk, up to PAIRS_MAX pairs
+            let chunks = ow.div_ceil(2 * PAIRS_MAX);
+            (chunks, 2 * ow.div_ceil(chunks).div_ceil(2))
+        } else {
+            let chunks = ow.div_ceil(p_max(v));
+            (chunks, ow.div_ceil(chunks))
+        };
         let extra_rows = (kh - 1) * dy / sy;
         let wq = chunks * p + (kw - 1) * dx / sx;
         let mut taps = Vec::with_capacity(g.k_rows());
@@ -180,7 +190,13 @@ impl<T: Scalar> Plan<T> {
             let ws = ws.expect("weights given");
             let (b, j) = (co / vl, co % vl);
             for t in 0..k {
-                wpk[(b * k + t) * vl + j] = ws[co * k + t];
+                if pair {
+                    // lanes 2j and 2j + 1: channel j of the pair's two pixels
+                    wpk[t * vl + 2 * j] = ws[co * k + t];
+                    wpk[t * vl + 2 * j + 1] = ws[co * k + t];
+                } else {
+                    wpk[(b * k + t) * vl + j] = ws[co * k + t];
+                }
             }
         }
         Plan {
@@ -251,6 +267,8 @@ impl<T: Scalar> Plan<T> {
                         row[hi..].fill(T::zero());
                         if sx == 1 {
                             row[lo..hi].copy_from_slice(&src[s0..s0 + (hi - lo)]);
+                        } else if sx == 2 {
+                            strided::<T, 2>(&mut row[lo..hi], &src[s0..]);
                         } else {
                             for (d, &v) in row[lo..hi].iter_mut().zip(src[s0..].iter().step_by(sx)) {
                                 *d = v;
@@ -260,6 +278,28 @@ impl<T: Scalar> Plan<T> {
                 }
             }
         }
+    }
+}
+
+/// `dst[i] = src[S * i]` (a fixed stride the compiler vectorises with shuffles).
+#[inline]
+fn strided<T: Copy, const S: usize>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    if n == 0 {
+        return;
+    }
+    let src = &src[..S * (n - 1) + 1];
+    // blocks of 16 as fixed-size arrays (vectorised), then the rest
+    let blocks = (n - 1) / 16;
+    for b in 0..blocks {
+        let s: &[T] = &src[S * 16 * b..S * 16 * (b + 1)];
+        let d: &mut [T; 16] = (&mut dst[16 * b..16 * (b + 1)]).try_into().expect("16");
+        for (i, v) in d.iter_mut().enumerate() {
+            *v = s[S * i];
+        }
+    }
+    for i in 16 * blocks..n {
+        dst[i] = src[S * i];
     }
 }
 
@@ -407,6 +447,90 @@ mod avx512 {
         _mm_sfence();
     }
 
+    /// Pair mode, f32: `Q` pairs of pixels; lane `2j + e` of vector `q` is channel `j`
+    /// of pixel `2q + e` (weights packed with each channel in two adjacent lanes, the
+    /// input pairs broadcast as 64-bit values). See [`super::Kern`].
+    ///
+    /// # Safety
+    /// AVX-512F present; pointers as for [`super::kern_portable`] with `P = 2 * Q`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn kern_pair_f32<const Q: usize>(x: *const f32, offs: &[usize], w: *const f32, tile: *mut f32) {
+        let mut acc = [_mm512_setzero_ps(); Q];
+        let mut wp = w;
+        for &off in offs {
+            let xp = x.add(off);
+            let wv = _mm512_loadu_ps(wp);
+            for (q, a) in acc.iter_mut().enumerate() {
+                let pair = std::ptr::read_unaligned(xp.add(2 * q) as *const f64);
+                let xb = _mm512_castpd_ps(_mm512_set1_pd(pair));
+                *a = _mm512_fmadd_ps(xb, wv, *a);
+            }
+            wp = wp.add(16);
+        }
+        for (q, &a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(tile.add(16 * q), a);
+        }
+    }
+
+    /// Pair-mode writer: the tile holds 16 values per pair of positions (lane `2j + e`:
+    /// channel `j`, position `2i + e`); see [`super::Writer`] (`vl` unused, `nco <= 8`).
+    ///
+    /// # Safety
+    /// AVX-512F present; `tile` holds `npos + 32` positions (8 values each),
+    /// `dst + j * ld + pos` is writable for `j < nco`, `pos < npos`.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn write_pair_f32(
+        tile: &[f32],
+        _vl: usize,
+        npos: usize,
+        nco: usize,
+        bias: Option<&[f32]>,
+        dst: *mut f32,
+        ld: usize,
+        stream: bool,
+    ) {
+        debug_assert!(nco <= 8 && tile.len() >= (npos.div_ceil(32) * 32) * 8);
+        let tp = tile.as_ptr();
+        let lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        let mut r = [_mm512_setzero_ps(); 16];
+        for p0 in (0..npos).step_by(32) {
+            for (i, v) in r.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(tp.add((p0 / 2 + i) * 16));
+            }
+            // row 2j + e: channel j, positions p0 + 2i + e
+            transpose16(&mut r);
+            let n0 = (npos - p0).min(16);
+            let n1 = (npos - p0).saturating_sub(16).min(16);
+            for j in 0..nco {
+                let mut halves = [
+                    _mm512_permutex2var_ps(r[2 * j], lo_idx, r[2 * j + 1]),
+                    _mm512_permutex2var_ps(r[2 * j], hi_idx, r[2 * j + 1]),
+                ];
+                if let Some(b) = bias {
+                    let bv = _mm512_set1_ps(b[j]);
+                    for h in halves.iter_mut() {
+                        *h = _mm512_add_ps(*h, bv);
+                    }
+                }
+                for (h, (&v, np)) in halves.iter().zip([n0, n1]).enumerate() {
+                    if np == 0 {
+                        continue;
+                    }
+                    let d = dst.add(j * ld + p0 + 16 * h);
+                    if stream && np == 16 && (d as usize).is_multiple_of(64) {
+                        _mm512_stream_ps(d, v);
+                    } else {
+                        let mask: __mmask16 = if np == 16 { 0xffff } else { (1u16 << np) - 1 };
+                        _mm512_mask_storeu_ps(d, mask, v);
+                    }
+                }
+            }
+        }
+        _mm_sfence();
+    }
+
     /// f64, 8 lanes: see [`super::Kern`].
     ///
     /// # Safety
@@ -492,6 +616,48 @@ fn kernel<T: Scalar>(v: usize, p: usize, simd: bool) -> Kern<T> {
     }
 }
 
+/// Pair-mode kernel for `q` pairs (T is f32, AVX-512 present).
+fn pair_kernel<T: Scalar>(q: usize) -> Kern<T> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use avx512::kern_pair_f32 as k;
+        let f: Kern<f32> = match q {
+            1 => k::<1>,
+            2 => k::<2>,
+            3 => k::<3>,
+            4 => k::<4>,
+            5 => k::<5>,
+            6 => k::<6>,
+            7 => k::<7>,
+            8 => k::<8>,
+            9 => k::<9>,
+            10 => k::<10>,
+            11 => k::<11>,
+            12 => k::<12>,
+            13 => k::<13>,
+            14 => k::<14>,
+            _ => unreachable!("direct conv: no pair block of {q}"),
+        };
+        assert!(is::<T, f32>());
+        // SAFETY: T is f32 (checked), so the two function pointer types are the same.
+        unsafe { std::mem::transmute::<Kern<f32>, Kern<T>>(f) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct conv: pair mode is x86-64 only ({q})")
+}
+
+fn pair_writer<T: Scalar>() -> Writer<T> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        assert!(is::<T, f32>());
+        let f: Writer<f32> = avx512::write_pair_f32;
+        // SAFETY: T is f32 (checked), so the two function pointer types are the same.
+        unsafe { std::mem::transmute::<Writer<f32>, Writer<T>>(f) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct conv: pair mode is x86-64 only")
+}
+
 /// Whether the AVX-512 kernels are used (else the portable one).
 fn use_simd() -> bool {
     cfg!(target_arch = "x86_64") && level() == SimdLevel::Avx512 && mode() != Mode::Portable
@@ -536,13 +702,20 @@ pub(crate) fn forward_with<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option
 /// Writes all `N * O * OH * OW` outputs at `out`.
 fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out: *mut T, simd: bool) {
     debug_assert!(family(g));
-    let pl = Plan::new(g, Some(ws));
+    let pair = cfg!(target_arch = "x86_64") && simd && is::<T, f32>() && g.c_out <= 8;
+    let pl = Plan::new(g, Some(ws), pair);
     let (oh, ow) = (pl.oh, pl.ow);
     if g.n == 0 || oh == 0 || ow == 0 || pl.o == 0 {
         return;
     }
-    let kern = kernel::<T>(pl.v, pl.p, simd);
+    let kern = if pair {
+        pair_kernel::<T>(pl.p / 2)
+    } else {
+        kernel::<T>(pl.v, pl.p, simd)
+    };
     let vl = pl.v * pl.lanes;
+    // tile values per output position
+    let tl = if pair { 8 } else { vl };
     // Work cut: bands of `band` rows of one image, or blocks of `imgs` whole images.
     let row_work = (pl.blocks * vl * ow * pl.k()).max(1);
     let threads = parallel::num_threads();
@@ -567,10 +740,21 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
     let oplane = oh * ow;
     let optr = SendPtr(out);
     let elem = std::mem::size_of::<T>();
-    // output rows computed into the tile before it is written out transposed
-    let flush_rows = ((TILE_BYTES / (vl * elem)).saturating_sub(pl.p + 16) / ow).clamp(1, band);
-    let tile_len = (flush_rows * ow + pl.p + 16) * vl;
-    let flush = writer::<T>(simd);
+    // Output rows computed into the tile before it is written out transposed. Rows too
+    // long for the tile are cut into segments of `seg` chunks (one row per flush then);
+    // pairs of positions stay aligned across rows only for even widths.
+    let seg = if ow * tl * elem > TILE_BYTES {
+        (TILE_BYTES / (pl.p * tl * elem)).clamp(1, pl.chunks)
+    } else {
+        pl.chunks
+    };
+    let flush_rows = if seg < pl.chunks || (pair && ow % 2 == 1) {
+        1
+    } else {
+        ((TILE_BYTES / (tl * elem)).saturating_sub(pl.p + 32) / ow).clamp(1, band)
+    };
+    let tile_len = (flush_rows * ow.min(seg * pl.p) + pl.p + 32) * tl;
+    let flush = if pair { pair_writer::<T>() } else { writer::<T>(simd) };
     // outputs much larger than the L2 caches bypass them (streaming stores)
     let stream = g.n * pl.o * oplane * elem >= STREAM_BYTES;
     let body = |bufs: &mut (Vec<T>, Vec<T>), t: usize| {
@@ -588,50 +772,71 @@ fn forward_raw<T: Scalar>(g: &Geom, xs: &[T], ws: &[T], bias: Option<&[T]>, out:
                 let mut r0 = 0;
                 while r0 < rows {
                     let r1 = (r0 + flush_rows).min(rows);
-                    // chunks in order: a row's last chunk spills past the row end into
-                    // the next row's slots, which that row's first chunk then overwrites
-                    for r in r0..r1 {
-                        for ch in 0..pl.chunks {
-                            let ox0 = ch * pl.p;
-                            let at = ((r - r0) * ow + ox0) * vl;
-                            // SAFETY: the scratch covers every tap of every pixel of the chunk
-                            // (Plan::fill: wq >= chunks * p + kernel reach), the packed
-                            // weights hold K x vl values, the tile slack takes the spill.
-                            unsafe {
-                                kern(
-                                    scratch.as_ptr().add(r * pl.wq + ox0),
-                                    &offs,
-                                    wb.as_ptr(),
-                                    tile.as_mut_ptr().add(at),
-                                )
-                            };
+                    let mut g0 = 0;
+                    while g0 < pl.chunks {
+                        let g1 = (g0 + seg).min(pl.chunks);
+                        let x0 = g0 * pl.p;
+                        // chunks in order: a row's last chunk spills past the row end into
+                        // the next row's slots, which that row's first chunk then overwrites
+                        for r in r0..r1 {
+                            for ch in g0..g1 {
+                                let ox0 = ch * pl.p;
+                                let at = ((r - r0) * ow + ox0 - x0) * tl;
+                                // SAFETY: the scratch covers every tap of every pixel of the
+                                // chunk (Plan::fill: wq >= chunks * p + kernel reach), the
+                                // packed weights hold K x vl values, the tile slack takes
+                                // the spill.
+                                unsafe {
+                                    kern(
+                                        scratch.as_ptr().add(r * pl.wq + ox0),
+                                        &offs,
+                                        wb.as_ptr(),
+                                        tile.as_mut_ptr().add(at),
+                                    )
+                                };
+                            }
                         }
+                        // whole rows, or one segment of one row
+                        let npos = if g1 - g0 == pl.chunks {
+                            (r1 - r0) * ow
+                        } else {
+                            (g1 * pl.p).min(ow) - x0
+                        };
+                        let o0 = (ni * pl.o + co0) * oplane + (oy0 + r0) * ow + x0;
+                        // SAFETY: task t alone writes output rows oy0..oy1 of its images;
+                        // the writer touches npos positions of channels co0..co0 + nco.
+                        unsafe {
+                            flush(
+                                tile,
+                                vl,
+                                npos,
+                                nco,
+                                bias.map(|b| &b[co0..co0 + nco]),
+                                optr.get().add(o0),
+                                oplane,
+                                stream,
+                            )
+                        };
+                        g0 = g1;
                     }
-                    let o0 = (ni * pl.o + co0) * oplane + (oy0 + r0) * ow;
-                    // SAFETY: task t alone writes output rows oy0..oy1 of its images; the
-                    // writer touches positions (r1 - r0) * ow of channels co0..co0 + nco.
-                    unsafe {
-                        flush(
-                            tile,
-                            vl,
-                            (r1 - r0) * ow,
-                            nco,
-                            bias.map(|b| &b[co0..co0 + nco]),
-                            optr.get().add(o0),
-                            oplane,
-                            stream,
-                        )
-                    };
                     r0 = r1;
                 }
             }
         }
     };
     let lens = (pl.scratch_len(band), tile_len);
-    parallel::run(g.macs(), || {
-        (0..tasks)
-            .into_par_iter()
-            .for_each_init(|| (vec![T::zero(); lens.0], vec![T::zero(); lens.1]), body);
+    let work = g.macs();
+    parallel::run(work, || {
+        if work < parallel::INLINE_WORK {
+            // run inline by parallel::run: no parallel iterator (it would reach rayon's
+            // global pool)
+            let mut bufs = (vec![T::zero(); lens.0], vec![T::zero(); lens.1]);
+            (0..tasks).for_each(|t| body(&mut bufs, t));
+        } else {
+            (0..tasks)
+                .into_par_iter()
+                .for_each_init(|| (vec![T::zero(); lens.0], vec![T::zero(); lens.1]), body);
+        }
     });
 }
 
@@ -892,7 +1097,7 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T]
 /// `work`: multiply-adds per item (tests use small ones to get many items).
 fn weight_grad_with<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T], simd: bool, work: usize) {
     debug_assert!(family(g));
-    let pl = Plan::<T>::new(g, None);
+    let pl = Plan::<T>::new(g, None, false);
     let (oh, ow, o, k) = (pl.oh, pl.ow, pl.o, pl.k());
     dw.fill(T::zero());
     if g.n == 0 || oh == 0 || ow == 0 || o == 0 || k == 0 {
@@ -954,7 +1159,14 @@ fn weight_grad_with<T: Scalar>(g: &Geom, dys: &[T], xs: &[T], dw: &mut [T], simd
         }
         acc
     };
-    let parts: Vec<Vec<T>> = parallel::run(g.macs(), || (0..runs).into_par_iter().map(partial).collect());
+    let work = g.macs();
+    let parts: Vec<Vec<T>> = parallel::run(work, || {
+        if work < parallel::INLINE_WORK {
+            (0..runs).map(partial).collect() // inline: no parallel iterator
+        } else {
+            (0..runs).into_par_iter().map(partial).collect()
+        }
+    });
     for part in &parts {
         for (d, &v) in dw.iter_mut().zip(part) {
             *d = *d + v;
@@ -1212,6 +1424,72 @@ mod tests {
                     }
                     let a = got[(o * 256 + y) * 256 + xo] as f64;
                     assert!((a - s).abs() < 1e-5 * (1.0 + s.abs()), "{o} {y} {xo}: {a} vs {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pair_mode_matches_portable() {
+        if level() != SimdLevel::Avx512 {
+            return;
+        }
+        // 1..8 channels, odd and even widths up to 3 chunks of 14 pairs, with bias
+        for o in [1usize, 3, 8] {
+            for ow in (1..=60).chain([83, 84]) {
+                for (h, pad) in [(3usize, 0usize), (6, 1)] {
+                    let g = geom(
+                        2,
+                        2,
+                        o,
+                        h,
+                        ow + 2 - 2 * pad,
+                        [3, 3],
+                        [1, 1],
+                        [1, 1],
+                        [pad, pad],
+                        [pad, pad],
+                    );
+                    let nx = 2 * 2 * h * (ow + 2 - 2 * pad);
+                    let x: Vec<f32> = data(nx, ow as u64).iter().map(|&v| v as f32).collect();
+                    let w: Vec<f32> = data(o * 18, 7).iter().map(|&v| v as f32).collect();
+                    let b: Vec<f32> = data(o, 8).iter().map(|&v| v as f32).collect();
+                    let n_out = 2 * o * g.l();
+                    let mut a = vec![f32::NAN; n_out];
+                    let mut c = vec![f32::NAN; n_out];
+                    forward_with(&g, &x, &w, Some(&b), &mut a, true);
+                    forward_with(&g, &x, &w, Some(&b), &mut c, false);
+                    for (i, (p, q)) in a.iter().zip(&c).enumerate() {
+                        assert!(
+                            (p - q).abs() <= 1e-5 * (1.0 + q.abs()),
+                            "o {o} ow {ow} h {h} at {i}: {p} vs {q}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_rows_are_written_in_segments() {
+        // rows longer than the tile (conv1d-like): 16 / 8 (pair) / 64 channels
+        for (o, ow) in [(16usize, 1500usize), (8, 2999), (5, 3000), (64, 700)] {
+            let g = geom(2, 2, o, 2, ow + 4, [2, 5], [1, 1], [1, 1], [0, 0], [0, 0]);
+            let x = data(2 * 2 * 2 * (ow + 4), 3);
+            let w = data(o * 20, 4);
+            let b = data(o, 5);
+            let want = naive(&g, &x, &w, Some(&b));
+            let xf: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let wf: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let bf: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            for simd in [false, level() == SimdLevel::Avx512] {
+                let mut got = vec![f32::NAN; want.len()];
+                forward_with(&g, &xf, &wf, Some(&bf), &mut got, simd);
+                for (i, (a, e)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (*a as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "o {o} ow {ow} at {i}: {a} vs {e}"
+                    );
                 }
             }
         }
