@@ -357,31 +357,10 @@ fn dw_fast_impl<T: Scalar, const FMA: bool>(pl: &Plane<'_>, dyp: &[T], xp: &Padd
 }
 dispatch!(dw_fast, dw_fast_impl, (pl: &Plane<'_>, dyp: &[T], xp: &Padded<T>, acc: &mut [T]));
 
-/// Planes at most this wide use the stacked path of [`forward_stacked`] (stride 1).
-const STACK_MAX_W: usize = 14;
-
-/// `o[j] = init + sum over taps t of w[t] * src[offs[t] + j]` (`o[j] +=` the sum when `init`
-/// is None) over a whole flat range: the
-/// same tap order and fused multiply-adds as [`fwd_fast_impl`], so results are identical.
-#[inline(always)]
-fn flat_taps_impl<T: Scalar, const FMA: bool>(o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>) {
-    if let Some(v) = init {
-        o.fill(v);
-    }
-    let n = o.len();
-    for (&off, &wv) in offs.iter().zip(wk) {
-        let s = &src[off..off + n];
-        for (d, &v) in o.iter_mut().zip(s) {
-            *d = madd::<T, FMA>(*d, wv, v);
-        }
-    }
-}
-dispatch!(flat_taps, flat_taps_impl, (o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>));
-
 /// A pointer shared by the tasks of one parallel loop, each writing its own elements.
 #[derive(Clone, Copy)]
 struct SharedOut<T>(*mut T);
-// SAFETY: only used to write disjoint elements from different tasks (see forward_stacked).
+// SAFETY: only used to write disjoint elements from different tasks (see forward_phased).
 unsafe impl<T> Send for SharedOut<T> {}
 unsafe impl<T> Sync for SharedOut<T> {}
 
@@ -391,56 +370,20 @@ impl<T> SharedOut<T> {
     }
 }
 
-/// Stride-1 forward for small planes: per output channel, the zero-padded input planes of
-/// all images are stacked into one tall plane of width `pc`, and every tap is one long
-/// vectorised axpy over the flattened stack (rows that straddle two images and the
-/// columns past the output width are computed and dropped). Per-plane overhead, which
-/// dominates 2x2..8x8 planes, is paid once per channel instead of once per image.
-fn forward_stacked<T: Scalar>(g: &Geom, pl: &Plane<'_>, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
-    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
-    let prows = pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1];
-    let pc = pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2];
-    let n = g.n;
-    let offs: Vec<usize> = (0..kk).map(|t| (t / pl.kw) * pl.dh * pc + (t % pl.kw) * pl.dw).collect();
-    let slack = (pl.kw - 1) * pl.dw;
-    let len = ((n - 1) * prows + pl.oh) * pc;
-    let outp = SharedOut(out.as_mut_ptr());
-    parallel::run(g.macs(), || {
-        (0..g.c_out).into_par_iter().for_each_init(
-            || (vec![T::zero(); n * prows * pc + slack], vec![T::zero(); len]),
-            |(tall, res), co| {
-                let ci = co / g.og;
-                for ni in 0..n {
-                    let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
-                    for y in 0..pl.ih {
-                        let o = (ni * prows + pl.ph + y) * pc + pl.pw;
-                        tall[o..o + pl.iw].copy_from_slice(&xin[y * pl.iw..(y + 1) * pl.iw]);
-                    }
-                }
-                let b = bias.map_or(T::zero(), |b| b[co]);
-                flat_taps(res, tall, &offs, &w[co * kk..(co + 1) * kk], Some(b));
-                for ni in 0..n {
-                    let base = (ni * g.c_out + co) * oplane;
-                    for y in 0..pl.oh {
-                        let src = &res[(ni * prows + y) * pc..][..pl.ow];
-                        // SAFETY: output plane (ni, co) is written by this task only, inside `out`.
-                        let dst = unsafe { std::slice::from_raw_parts_mut(outp.get().add(base + y * pl.ow), pl.ow) };
-                        dst.copy_from_slice(src);
-                    }
-                }
-            },
-        );
-    });
-}
-
 pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
+    match Phased::input(g, &pl) {
+        Some(lay) => forward_phased(g, &pl, &lay, x, w, bias, out),
+        None => forward_planes(g, &pl, x, w, bias, out),
+    }
+}
+
+/// Forward one (image, channel) plane at a time (large planes).
+fn forward_planes<T: Scalar>(g: &Geom, pl: &Plane<'_>, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    let pl = *pl;
     let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
     let fast = pl.sh == 1 && pl.sw == 1;
-    if fast && pl.iw <= STACK_MAX_W && g.n > 1 {
-        return forward_stacked(g, &pl, x, w, bias, out);
-    }
     let (prows, pcols) = (
         pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1],
         pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
@@ -473,62 +416,23 @@ pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
     });
 }
 
-/// Stride-1 input gradient for small planes, stacked like [`forward_stacked`]: per input
-/// channel, the output-gradient planes of all images (zero-padded by the kernel's extent)
-/// are stacked and correlated with the flipped kernel as long axpys; same tap order as
-/// [`dx_fast_impl`].
-fn input_grad_stacked<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx: &mut [T]) {
-    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
-    let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
-    let qh = (pl.ih + pl.ph + a).max(pl.oh + a);
-    let qw = (pl.iw + pl.pw + b).max(pl.ow + b);
-    let n = g.n;
-    let offs: Vec<usize> = (0..kk)
-        .map(|t| {
-            let (ky, kx) = (t / pl.kw, t % pl.kw);
-            (pl.ph + a - ky * pl.dh) * qw + (pl.pw + b - kx * pl.dw)
-        })
-        .collect();
-    let slack = pl.pw + b;
-    let len = ((n - 1) * qh + pl.ih) * qw;
-    let dxp = SharedOut(dx.as_mut_ptr());
-    parallel::run(g.macs(), || {
-        (0..g.c_in).into_par_iter().for_each_init(
-            || (vec![T::zero(); n * qh * qw + slack], vec![T::zero(); len]),
-            |(tall, res), ci| {
-                for (m, co) in (ci * g.og..(ci + 1) * g.og).enumerate() {
-                    for ni in 0..n {
-                        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
-                        for y in 0..pl.oh {
-                            let o = (ni * qh + y + a) * qw + b;
-                            tall[o..o + pl.ow].copy_from_slice(&dyp[y * pl.ow..(y + 1) * pl.ow]);
-                        }
-                    }
-                    let init = if m == 0 { Some(T::zero()) } else { None };
-                    flat_taps(res, tall, &offs, &w[co * kk..(co + 1) * kk], init);
-                }
-                for ni in 0..n {
-                    let base = (ni * g.c_in + ci) * iplane;
-                    for y in 0..pl.ih {
-                        let src = &res[(ni * qh + y) * qw..][..pl.iw];
-                        // SAFETY: input plane (ni, ci) is written by this task only, inside `dx`.
-                        let dst = unsafe { std::slice::from_raw_parts_mut(dxp.get().add(base + y * pl.iw), pl.iw) };
-                        dst.copy_from_slice(src);
-                    }
-                }
-            },
-        );
-    });
-}
-
 pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
+    if pl.oh == 0 || pl.ow == 0 {
+        return; // no output positions: the gradient stays zero
+    }
+    match Phased::input(g, &pl) {
+        Some(_) => input_grad_phased(g, &pl, dy, w, dx),
+        None => input_grad_planes(g, &pl, dy, w, dx),
+    }
+}
+
+/// Input gradient one (image, channel) plane at a time (large planes).
+fn input_grad_planes<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx: &mut [T]) {
+    let pl = *pl;
     let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
     let fast = pl.sh == 1 && pl.sw == 1;
-    if fast && pl.iw <= STACK_MAX_W && g.n > 1 {
-        return input_grad_stacked(g, &pl, dy, w, dx);
-    }
     let (a, b) = (pl.dh * (pl.kh - 1), pl.dw * (pl.kw - 1));
     // rows/columns of the padded dy: dy row r sits at r + a; reads reach ih + ph + a
     let (qrows, qcols) = ((pl.ih + pl.ph + a).max(pl.oh + a), (pl.iw + pl.pw + b).max(pl.ow + b));
@@ -571,35 +475,26 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
 pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
+    match Phased::input(g, &pl) {
+        Some(lay) => weight_grad_phased(g, &pl, &lay, dy, x, dwt),
+        None => weight_grad_planes(g, &pl, dy, x, dwt),
+    }
+}
+
+/// Weight gradient one (image, channel) plane at a time (large planes).
+fn weight_grad_planes<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], x: &[T], dwt: &mut [T]) {
+    let pl = *pl;
     let (iplane, oplane, kk, ow) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw, pl.ow);
     let fast = pl.sh == 1 && pl.sw == 1;
     let (prows, pcols) = (
         pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1],
         pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2],
     );
-    let width = ow;
-    let stacked = fast && pl.iw <= STACK_MAX_W && g.n > 1;
-    let n = g.n;
-    // stacked layout (see weight_grad_stacked): planes of prows x pcols, one per image
-    let offs: Vec<usize> = (0..kk).map(|t| (t / pl.kw) * pl.dh * pcols + (t % pl.kw) * pl.dw).collect();
-    let slack = (pl.kw - 1) * pl.dw;
-    let len = if stacked { ((n - 1) * prows + pl.oh) * pcols } else { 0 };
     parallel::run(g.macs(), || {
         dwt.par_chunks_mut(kk).enumerate().for_each_init(
-            || {
-                let pads = fast.then(|| Padded::<T>::new(prows, pcols));
-                let tall = if stacked {
-                    (vec![T::zero(); n * prows * pcols + slack], vec![T::zero(); len])
-                } else {
-                    (Vec::new(), Vec::new())
-                };
-                (vec![T::zero(); kk * width], pads, tall)
-            },
-            |(acc, pads, (tx, td)), (co, out)| {
+            || (vec![T::zero(); kk * ow], fast.then(|| Padded::<T>::new(prows, pcols))),
+            |(acc, pads), (co, out)| {
                 let ci = co / g.og;
-                if stacked && weight_grad_stacked(g, &pl, dy, x, co, ci, &offs, tx, td, out) {
-                    return;
-                }
                 acc.fill(T::zero());
                 for ni in 0..g.n {
                     let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
@@ -613,80 +508,507 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T])
                     }
                 }
                 for (t, o) in out.iter_mut().enumerate() {
-                    *o = super::sum_lanes(ndarray::ArrayView1::from(&acc[t * width..(t + 1) * width]));
+                    *o = super::sum_lanes(ndarray::ArrayView1::from(&acc[t * ow..(t + 1) * ow]));
                 }
             },
         );
     });
 }
 
-/// `sum(a[j] * b[j])` with 16 lanes reduced in a fixed order.
-#[inline(always)]
-fn dot_lanes_impl<T: Scalar, const FMA: bool>(a: &[T], b: &[T]) -> T {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [T::zero(); 16];
-    let ca = a.chunks_exact(16);
-    let cb = b.chunks_exact(16);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (u, v) in ca.zip(cb) {
-        for i in 0..16 {
-            acc[i] = madd::<T, FMA>(acc[i], u[i], v[i]);
-        }
-    }
-    for i in 0..ra.len() {
-        acc[i] = madd::<T, FMA>(acc[i], ra[i], rb[i]);
-    }
-    let mut h = [T::zero(); 8];
-    for i in 0..8 {
-        h[i] = acc[i] + acc[i + 8];
-    }
-    ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7]))
-}
-dispatch_ret!(dot_lanes, dot_lanes_impl, (a: &[T], b: &[T]) -> T);
+// ------------------------------------------------------------------ phase-split stacked path
+//
+// Any stride and dilation. The zero-padded input plane (`prows x pcols`) is split into
+// `sh * sw` phase planes `P[a][b][r][c] = xpad[r * sh + a][c * sw + b]` of `rows x cols`
+// (`rows = ceil(prows / sh)`, `cols = ceil(pcols / sw)`), so tap `(ky, kx)` of output
+// `(y, j)` reads `P[ky*dh % sh][kx*dw % sw][y + ky*dh / sh][j + kx*dw / sw]`: a stride-1
+// shifted read. The phase planes of a chunk of images are stacked (each phase its own
+// region, images one below the other), and every tap becomes one flat shifted read over
+// the whole stack, computed on the output grid `(image, y < rows, j < cols)`; positions
+// past the output size are computed and dropped. Stride 1 is the one-phase case.
 
-/// Stride-1 weight gradient of output channel `co` for small planes: the padded input
-/// planes of all images stacked (`tx`, rows `prows` x `pcols` each) and the output-gradient
-/// planes embedded at the same row stride with zeros around them (`td`), so each tap's
-/// gradient is one long dot product `td . tx[off..]`. Returns false (nothing written) when
-/// the input holds a non-finite value: the zero-padded products `0 * x` would then not be 0.
-#[allow(clippy::too_many_arguments)]
-fn weight_grad_stacked<T: Scalar>(
-    g: &Geom,
-    pl: &Plane<'_>,
-    dy: &[T],
-    x: &[T],
-    co: usize,
-    ci: usize,
+/// Values of one stacked buffer per chunk of images (the chunk fits in L2 with its result).
+const PHASE_BUDGET: usize = 1 << 15;
+/// Phase planes larger than this (values per image) use the per-plane paths.
+const PHASE_MAX_PLANE: usize = 1 << 16;
+
+/// `o[j] = init + sum over taps t of w[t] * src[offs[t] + j]` (`o[j] +=` the sum when `init`
+/// is None), all taps of a block of outputs accumulated in registers. Per output the
+/// additions run in tap order, like [`flat_taps`], so results are identical to it.
+#[inline(always)]
+fn flat_taps_blocked_impl<T: Scalar, const FMA: bool>(
+    o: &mut [T],
+    src: &[T],
     offs: &[usize],
-    tx: &mut [T],
-    td: &mut [T],
-    out: &mut [T],
-) -> bool {
-    let (iplane, oplane) = (pl.ih * pl.iw, pl.oh * pl.ow);
-    let prows = pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1];
-    let pc = pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2];
-    let mut finite = true;
-    for ni in 0..g.n {
-        let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
-        finite &= xin.iter().all(|v| v.is_finite());
-        for y in 0..pl.ih {
-            let o = (ni * prows + pl.ph + y) * pc + pl.pw;
-            tx[o..o + pl.iw].copy_from_slice(&xin[y * pl.iw..(y + 1) * pl.iw]);
+    wk: &[T],
+    init: Option<T>,
+) {
+    const BLK: usize = 32;
+    let n = o.len();
+    let mut q = 0;
+    while q + BLK <= n {
+        let mut acc = match init {
+            Some(v) => [v; BLK],
+            None => {
+                let mut a = [T::zero(); BLK];
+                a.copy_from_slice(&o[q..q + BLK]);
+                a
+            }
+        };
+        for (&off, &wv) in offs.iter().zip(wk) {
+            let s = &src[off + q..off + q + BLK];
+            for i in 0..BLK {
+                acc[i] = madd::<T, FMA>(acc[i], wv, s[i]);
+            }
         }
-        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
-        for y in 0..pl.oh {
-            let o = (ni * prows + y) * pc;
-            if o + pl.ow <= td.len() {
-                td[o..o + pl.ow].copy_from_slice(&dyp[y * pl.ow..(y + 1) * pl.ow]);
+        o[q..q + BLK].copy_from_slice(&acc);
+        q += BLK;
+    }
+    if q < n {
+        let o = &mut o[q..];
+        if let Some(v) = init {
+            o.fill(v);
+        }
+        for (&off, &wv) in offs.iter().zip(wk) {
+            let s = &src[off + q..off + q + o.len()];
+            for (d, &v) in o.iter_mut().zip(s) {
+                *d = madd::<T, FMA>(*d, wv, v);
             }
         }
     }
-    if !finite {
-        return false;
+}
+dispatch!(flat_taps_blocked, flat_taps_blocked_impl, (o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>));
+
+/// Whether every value is finite (one vectorised pass: `v * 0` is NaN exactly for Inf/NaN).
+#[inline(always)]
+fn all_finite_impl<T: Scalar, const FMA: bool>(v: &[T]) -> bool {
+    let mut acc = [T::zero(); 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..16 {
+            acc[i] = acc[i] + c[i] * T::zero();
+        }
+    }
+    acc.iter().chain(rest).all(|a| a.is_finite())
+}
+dispatch_ret!(all_finite, all_finite_impl, (v: &[T]) -> bool);
+
+/// Lanes of the weight-gradient dot products.
+const DL: usize = 16;
+
+/// `acc[t][i] += sum over q = i (mod 16) of td[q] * src[offs[t] + q]` for every tap `t`:
+/// one pass over `td` for all taps (lane `i` of tap `t` sums its products in order of `q`).
+#[inline(always)]
+fn multi_dot_impl<T: Scalar, const FMA: bool>(td: &[T], src: &[T], offs: &[usize], acc: &mut [[T; DL]]) {
+    if offs.len() == 9 {
+        let acc: &mut [[T; DL]; 9] = (&mut acc[..9]).try_into().expect("nine taps");
+        let offs: &[usize; 9] = offs.try_into().expect("nine taps");
+        multi_dot_fixed::<T, FMA, 9>(td, src, offs, acc);
+        return;
+    }
+    let n = td.len();
+    let full = n / DL * DL;
+    let mut q = 0;
+    while q < full {
+        let d = &td[q..q + DL];
+        for (a, &off) in acc.iter_mut().zip(offs) {
+            let s = &src[off + q..off + q + DL];
+            for i in 0..DL {
+                a[i] = madd::<T, FMA>(a[i], d[i], s[i]);
+            }
+        }
+        q += DL;
+    }
+    for (a, &off) in acc.iter_mut().zip(offs) {
+        for i in 0..n - full {
+            a[i] = madd::<T, FMA>(a[i], td[full + i], src[off + full + i]);
+        }
+    }
+}
+dispatch!(multi_dot, multi_dot_impl, (td: &[T], src: &[T], offs: &[usize], acc: &mut [[T; DL]]));
+
+/// [`multi_dot_impl`] with the tap count known, so the accumulators stay in registers.
+#[inline(always)]
+fn multi_dot_fixed<T: Scalar, const FMA: bool, const K: usize>(
+    td: &[T],
+    src: &[T],
+    offs: &[usize; K],
+    acc_out: &mut [[T; DL]; K],
+) {
+    let mut acc = *acc_out;
+    let n = td.len();
+    let full = n / DL * DL;
+    let mut q = 0;
+    while q < full {
+        let d = &td[q..q + DL];
+        for t in 0..K {
+            let s = &src[offs[t] + q..offs[t] + q + DL];
+            for i in 0..DL {
+                acc[t][i] = madd::<T, FMA>(acc[t][i], d[i], s[i]);
+            }
+        }
+        q += DL;
+    }
+    for t in 0..K {
+        for i in 0..n - full {
+            acc[t][i] = madd::<T, FMA>(acc[t][i], td[full + i], src[offs[t] + full + i]);
+        }
+    }
+    *acc_out = acc;
+}
+
+/// The 16 lanes of a dot product added in a fixed order.
+fn fold_dot<T: Scalar>(a: &[T; DL]) -> T {
+    let mut h = [T::zero(); 8];
+    for i in 0..8 {
+        h[i] = a[i] + a[i + 8];
+    }
+    ((h[0] + h[4]) + (h[1] + h[5])) + ((h[2] + h[6]) + (h[3] + h[7]))
+}
+
+/// Layout of the phase-split stacks of one call.
+#[derive(Clone, Copy)]
+struct Phased {
+    sh: usize,
+    sw: usize,
+    /// rows and columns of one phase plane of one image
+    rows: usize,
+    cols: usize,
+    /// images per chunk
+    nb: usize,
+    /// values per phase region of the stacked buffer (nb images plus read slack)
+    plen: usize,
+}
+
+impl Phased {
+    /// The forward / weight-gradient layout (the padded input split into phases), or None
+    /// when the planes are too large for it.
+    fn input(g: &Geom, pl: &Plane<'_>) -> Option<Phased> {
+        let prows = pl.ih + g.p.pad_lo[1] + g.p.pad_hi[1];
+        let pcols = pl.iw + g.p.pad_lo[2] + g.p.pad_hi[2];
+        let (sh, sw) = (pl.sh, pl.sw);
+        let (rows, cols) = (prows.div_ceil(sh), pcols.div_ceil(sw));
+        let per_img = rows.checked_mul(cols)?.checked_mul(sh * sw)?;
+        if per_img > PHASE_MAX_PLANE {
+            return None;
+        }
+        let nb = (PHASE_BUDGET / per_img).clamp(1, g.n.max(1));
+        let slack = (pl.kw - 1) * pl.dw / sw;
+        Some(Phased { sh, sw, rows, cols, nb, plen: nb * rows * cols + slack })
+    }
+    fn phases(&self) -> usize {
+        self.sh * self.sw
+    }
+    /// Flat offset of tap `(ky, kx)` in the stacked buffer.
+    fn tap(&self, pl: &Plane<'_>, ky: usize, kx: usize) -> usize {
+        let (vy, vx) = (ky * pl.dh, kx * pl.dw);
+        let phase = (vy % self.sh) * self.sw + vx % self.sw;
+        phase * self.plen + (vy / self.sh) * self.cols + vx / self.sw
+    }
+    /// Length of the output grid that covers the valid outputs of `nimg` images.
+    fn out_len(&self, nimg: usize, oh: usize) -> usize {
+        ((nimg - 1) * self.rows + oh) * self.cols
+    }
+}
+
+/// Where each value of an `h x w` plane goes in a phase-split stack: value `(y, x)` sits at
+/// padded position `(y + top, x + left)`, i.e. phase `((y + top) % sh, (x + left) % sw)`,
+/// row `img * rows + (y + top) / sh`, column `(x + left) / sw` (other positions are never
+/// touched). Narrow planes move through a per-value offset map (no per-row overhead),
+/// wide ones row by row (stride 1: a copy; stride 2: a vectorised (de)interleave).
+struct PlaneMap {
+    h: usize,
+    w: usize,
+    /// per value, offset from the image's base (narrow planes; else empty)
+    map: Vec<usize>,
+    /// per row, offsets from the image's base of the destinations of x = 0 and x = 1
+    /// (wide planes; with stride 1 the row is one run from the first)
+    runs: Vec<(usize, usize)>,
+}
+
+/// Planes narrower than this move through the offset map.
+const MAP_MAX_W: usize = 16;
+
+impl PlaneMap {
+    fn new(lay: &Phased, h: usize, w: usize, top: usize, left: usize) -> PlaneMap {
+        let at = |y: usize, x: usize| {
+            let (py, px) = (y + top, x + left);
+            ((py % lay.sh) * lay.sw + px % lay.sw) * lay.plen + (py / lay.sh) * lay.cols + px / lay.sw
+        };
+        let (mut map, mut runs) = (Vec::new(), Vec::new());
+        if w >= MAP_MAX_W && lay.sw <= 2 {
+            runs = (0..h).map(|y| (at(y, 0), at(y, 1))).collect();
+        } else {
+            map = (0..h * w).map(|i| at(i / w, i % w)).collect();
+        }
+        PlaneMap { h, w, map, runs }
+    }
+}
+
+#[inline(always)]
+fn deinterleave_impl<T: Scalar, const FMA: bool>(row: &[T], a: &mut [T], b: &mut [T]) {
+    for ((p, u), v) in row.chunks_exact(2).zip(a.iter_mut()).zip(b.iter_mut()) {
+        *u = p[0];
+        *v = p[1];
+    }
+}
+dispatch!(deinterleave, deinterleave_impl, (row: &[T], a: &mut [T], b: &mut [T]));
+
+#[inline(always)]
+fn interleave_impl<T: Scalar, const FMA: bool>(row: &mut [T], a: &[T], b: &[T]) {
+    for ((p, &u), &v) in row.chunks_exact_mut(2).zip(a).zip(b) {
+        p[0] = u;
+        p[1] = v;
+    }
+}
+dispatch!(interleave, interleave_impl, (row: &mut [T], a: &[T], b: &[T]));
+
+/// Two disjoint mutable runs `buf[i..i + n]` and `buf[j..j + m]` (`i != j`, not overlapping).
+fn two_runs<T>(buf: &mut [T], i: usize, n: usize, j: usize, m: usize) -> (&mut [T], &mut [T]) {
+    if i < j {
+        let (lo, hi) = buf.split_at_mut(j);
+        (&mut lo[i..i + n], &mut hi[..m])
+    } else {
+        let (lo, hi) = buf.split_at_mut(i);
+        (&mut hi[..n], &mut lo[j..j + m])
+    }
+}
+
+/// Copies plane `src (h, w)` of chunk image `img` into a phase-split stack.
+fn scatter_phases<T: Scalar>(buf: &mut [T], lay: &Phased, pm: &PlaneMap, src: &[T], img: usize) {
+    let w = pm.w;
+    if !pm.map.is_empty() {
+        let base = img * lay.rows * lay.cols;
+        let dst = &mut buf[base..];
+        for (&o, &v) in pm.map.iter().zip(&src[..pm.h * w]) {
+            dst[o] = v;
+        }
+        return;
+    }
+    for y in 0..pm.h {
+        let row = &src[y * w..(y + 1) * w];
+        let base = img * lay.rows * lay.cols;
+        let (i, j) = (pm.runs[y].0 + base, pm.runs[y].1 + base);
+        if lay.sw == 1 {
+            buf[i..i + w].copy_from_slice(row);
+        } else {
+            let (a, b) = two_runs(buf, i, w.div_ceil(2), j, w / 2);
+            deinterleave(row, a, b);
+            if w % 2 == 1 {
+                a[w / 2] = row[w - 1];
+            }
+        }
+    }
+}
+
+/// Copies plane `dst (h, w)` of chunk image `img` out of a phase-split grid (the inverse
+/// of [`scatter_phases`]).
+fn gather_phases<T: Scalar>(dst: &mut [T], lay: &Phased, pm: &PlaneMap, res: &[T], img: usize) {
+    let w = pm.w;
+    if !pm.map.is_empty() {
+        let base = img * lay.rows * lay.cols;
+        let src = &res[base..];
+        for (&o, d) in pm.map.iter().zip(&mut dst[..pm.h * w]) {
+            *d = src[o];
+        }
+        return;
+    }
+    for y in 0..pm.h {
+        let row = &mut dst[y * w..(y + 1) * w];
+        let base = img * lay.rows * lay.cols;
+        let (i, j) = (pm.runs[y].0 + base, pm.runs[y].1 + base);
+        if lay.sw == 1 {
+            row.copy_from_slice(&res[i..i + w]);
+        } else {
+            let (a, b) = (&res[i..i + w.div_ceil(2)], &res[j..j + w / 2]);
+            interleave(row, a, b);
+            if w % 2 == 1 {
+                row[w - 1] = a[w / 2];
+            }
+        }
+    }
+}
+
+/// Forward over phase-split stacks: parallel over (input channel, chunk of images).
+fn forward_phased<T: Scalar>(
+    g: &Geom,
+    pl: &Plane<'_>,
+    lay: &Phased,
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let offs: Vec<usize> = (0..kk).map(|t| lay.tap(pl, t / pl.kw, t % pl.kw)).collect();
+    let chunks = g.n.div_ceil(lay.nb);
+    let outp = SharedOut(out.as_mut_ptr());
+    // output grid of a chunk: one phase (stride-1 reads), same row/column pitch
+    let grid = Phased { sh: 1, sw: 1, plen: 0, ..*lay };
+    let xmap = PlaneMap::new(lay, pl.ih, pl.iw, pl.ph, pl.pw);
+    let omap = PlaneMap::new(&grid, pl.oh, pl.ow, 0, 0);
+    parallel::run(g.macs(), || {
+        (0..g.c_in * chunks).into_par_iter().for_each_init(
+            || {
+                (
+                    vec![T::zero(); lay.phases() * lay.plen],
+                    vec![T::zero(); lay.out_len(lay.nb, pl.oh)],
+                )
+            },
+            |(tall, res), task| {
+                let (ci, k) = (task / chunks, task % chunks);
+                let (n0, n1) = (k * lay.nb, ((k + 1) * lay.nb).min(g.n));
+                for ni in n0..n1 {
+                    let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+                    scatter_phases(tall, lay, &xmap, xin, ni - n0);
+                }
+                let len = lay.out_len(n1 - n0, pl.oh);
+                for co in ci * g.og..(ci + 1) * g.og {
+                    let b = bias.map_or(T::zero(), |b| b[co]);
+                    flat_taps_blocked(&mut res[..len], tall, &offs, &w[co * kk..(co + 1) * kk], Some(b));
+                    for ni in n0..n1 {
+                        // SAFETY: output plane (ni, co) is written by this task only, inside `out`.
+                        let dst = unsafe {
+                            std::slice::from_raw_parts_mut(outp.get().add((ni * g.c_out + co) * oplane), oplane)
+                        };
+                        gather_phases(dst, &grid, &omap, res, ni - n0);
+                    }
+                }
+            },
+        );
+    });
+}
+
+/// Input gradient over phase-split stacks. With `A = (kh-1)*dh / sh`, `B = (kw-1)*dw / sw`,
+/// the output-gradient planes are stacked zero-padded (`A` rows on top, `B` columns on the
+/// left, at least as many after) on a `qr x qw` grid; phase `(a, b)` of the padded input
+/// gradient, `G[a][b][r][c] = dxpad[r*sh + a][c*sw + b]`, is the sum over the taps with
+/// `ky*dh % sh == a`, `kx*dw % sw == b` of `w[ky][kx] * dy[r - ky*dh/sh][c - kx*dw/sw]`: flat
+/// shifted reads again. Parallel over (input channel, chunk of images).
+fn input_grad_phased<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx: &mut [T]) {
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let (sh, sw) = (pl.sh, pl.sw);
+    let (a, b) = ((pl.kh - 1) * pl.dh / sh, (pl.kw - 1) * pl.dw / sw);
+    // phase-grid rows/columns that hold input positions
+    let (rn, cn) = ((pl.ph + pl.ih - 1) / sh + 1, (pl.pw + pl.iw - 1) / sw + 1);
+    let (qr, qw) = ((rn + a).max(a + pl.oh), (cn + b).max(b + pl.ow));
+    let per_img = qr * qw;
+    let nb = (PHASE_BUDGET / per_img).clamp(1, g.n.max(1));
+    let chunks = g.n.div_ceil(nb);
+    // the padded output gradients: one region (no phases); reads reach `b` past the stack
+    let qlay = Phased { sh: 1, sw: 1, rows: qr, cols: qw, nb, plen: nb * qr * qw + b };
+    // the result grid: sh * sw phase regions of `rn` valid rows per image at pitch `qr`
+    let rlen = ((nb - 1) * qr + rn) * qw;
+    let rlay = Phased { sh, sw, rows: qr, cols: qw, nb, plen: rlen };
+    // taps of each phase, in tap order: (offset into the padded dy stack, tap index)
+    let mut taps: Vec<Vec<(usize, usize)>> = vec![Vec::new(); sh * sw];
+    for t in 0..kk {
+        let (vy, vx) = ((t / pl.kw) * pl.dh, (t % pl.kw) * pl.dw);
+        let off = (a - vy / sh) * qw + (b - vx / sw);
+        taps[(vy % sh) * sw + vx % sw].push((off, t));
+    }
+    let offs: Vec<Vec<usize>> = taps.iter().map(|v| v.iter().map(|p| p.0).collect()).collect();
+    let qmap = PlaneMap::new(&qlay, pl.oh, pl.ow, a, b);
+    let rmap = PlaneMap::new(&rlay, pl.ih, pl.iw, pl.ph, pl.pw);
+    let dxp = SharedOut(dx.as_mut_ptr());
+    parallel::run(g.macs(), || {
+        (0..g.c_in * chunks).into_par_iter().for_each_init(
+            || {
+                (
+                    vec![T::zero(); qlay.plen],
+                    vec![T::zero(); sh * sw * rlen],
+                    vec![T::zero(); kk],
+                )
+            },
+            |(tall, res, wsel), task| {
+                let (ci, k) = (task / chunks, task % chunks);
+                let (n0, n1) = (k * nb, ((k + 1) * nb).min(g.n));
+                let len = ((n1 - n0 - 1) * qr + rn) * qw;
+                for (m, co) in (ci * g.og..(ci + 1) * g.og).enumerate() {
+                    for ni in n0..n1 {
+                        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+                        scatter_phases(tall, &qlay, &qmap, dyp, ni - n0);
+                    }
+                    let wk = &w[co * kk..(co + 1) * kk];
+                    let init = if m == 0 { Some(T::zero()) } else { None };
+                    for (ph, list) in taps.iter().enumerate() {
+                        for (i, &(_, t)) in list.iter().enumerate() {
+                            wsel[i] = wk[t];
+                        }
+                        let r = &mut res[ph * rlen..ph * rlen + len];
+                        flat_taps_blocked(r, tall, &offs[ph], &wsel[..list.len()], init);
+                    }
+                }
+                for ni in n0..n1 {
+                    // SAFETY: input plane (ni, ci) is written by this task only, inside `dx`.
+                    let dst = unsafe { std::slice::from_raw_parts_mut(dxp.get().add((ni * g.c_in + ci) * iplane), iplane) };
+                    gather_phases(dst, &rlay, &rmap, res, ni - n0);
+                }
+            },
+        );
+    });
+}
+
+/// Weight gradient over phase-split stacks: per output channel, the input stack (as in
+/// the forward) and the output gradient embedded in the output grid (zeros elsewhere), all
+/// taps' dot products in one pass per chunk of images, chunks in order. Parallel over
+/// output channels only (fixed summation order). A channel whose input holds Inf/NaN goes
+/// through the per-plane path (the grid's zeros times Inf would give NaN).
+fn weight_grad_phased<T: Scalar>(g: &Geom, pl: &Plane<'_>, lay: &Phased, dy: &[T], x: &[T], dwt: &mut [T]) {
+    let (iplane, oplane, kk) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw);
+    let offs: Vec<usize> = (0..kk).map(|t| lay.tap(pl, t / pl.kw, t % pl.kw)).collect();
+    let chunks = g.n.div_ceil(lay.nb);
+    let grid = Phased { sh: 1, sw: 1, plen: 0, ..*lay };
+    let xmap = PlaneMap::new(lay, pl.ih, pl.iw, pl.ph, pl.pw);
+    let omap = PlaneMap::new(&grid, pl.oh, pl.ow, 0, 0);
+    parallel::run(g.macs(), || {
+        dwt.par_chunks_mut(kk).enumerate().for_each_init(
+            || {
+                (
+                    vec![T::zero(); lay.phases() * lay.plen],
+                    vec![T::zero(); lay.out_len(lay.nb, pl.oh)],
+                    vec![[T::zero(); DL]; kk],
+                )
+            },
+            |(tall, td, acc), (co, out)| {
+                let ci = co / g.og;
+                let finite = (0..g.n).all(|ni| all_finite(&x[(ni * g.c_in + ci) * iplane..][..iplane]));
+                if !finite {
+                    weight_grad_one_plane_path(g, pl, dy, x, co, out);
+                    return;
+                }
+                acc.iter_mut().for_each(|a| *a = [T::zero(); DL]);
+                for k in 0..chunks {
+                    let (n0, n1) = (k * lay.nb, ((k + 1) * lay.nb).min(g.n));
+                    for ni in n0..n1 {
+                        let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+                        scatter_phases(tall, lay, &xmap, xin, ni - n0);
+                        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+                        scatter_phases(td, &grid, &omap, dyp, ni - n0);
+                    }
+                    let len = lay.out_len(n1 - n0, pl.oh);
+                    multi_dot(&td[..len], tall, &offs, acc);
+                }
+                for (o, a) in out.iter_mut().zip(acc.iter()) {
+                    *o = fold_dot(a);
+                }
+            },
+        );
+    });
+}
+
+/// Weight gradient of output channel `co` with the per-plane kernels (no padding copies
+/// for strided convolutions), as in [`weight_grad`].
+fn weight_grad_one_plane_path<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], x: &[T], co: usize, out: &mut [T]) {
+    let (iplane, oplane, kk, ow) = (pl.ih * pl.iw, pl.oh * pl.ow, pl.kh * pl.kw, pl.ow);
+    let ci = co / g.og;
+    let mut acc = vec![T::zero(); kk * ow];
+    for ni in 0..g.n {
+        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
+        let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
+        dw_plane(pl, dyp, xin, &mut acc);
     }
     for (t, o) in out.iter_mut().enumerate() {
-        *o = dot_lanes(td, &tx[offs[t]..]);
+        *o = super::sum_lanes(ndarray::ArrayView1::from(&acc[t * ow..(t + 1) * ow]));
     }
-    true
 }
