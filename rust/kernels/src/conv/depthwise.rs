@@ -745,23 +745,49 @@ impl PlaneMap {
     }
 }
 
+/// `a[k] = row[2k]`, `b[k] = row[2k + 1]` for `k < row.len() / 2`.
 #[inline(always)]
-fn deinterleave_impl<T: Scalar, const FMA: bool>(row: &[T], a: &mut [T], b: &mut [T]) {
-    for ((p, u), v) in row.chunks_exact(2).zip(a.iter_mut()).zip(b.iter_mut()) {
-        *u = p[0];
-        *v = p[1];
+fn deinterleave<T: Scalar>(row: &[T], a: &mut [T], b: &mut [T]) {
+    let n = row.len() / 2;
+    let (row, a, b) = (&row[..2 * n], &mut a[..n], &mut b[..n]);
+    let full = n / 16 * 16;
+    for ((r, u), v) in row[..2 * full]
+        .chunks_exact(32)
+        .zip(a[..full].chunks_exact_mut(16))
+        .zip(b[..full].chunks_exact_mut(16))
+    {
+        for k in 0..16 {
+            u[k] = r[2 * k];
+            v[k] = r[2 * k + 1];
+        }
+    }
+    for k in full..n {
+        a[k] = row[2 * k];
+        b[k] = row[2 * k + 1];
     }
 }
-dispatch!(deinterleave, deinterleave_impl, (row: &[T], a: &mut [T], b: &mut [T]));
 
+/// `row[2k] = a[k]`, `row[2k + 1] = b[k]` for `k < row.len() / 2`.
 #[inline(always)]
-fn interleave_impl<T: Scalar, const FMA: bool>(row: &mut [T], a: &[T], b: &[T]) {
-    for ((p, &u), &v) in row.chunks_exact_mut(2).zip(a).zip(b) {
-        p[0] = u;
-        p[1] = v;
+fn interleave<T: Scalar>(row: &mut [T], a: &[T], b: &[T]) {
+    let n = row.len() / 2;
+    let (row, a, b) = (&mut row[..2 * n], &a[..n], &b[..n]);
+    let full = n / 16 * 16;
+    for ((r, u), v) in row[..2 * full]
+        .chunks_exact_mut(32)
+        .zip(a[..full].chunks_exact(16))
+        .zip(b[..full].chunks_exact(16))
+    {
+        for k in 0..16 {
+            r[2 * k] = u[k];
+            r[2 * k + 1] = v[k];
+        }
+    }
+    for k in full..n {
+        row[2 * k] = a[k];
+        row[2 * k + 1] = b[k];
     }
 }
-dispatch!(interleave, interleave_impl, (row: &mut [T], a: &[T], b: &[T]));
 
 /// Two disjoint mutable runs `buf[i..i + n]` and `buf[j..j + m]` (`i != j`, not overlapping).
 fn two_runs<T>(buf: &mut [T], i: usize, n: usize, j: usize, m: usize) -> (&mut [T], &mut [T]) {
@@ -775,7 +801,8 @@ fn two_runs<T>(buf: &mut [T], i: usize, n: usize, j: usize, m: usize) -> (&mut [
 }
 
 /// Copies plane `src (h, w)` of chunk image `img` into a phase-split stack.
-fn scatter_phases<T: Scalar>(buf: &mut [T], lay: &Phased, pm: &PlaneMap, src: &[T], img: usize) {
+#[inline(always)]
+fn scatter_phases_impl<T: Scalar, const FMA: bool>(buf: &mut [T], lay: &Phased, pm: &PlaneMap, src: &[T], img: usize) {
     let w = pm.w;
     if !pm.map.is_empty() {
         let base = img * lay.rows * lay.cols;
@@ -803,7 +830,8 @@ fn scatter_phases<T: Scalar>(buf: &mut [T], lay: &Phased, pm: &PlaneMap, src: &[
 
 /// Copies plane `dst (h, w)` of chunk image `img` out of a phase-split grid (the inverse
 /// of [`scatter_phases`]).
-fn gather_phases<T: Scalar>(dst: &mut [T], lay: &Phased, pm: &PlaneMap, res: &[T], img: usize) {
+#[inline(always)]
+fn gather_phases_impl<T: Scalar, const FMA: bool>(dst: &mut [T], lay: &Phased, pm: &PlaneMap, res: &[T], img: usize) {
     let w = pm.w;
     if !pm.map.is_empty() {
         let base = img * lay.rows * lay.cols;
@@ -828,6 +856,9 @@ fn gather_phases<T: Scalar>(dst: &mut [T], lay: &Phased, pm: &PlaneMap, res: &[T
         }
     }
 }
+
+dispatch!(scatter_phases, scatter_phases_impl, (buf: &mut [T], lay: &Phased, pm: &PlaneMap, src: &[T], img: usize));
+dispatch!(gather_phases, gather_phases_impl, (dst: &mut [T], lay: &Phased, pm: &PlaneMap, res: &[T], img: usize));
 
 /// Forward over phase-split stacks: parallel over (input channel, chunk of images).
 fn forward_phased<T: Scalar>(
@@ -1010,5 +1041,187 @@ fn weight_grad_one_plane_path<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], x: 
     }
     for (t, o) in out.iter_mut().enumerate() {
         *o = super::sum_lanes(ndarray::ArrayView1::from(&acc[t * ow..(t + 1) * ow]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::ConvParams;
+
+    fn data<T: Scalar>(len: usize, seed: u64) -> Vec<T> {
+        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                T::from_f64(((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5).unwrap()
+            })
+            .collect()
+    }
+
+    /// (x shape, channel multiplier, kernel (kh, kw), stride, dilation, pad lo, pad hi) cases
+    /// covering strides 1-3, dilation, asymmetric padding, odd and 1-wide planes, batch 1,
+    /// widths on both sides of MAP_MAX_W and several image chunks.
+    #[allow(clippy::type_complexity)]
+    fn cases() -> Vec<([usize; 4], usize, [usize; 2], [usize; 2], [usize; 2], [usize; 2], [usize; 2])> {
+        vec![
+            ([3, 4, 7, 9], 1, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]),
+            ([1, 3, 8, 8], 1, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]),
+            ([2, 2, 33, 35], 2, [3, 3], [2, 2], [1, 1], [1, 1], [0, 1]),
+            ([2, 3, 17, 20], 1, [3, 3], [1, 2], [1, 1], [1, 0], [1, 1]),
+            ([2, 2, 19, 18], 1, [5, 3], [3, 3], [1, 2], [2, 1], [1, 2]),
+            ([3, 2, 9, 16], 1, [3, 3], [2, 2], [2, 2], [2, 2], [2, 2]),
+            ([4, 5, 2, 2], 1, [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
+            ([2, 3, 1, 1], 2, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]),
+            ([3, 2, 6, 5], 1, [2, 4], [1, 2], [1, 1], [0, 2], [1, 1]),
+            ([30, 2, 32, 32], 1, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]),
+            ([40, 2, 30, 30], 1, [3, 3], [1, 1], [1, 1], [1, 1], [1, 1]),
+        ]
+    }
+
+    fn geom(
+        xs: [usize; 4],
+        m: usize,
+        k: [usize; 2],
+        s: [usize; 2],
+        d: [usize; 2],
+        lo: [usize; 2],
+        hi: [usize; 2],
+    ) -> Geom {
+        let p = ConvParams {
+            stride: [1, s[0], s[1]],
+            dilation: [1, d[0], d[1]],
+            pad_lo: [0, lo[0], lo[1]],
+            pad_hi: [0, hi[0], hi[1]],
+            groups: xs[1],
+        };
+        let g = Geom::new("t", [xs[0], xs[1], 1, xs[2], xs[3]], [xs[1] * m, 1, 1, k[0], k[1]], p).unwrap();
+        assert!(g.depthwise());
+        g
+    }
+
+    /// Direct loops: output value `(n, co, y, j)` of the depthwise convolution.
+    fn naive(g: &Geom, x: &[f64], w: &[f64], n: usize, co: usize, y: usize, j: usize) -> f64 {
+        let [_, ih, iw] = g.input;
+        let [_, kh, kw] = g.kernel;
+        let ci = co / g.og;
+        let mut acc = 0.0;
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let iy = (y * g.p.stride[1] + ky * g.p.dilation[1]) as isize - g.p.pad_lo[1] as isize;
+                let ix = (j * g.p.stride[2] + kx * g.p.dilation[2]) as isize - g.p.pad_lo[2] as isize;
+                if iy < 0 || ix < 0 || iy as usize >= ih || ix as usize >= iw {
+                    continue;
+                }
+                acc += w[(co * kh + ky) * kw + kx] * x[((n * g.c_in + ci) * ih + iy as usize) * iw + ix as usize];
+            }
+        }
+        acc
+    }
+
+    fn close(a: &[f64], b: &[f64], what: &str) {
+        assert_eq!(a.len(), b.len());
+        for (i, (p, q)) in a.iter().zip(b).enumerate() {
+            assert!((p - q).abs() < 1e-12 * (1.0 + q.abs()), "{what}[{i}]: {p} vs {q}");
+        }
+    }
+
+    #[test]
+    #[allow(clippy::needless_range_loop)]
+    fn phased_paths_match_per_plane_paths_and_naive_loops() {
+        for (xs, m, k, s, d, lo, hi) in cases() {
+            let g = geom(xs, m, k, s, d, lo, hi);
+            let mut ranges = Vec::new();
+            let pl = Plane::new(&g, &mut ranges);
+            let lay = Phased::input(&g, &pl).expect("small planes use the phased path");
+            let [_, oh, ow] = g.output;
+            let (xlen, ylen) = (g.n * g.c_in * g.in_plane(), g.n * g.c_out * oh * ow);
+            let x: Vec<f64> = data(xlen, 1);
+            let w: Vec<f64> = data(g.c_out * k[0] * k[1], 2);
+            let bias: Vec<f64> = data(g.c_out, 3);
+            let dy: Vec<f64> = data(ylen, 4);
+            let what = format!("{xs:?} m{m} k{k:?} s{s:?} d{d:?} pad {lo:?}/{hi:?}");
+
+            let (mut y1, mut y2) = (vec![0.0; ylen], vec![0.0; ylen]);
+            forward_phased(&g, &pl, &lay, &x, &w, Some(&bias), &mut y1);
+            forward_planes(&g, &pl, &x, &w, Some(&bias), &mut y2);
+            // same taps in the same order (taps over padding add exact zeros)
+            assert!(y1 == y2, "forward {what}");
+            let mut want = Vec::with_capacity(ylen);
+            for n in 0..g.n {
+                for co in 0..g.c_out {
+                    for y in 0..oh {
+                        for j in 0..ow {
+                            want.push(naive(&g, &x, &w, n, co, y, j) + bias[co]);
+                        }
+                    }
+                }
+            }
+            close(&y1, &want, &format!("forward {what}"));
+
+            let (mut d1, mut d2) = (vec![0.0; xlen], vec![0.0; xlen]);
+            input_grad_phased(&g, &pl, &dy, &w, &mut d1);
+            input_grad_planes(&g, &pl, &dy, &w, &mut d2);
+            close(&d1, &d2, &format!("input grad {what}"));
+            // adjoint: <dy, conv(x)> = <conv^T(dy), x>
+            let lhs: f64 = dy.iter().zip(&want).map(|(a, b)| a * b).sum::<f64>()
+                - (0..ylen).map(|i| dy[i] * bias[(i / (oh * ow)) % g.c_out]).sum::<f64>();
+            let rhs: f64 = d1.iter().zip(&x).map(|(a, b)| a * b).sum();
+            assert!((lhs - rhs).abs() < 1e-10 * (1.0 + lhs.abs()), "adjoint {what}");
+
+            let kk = k[0] * k[1];
+            let (mut w1, mut w2) = (vec![0.0; g.c_out * kk], vec![0.0; g.c_out * kk]);
+            weight_grad_phased(&g, &pl, &lay, &dy, &x, &mut w1);
+            weight_grad_planes(&g, &pl, &dy, &x, &mut w2);
+            close(&w1, &w2, &format!("weight grad {what}"));
+        }
+    }
+
+    #[test]
+    fn phased_paths_do_not_depend_on_thread_count_f32() {
+        let g = geom([30, 3, 21, 18], 1, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]);
+        let [_, oh, ow] = g.output;
+        let x: Vec<f32> = data(g.n * g.c_in * g.in_plane(), 5);
+        let w: Vec<f32> = data(g.c_out * 9, 6);
+        let dy: Vec<f32> = data(g.n * g.c_out * oh * ow, 7);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("oxinet-test-{i}"))
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut y = vec![0f32; dy.len()];
+                let mut dx = vec![0f32; x.len()];
+                let mut dw = vec![0f32; w.len()];
+                forward(&g, &x, &w, None, &mut y);
+                input_grad(&g, &dy, &w, &mut dx);
+                weight_grad(&g, &dy, &x, &mut dw);
+                (y, dx, dw)
+            })
+        };
+        let a = run(1);
+        let b = run(3);
+        assert!(a == b);
+    }
+
+    #[test]
+    fn weight_grad_with_non_finite_input_matches_per_plane_path() {
+        let g = geom([3, 2, 8, 7], 1, [3, 3], [2, 2], [1, 1], [1, 1], [1, 1]);
+        let mut ranges = Vec::new();
+        let pl = Plane::new(&g, &mut ranges);
+        let lay = Phased::input(&g, &pl).unwrap();
+        let [_, oh, ow] = g.output;
+        let mut x: Vec<f64> = data(g.n * g.c_in * g.in_plane(), 8);
+        x[g.in_plane() + 3] = f64::INFINITY; // image 0, channel 1
+        let dy: Vec<f64> = data(g.n * g.c_out * oh * ow, 9).iter().map(|v: &f64| v.abs() + 0.1).collect();
+        let (mut w1, mut w2) = (vec![0.0; 18], vec![0.0; 18]);
+        weight_grad_phased(&g, &pl, &lay, &dy, &x, &mut w1);
+        weight_grad_planes(&g, &pl, &dy, &x, &mut w2);
+        assert!(w1[..9].iter().all(|v| v.is_finite()));
+        assert!(w1[9..].iter().any(|v| v.is_infinite()));
+        for (a, b) in w1.iter().zip(&w2) {
+            assert!(a == b || (a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+        }
     }
 }
