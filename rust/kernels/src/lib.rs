@@ -14,6 +14,7 @@ pub mod gemm;
 pub mod interpolate;
 pub mod memory;
 pub mod norm;
+pub mod optim;
 pub mod parallel;
 pub mod pool;
 pub mod rnn;

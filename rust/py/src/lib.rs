@@ -16,6 +16,7 @@ mod rnn;
 mod attention;
 mod nn_functional;
 mod norm;
+mod optim;
 mod runtime;
 
 #[pymodule]
@@ -29,6 +30,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     attention::register(m)?;
     nn_functional::register(m)?;
     norm::register(m)?;
+    optim::register(m)?;
     detection::register(m)?;
     recycle::register(m)?;
     Ok(())
