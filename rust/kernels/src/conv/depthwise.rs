@@ -857,8 +857,87 @@ fn gather_phases_impl<T: Scalar, const FMA: bool>(dst: &mut [T], lay: &Phased, p
     }
 }
 
-dispatch!(scatter_phases, scatter_phases_impl, (buf: &mut [T], lay: &Phased, pm: &PlaneMap, src: &[T], img: usize));
-dispatch!(gather_phases, gather_phases_impl, (dst: &mut [T], lay: &Phased, pm: &PlaneMap, res: &[T], img: usize));
+/// [`scatter_phases_impl`] for `count` chunk images whose planes start at
+/// `src[base + i * stride]` (one SIMD dispatch for the whole chunk).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn scatter_images_impl<T: Scalar, const FMA: bool>(
+    buf: &mut [T],
+    lay: &Phased,
+    pm: &PlaneMap,
+    src: &[T],
+    base: usize,
+    stride: usize,
+    count: usize,
+) {
+    let plane = pm.h * pm.w;
+    for i in 0..count {
+        scatter_phases_impl::<T, FMA>(buf, lay, pm, &src[base + i * stride..][..plane], i);
+    }
+}
+dispatch!(scatter_images, scatter_images_impl, (buf: &mut [T], lay: &Phased, pm: &PlaneMap, src: &[T], base: usize, stride: usize, count: usize));
+
+/// [`gather_phases_impl`] for `count` chunk images whose planes start at
+/// `dst[base + i * stride]`.
+///
+/// # Safety
+/// Those planes lie inside the allocation `dst` points into and no other thread touches
+/// them during the call.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_images_impl<T: Scalar, const FMA: bool>(
+    dst: SharedOut<T>,
+    lay: &Phased,
+    pm: &PlaneMap,
+    res: &[T],
+    base: usize,
+    stride: usize,
+    count: usize,
+) {
+    let plane = pm.h * pm.w;
+    for i in 0..count {
+        // SAFETY: guaranteed by the caller.
+        let d = unsafe { std::slice::from_raw_parts_mut(dst.get().add(base + i * stride), plane) };
+        gather_phases_impl::<T, FMA>(d, lay, pm, res, i);
+    }
+}
+
+/// Runs [`gather_images_impl`] compiled for the widest SIMD level the CPU has.
+///
+/// # Safety
+/// As for [`gather_images_impl`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gather_images<T: Scalar>(
+    dst: SharedOut<T>,
+    lay: &Phased,
+    pm: &PlaneMap,
+    res: &[T],
+    base: usize,
+    stride: usize,
+    count: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn v4<T: Scalar>(d: SharedOut<T>, l: &Phased, m: &PlaneMap, r: &[T], b: usize, s: usize, c: usize) {
+            unsafe { gather_images_impl::<T, true>(d, l, m, r, b, s, c) }
+        }
+        #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn v3<T: Scalar>(d: SharedOut<T>, l: &Phased, m: &PlaneMap, r: &[T], b: usize, s: usize, c: usize) {
+            unsafe { gather_images_impl::<T, true>(d, l, m, r, b, s, c) }
+        }
+        match crate::simd::level() {
+            // SAFETY: the CPU supports these features; the rest is the caller's guarantee.
+            crate::simd::SimdLevel::Avx512 => return unsafe { v4(dst, lay, pm, res, base, stride, count) },
+            crate::simd::SimdLevel::Avx2Fma => return unsafe { v3(dst, lay, pm, res, base, stride, count) },
+            _ => {}
+        }
+    }
+    // SAFETY: the caller's guarantee.
+    unsafe { gather_images_impl::<T, false>(dst, lay, pm, res, base, stride, count) }
+}
 
 /// Forward over phase-split stacks: parallel over (input channel, chunk of images).
 fn forward_phased<T: Scalar>(
@@ -889,21 +968,14 @@ fn forward_phased<T: Scalar>(
             |(tall, res), task| {
                 let (ci, k) = (task / chunks, task % chunks);
                 let (n0, n1) = (k * lay.nb, ((k + 1) * lay.nb).min(g.n));
-                for ni in n0..n1 {
-                    let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
-                    scatter_phases(tall, lay, &xmap, xin, ni - n0);
-                }
+                let (cin, cout) = (g.c_in * iplane, g.c_out * oplane);
+                scatter_images(tall, lay, &xmap, x, (n0 * g.c_in + ci) * iplane, cin, n1 - n0);
                 let len = lay.out_len(n1 - n0, pl.oh);
                 for co in ci * g.og..(ci + 1) * g.og {
                     let b = bias.map_or(T::zero(), |b| b[co]);
                     flat_taps_blocked(&mut res[..len], tall, &offs, &w[co * kk..(co + 1) * kk], Some(b));
-                    for ni in n0..n1 {
-                        // SAFETY: output plane (ni, co) is written by this task only, inside `out`.
-                        let dst = unsafe {
-                            std::slice::from_raw_parts_mut(outp.get().add((ni * g.c_out + co) * oplane), oplane)
-                        };
-                        gather_phases(dst, &grid, &omap, res, ni - n0);
-                    }
+                    // SAFETY: output planes (n0..n1, co) are written by this task only, inside `out`.
+                    unsafe { gather_images(outp, &grid, &omap, res, (n0 * g.c_out + co) * oplane, cout, n1 - n0) };
                 }
             },
         );
@@ -956,10 +1028,7 @@ fn input_grad_phased<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx:
                 let (n0, n1) = (k * nb, ((k + 1) * nb).min(g.n));
                 let len = ((n1 - n0 - 1) * qr + rn) * qw;
                 for (m, co) in (ci * g.og..(ci + 1) * g.og).enumerate() {
-                    for ni in n0..n1 {
-                        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
-                        scatter_phases(tall, &qlay, &qmap, dyp, ni - n0);
-                    }
+                    scatter_images(tall, &qlay, &qmap, dy, (n0 * g.c_out + co) * oplane, g.c_out * oplane, n1 - n0);
                     let wk = &w[co * kk..(co + 1) * kk];
                     let init = if m == 0 { Some(T::zero()) } else { None };
                     for (ph, list) in taps.iter().enumerate() {
@@ -970,11 +1039,8 @@ fn input_grad_phased<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx:
                         flat_taps_blocked(r, tall, &offs[ph], &wsel[..list.len()], init);
                     }
                 }
-                for ni in n0..n1 {
-                    // SAFETY: input plane (ni, ci) is written by this task only, inside `dx`.
-                    let dst = unsafe { std::slice::from_raw_parts_mut(dxp.get().add((ni * g.c_in + ci) * iplane), iplane) };
-                    gather_phases(dst, &rlay, &rmap, res, ni - n0);
-                }
+                // SAFETY: input planes (n0..n1, ci) are written by this task only, inside `dx`.
+                unsafe { gather_images(dxp, &rlay, &rmap, res, (n0 * g.c_in + ci) * iplane, g.c_in * iplane, n1 - n0) };
             },
         );
     });
@@ -1011,12 +1077,8 @@ fn weight_grad_phased<T: Scalar>(g: &Geom, pl: &Plane<'_>, lay: &Phased, dy: &[T
                 acc.iter_mut().for_each(|a| *a = [T::zero(); DL]);
                 for k in 0..chunks {
                     let (n0, n1) = (k * lay.nb, ((k + 1) * lay.nb).min(g.n));
-                    for ni in n0..n1 {
-                        let xin = &x[(ni * g.c_in + ci) * iplane..][..iplane];
-                        scatter_phases(tall, lay, &xmap, xin, ni - n0);
-                        let dyp = &dy[(ni * g.c_out + co) * oplane..][..oplane];
-                        scatter_phases(td, &grid, &omap, dyp, ni - n0);
-                    }
+                    scatter_images(tall, lay, &xmap, x, (n0 * g.c_in + ci) * iplane, g.c_in * iplane, n1 - n0);
+                    scatter_images(td, &grid, &omap, dy, (n0 * g.c_out + co) * oplane, g.c_out * oplane, n1 - n0);
                     let len = lay.out_len(n1 - n0, pl.oh);
                     multi_dot(&td[..len], tall, &offs, acc);
                 }
