@@ -1069,15 +1069,16 @@ fn weight_grad_phased<T: Scalar>(g: &Geom, pl: &Plane<'_>, lay: &Phased, dy: &[T
             },
             |(tall, td, acc), (co, out)| {
                 let ci = co / g.og;
-                let finite = (0..g.n).all(|ni| all_finite(&x[(ni * g.c_in + ci) * iplane..][..iplane]));
-                if !finite {
-                    weight_grad_one_plane_path(g, pl, dy, x, co, out);
-                    return;
-                }
                 acc.iter_mut().for_each(|a| *a = [T::zero(); DL]);
                 for k in 0..chunks {
                     let (n0, n1) = (k * lay.nb, ((k + 1) * lay.nb).min(g.n));
                     scatter_images(tall, lay, &xmap, x, (n0 * g.c_in + ci) * iplane, g.c_in * iplane, n1 - n0);
+                    // the whole stack (this chunk's inputs, zeros, and at worst stale values
+                    // of an earlier chunk, which only make the check conservative)
+                    if !all_finite(tall) {
+                        weight_grad_one_plane_path(g, pl, dy, x, co, out);
+                        return;
+                    }
                     scatter_images(td, &grid, &omap, dy, (n0 * g.c_out + co) * oplane, g.c_out * oplane, n1 - n0);
                     let len = lay.out_len(n1 - n0, pl.oh);
                     multi_dot(&td[..len], tall, &offs, acc);
