@@ -45,9 +45,62 @@ _CONVT = {1: ops.conv_transpose1d, 2: ops.conv_transpose2d, 3: ops.conv_transpos
 _CONVT_B = {1: ops.conv_transpose1d_backward, 2: ops.conv_transpose2d_backward, 3: ops.conv_transpose3d_backward}
 
 
+# 1x1 convolutions of small planes (H * W at most this) run as one GEMM over the whole batch
+# with the channels moved outermost, (C, N * H * W), instead of one small GEMM per image
+# (MobileNet v2 at 64x64: its 8x8, 4x4 and 2x2 stages; 1.3-2.5x faster there, copies included).
+_PW_MAX_PLANE = 64
+_PW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _ones(v) -> bool:
+    return v == 1 or (isinstance(v, (tuple, list)) and len(v) == 2 and all(type(i) is int and i == 1 for i in v))
+
+
+def _zeros(v) -> bool:
+    return (type(v) is int and v == 0) or v in ("valid", "same") or (
+        isinstance(v, (tuple, list)) and len(v) == 2 and all(type(i) is int and i == 0 for i in v))
+
+
+def _pointwise_batched(x, w, b, nd, stride, padding, groups) -> bool:
+    """Whether conv(x, w, b) is a 1x1, stride-1, unpadded, ungrouped 2-D convolution of a
+    batch of small planes, all in one float dtype (the case :func:`_pw_forward` computes)."""
+    return (nd == 2 and groups == 1 and type(x) is np.ndarray and type(w) is np.ndarray
+            and x.ndim == 4 and w.ndim == 4 and w.shape[2] == 1 and w.shape[3] == 1
+            and x.dtype in _PW_DTYPES and w.dtype == x.dtype and w.shape[1] == x.shape[1]
+            and x.shape[0] > 1 and 0 < x.shape[2] * x.shape[3] <= _PW_MAX_PLANE
+            and x.shape[1] > 0 and w.shape[0] > 0
+            and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype and b.shape == (w.shape[0],)))
+            and _ones(stride) and _zeros(padding))
+
+
+def _channels_first(a: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) -> a C-contiguous (C, N * H * W) copy."""
+    n, c, h, wd = a.shape
+    out = ops._checks.empty((c, n * h * wd), a.dtype)
+    np.copyto(out.reshape(c, n, h * wd), a.reshape(n, c, h * wd).transpose(1, 0, 2))
+    return out
+
+
+def _batch_first(a2: np.ndarray, n: int, h: int, wd: int) -> np.ndarray:
+    """(C, N * H * W) -> a C-contiguous (N, C, H, W) copy."""
+    c = a2.shape[0]
+    out = ops._checks.empty((n, c, h, wd), a2.dtype)
+    np.copyto(out.reshape(n, c, h * wd), a2.reshape(c, n, h * wd).transpose(1, 0, 2))
+    return out
+
+
 class _ConvFn(Function):
     @staticmethod
     def forward(ctx, x, w, b, nd, stride, padding, dilation, groups):
+        if _pointwise_batched(x, w, b, nd, stride, padding, groups):
+            n, _, h, wd = x.shape
+            x2 = _channels_first(x)
+            y2 = ops.matmul(w.reshape(w.shape[0], w.shape[1]), x2)
+            if b is not None:
+                y2 += b[:, None]
+            ctx.save_for_backward(x2, w)
+            ctx.args = ("pointwise", x.shape)
+            return _batch_first(y2, n, h, wd)
         ctx.save_for_backward(x, w)
         ctx.args = (nd, stride, padding, dilation, groups)
         return _CONV[nd](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -55,11 +108,41 @@ class _ConvFn(Function):
     @staticmethod
     def backward(ctx, dy):
         x, w = ctx.saved_tensors
+        if ctx.args[0] == "pointwise":
+            return _pw_backward(ctx, dy, x, w)
         nd, stride, padding, dilation, groups = ctx.args
         needs = _needs(ctx, ("input", "weight", "bias"))
         dx, dw, db = _CONV_B[nd](dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
                                  needs=needs)
         return dx, dw, db, None, None, None, None, None
+
+
+def _pw_backward(ctx, dy, x2, w):
+    """Gradients of the batched pointwise convolution from the saved (C, N * H * W) input:
+    dX = W^T dY, dW = dY X^T, db = dY summed over the batch and positions."""
+    shape = ctx.args[1]
+    n, c, h, wd = shape
+    if type(dy) is not np.ndarray or dy.shape != (n, w.shape[0], h, wd):
+        dy = np.broadcast_to(np.asarray(dy), (n, w.shape[0], h, wd))
+    dtype = np.result_type(dy.dtype, w.dtype)
+    if dtype not in _PW_DTYPES:
+        raise TypeError(f"conv2d_backward: 'dy' has dtype {dy.dtype}, expected float32 or float64")
+    dy2 = _channels_first(dy.astype(dtype, copy=False))
+    w2 = w.reshape(w.shape[0], c).astype(dtype, copy=False)
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    dx = dw = db = None
+    if need_x:
+        dx = _batch_first(ops.matmul(w2.T, dy2), n, h, wd)
+    if need_w:
+        x2 = x2.astype(dtype, copy=False)
+        # the GEMM is faster with the transposed (strided) operand the one with fewer rows
+        if dy2.shape[0] <= c:
+            dw = np.ascontiguousarray(ops.matmul(x2, dy2.T).T).reshape(w.shape)
+        else:
+            dw = ops.matmul(dy2, x2.T).reshape(w.shape)
+    if need_b:
+        db = dy2.sum(axis=1)
+    return dx, dw, db, None, None, None, None, None
 
 
 class _ConvTransposeFn(Function):
