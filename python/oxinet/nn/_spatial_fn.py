@@ -73,11 +73,16 @@ def _pointwise_batched(x, w, b, nd, stride, padding, groups) -> bool:
             and _ones(stride) and _zeros(padding))
 
 
+def _swap_kernel(dtype):
+    from oxinet import _core
+    return _core.swap_leading_axes_f32 if dtype == np.float32 else _core.swap_leading_axes_f64
+
+
 def _channels_first(a: np.ndarray) -> np.ndarray:
     """(N, C, H, W) -> a C-contiguous (C, N * H * W) copy."""
     n, c, h, wd = a.shape
     out = ops._checks.empty((c, n * h * wd), a.dtype)
-    np.copyto(out.reshape(c, n, h * wd), a.reshape(n, c, h * wd).transpose(1, 0, 2))
+    _swap_kernel(a.dtype)(np.ascontiguousarray(a), n, c, h * wd, out)
     return out
 
 
@@ -85,7 +90,7 @@ def _batch_first(a2: np.ndarray, n: int, h: int, wd: int) -> np.ndarray:
     """(C, N * H * W) -> a C-contiguous (N, C, H, W) copy."""
     c = a2.shape[0]
     out = ops._checks.empty((n, c, h, wd), a2.dtype)
-    np.copyto(out.reshape(n, c, h * wd), a2.reshape(c, n, h * wd).transpose(1, 0, 2))
+    _swap_kernel(a2.dtype)(np.ascontiguousarray(a2), c, n, h * wd, out)
     return out
 
 

@@ -12,6 +12,7 @@ pub mod embedding;
 pub mod error;
 pub mod gemm;
 pub mod interpolate;
+pub mod layout;
 pub mod memory;
 pub mod norm;
 pub mod optim;

@@ -17,6 +17,7 @@ mod attention;
 mod nn_functional;
 mod norm;
 mod optim;
+mod layout;
 mod runtime;
 
 #[pymodule]
@@ -31,6 +32,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn_functional::register(m)?;
     norm::register(m)?;
     optim::register(m)?;
+    layout::register(m)?;
     detection::register(m)?;
     recycle::register(m)?;
     Ok(())
