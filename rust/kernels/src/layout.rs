@@ -6,35 +6,72 @@ use crate::error::{KernelError, KernelResult};
 use crate::parallel;
 use rayon::prelude::*;
 
-/// Rows of the output copied per task: their source pieces share cache lines.
-const ROWS: usize = 16;
+/// Rows of the output copied per task: their source pieces share cache lines, and at most
+/// 8 write streams (output rows are often a multiple of 4 KiB apart, so they map to the
+/// same L1 set, which has 12 ways).
+const ROWS: usize = 8;
 
+/// Copies output rows `b0..b0 + rows` (`dst` holds exactly those rows), `K` values per
+/// piece (`K == 0`: `k` values, not known at compile time).
 #[inline(always)]
-fn copy_piece<T: Copy, const K: usize>(dst: &mut [T], src: &[T]) {
-    let d: &mut [T; K] = (&mut dst[..K]).try_into().expect("K values");
-    let s: &[T; K] = (&src[..K]).try_into().expect("K values");
-    *d = *s;
-}
-
-/// Copies rows `b0..b0 + rows` of the output from `src`.
-#[inline(always)]
-fn block<T: Copy>(dst: &mut [T], src: &[T], a: usize, b: usize, k: usize, b0: usize) {
+fn block_impl<T: Copy, const K: usize>(dst: &mut [T], src: &[T], a: usize, b: usize, k: usize, b0: usize) {
     let rows = dst.len() / (a * k);
+    // every read and write below stays inside these two ranges
+    let s_lo = b0 * k;
+    let s_hi = ((a - 1) * b + b0 + rows) * k;
+    assert!(s_hi <= src.len() && s_lo <= s_hi && rows * a * k == dst.len());
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
     for i in 0..a {
-        let s = &src[(i * b + b0) * k..(i * b + b0 + rows) * k];
         for r in 0..rows {
-            let d = &mut dst[(r * a + i) * k..(r * a + i + 1) * k];
-            let s = &s[r * k..(r + 1) * k];
-            match k {
-                1 => d[0] = s[0],
-                2 => copy_piece::<T, 2>(d, s),
-                4 => copy_piece::<T, 4>(d, s),
-                8 => copy_piece::<T, 8>(d, s),
-                16 => copy_piece::<T, 16>(d, s),
-                _ => d.copy_from_slice(s),
+            // SAFETY: source piece (i, b0 + r) and destination piece (r, i) lie inside the
+            // checked ranges; the two slices do not overlap (one is borrowed mutably).
+            unsafe {
+                let s = sp.add((i * b + b0 + r) * k);
+                let d = dp.add((r * a + i) * k);
+                if K > 0 {
+                    std::ptr::copy_nonoverlapping(s, d, K);
+                } else {
+                    std::ptr::copy_nonoverlapping(s, d, k);
+                }
             }
         }
     }
+}
+
+#[inline(always)]
+fn block_any<T: Copy>(dst: &mut [T], src: &[T], a: usize, b: usize, k: usize, b0: usize) {
+    match k {
+        1 => block_impl::<T, 1>(dst, src, a, b, k, b0),
+        2 => block_impl::<T, 2>(dst, src, a, b, k, b0),
+        4 => block_impl::<T, 4>(dst, src, a, b, k, b0),
+        8 => block_impl::<T, 8>(dst, src, a, b, k, b0),
+        16 => block_impl::<T, 16>(dst, src, a, b, k, b0),
+        32 => block_impl::<T, 32>(dst, src, a, b, k, b0),
+        64 => block_impl::<T, 64>(dst, src, a, b, k, b0),
+        _ => block_impl::<T, 0>(dst, src, a, b, k, b0),
+    }
+}
+
+/// [`block_any`] compiled for the widest vector moves the CPU has.
+fn block<T: Copy>(dst: &mut [T], src: &[T], a: usize, b: usize, k: usize, b0: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx2")]
+        unsafe fn v4<T: Copy>(dst: &mut [T], src: &[T], a: usize, b: usize, k: usize, b0: usize) {
+            block_any(dst, src, a, b, k, b0)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn v3<T: Copy>(dst: &mut [T], src: &[T], a: usize, b: usize, k: usize, b0: usize) {
+            block_any(dst, src, a, b, k, b0)
+        }
+        match crate::simd::level() {
+            // SAFETY: the CPU supports the features these versions were compiled for.
+            crate::simd::SimdLevel::Avx512 => return unsafe { v4(dst, src, a, b, k, b0) },
+            crate::simd::SimdLevel::Avx2Fma => return unsafe { v3(dst, src, a, b, k, b0) },
+            _ => {}
+        }
+    }
+    block_any(dst, src, a, b, k, b0)
 }
 
 /// `dst[j][i][:] = src[i][j][:]` for `src` viewed as `(a, b, k)` and `dst` as `(b, a, k)`
