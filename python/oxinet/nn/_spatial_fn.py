@@ -45,32 +45,48 @@ _CONVT = {1: ops.conv_transpose1d, 2: ops.conv_transpose2d, 3: ops.conv_transpos
 _CONVT_B = {1: ops.conv_transpose1d_backward, 2: ops.conv_transpose2d_backward, 3: ops.conv_transpose3d_backward}
 
 
-# 1x1 convolutions of small planes (H * W at most this) run as one GEMM over the whole batch
-# with the channels moved outermost, (C, N * H * W), instead of one small GEMM per image
-# (MobileNet v2 at 64x64: its 8x8, 4x4 and 2x2 stages; 1.3-2.5x faster there, copies included).
+# Convolutions with small output planes (at most this many positions) run as one GEMM over
+# the whole batch with the channels moved outermost, (C * kh * kw, N * L), instead of one
+# small GEMM per image: W (C_out, C*kh*kw) @ columns. 1x1 stride-1 unpadded ones use the
+# input itself as the columns; others go through im2col (and col2im for the input
+# gradient). MobileNet v2 at 64x64 (its 8x8..2x2 stages) and ResNet-18 at 32x32 (4x4..1x1
+# stages) spend most of their convolution time in such layers.
 _PW_MAX_PLANE = 64
+_IM2COL_MAX_PLANE = 16
 _PW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _ones(v) -> bool:
-    return v == 1 or (isinstance(v, (tuple, list)) and len(v) == 2 and all(type(i) is int and i == 1 for i in v))
+def _pair(v):
+    if type(v) is int:
+        return (v, v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(type(i) is int for i in v):
+        return tuple(v)
+    return None
 
 
-def _zeros(v) -> bool:
-    return (type(v) is int and v == 0) or v in ("valid", "same") or (
-        isinstance(v, (tuple, list)) and len(v) == 2 and all(type(i) is int and i == 0 for i in v))
-
-
-def _pointwise_batched(x, w, b, nd, stride, padding, groups) -> bool:
-    """Whether conv(x, w, b) is a 1x1, stride-1, unpadded, ungrouped 2-D convolution of a
-    batch of small planes, all in one float dtype (the case :func:`_pw_forward` computes)."""
-    return (nd == 2 and groups == 1 and type(x) is np.ndarray and type(w) is np.ndarray
-            and x.ndim == 4 and w.ndim == 4 and w.shape[2] == 1 and w.shape[3] == 1
-            and x.dtype in _PW_DTYPES and w.dtype == x.dtype and w.shape[1] == x.shape[1]
-            and x.shape[0] > 1 and 0 < x.shape[2] * x.shape[3] <= _PW_MAX_PLANE
-            and x.shape[1] > 0 and w.shape[0] > 0
-            and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype and b.shape == (w.shape[0],)))
-            and _ones(stride) and _zeros(padding))
+def _batched_plan(x, w, b, nd, stride, padding, dilation, groups):
+    """How conv(x, w, b) runs as one batched GEMM: None (not applicable: use the conv ops),
+    or ``(kind, kernel, stride, padding, dilation, (oh, ow))`` with kind "pointwise" (1x1,
+    stride 1, unpadded) or "im2col". Needs an ungrouped 2-D convolution of a batch (N > 1)
+    in one float dtype with integer geometry and a small output plane."""
+    if not (nd == 2 and groups == 1 and type(x) is np.ndarray and type(w) is np.ndarray
+            and x.ndim == 4 and w.ndim == 4 and x.dtype in _PW_DTYPES and w.dtype == x.dtype
+            and w.shape[1] == x.shape[1] and x.shape[0] > 1 and x.shape[1] > 0 and w.shape[0] > 0
+            and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype and b.shape == (w.shape[0],)))):
+        return None
+    kh, kw = w.shape[2], w.shape[3]
+    if padding == "valid" or (padding == "same" and kh == 1 and kw == 1):
+        padding = 0
+    s, p, d = _pair(stride), _pair(padding), _pair(dilation)
+    if s is None or p is None or d is None or min(s) < 1 or min(d) < 1 or min(p) < 0 or kh < 1 or kw < 1:
+        return None
+    h, wd = x.shape[2], x.shape[3]
+    oh = (h + 2 * p[0] - d[0] * (kh - 1) - 1) // s[0] + 1
+    ow = (wd + 2 * p[1] - d[1] * (kw - 1) - 1) // s[1] + 1
+    kind = "pointwise" if (kh == 1 and kw == 1 and s == (1, 1) and p == (0, 0)) else "im2col"
+    if oh < 1 or ow < 1 or oh * ow > (_PW_MAX_PLANE if kind == "pointwise" else _IM2COL_MAX_PLANE):
+        return None
+    return kind, (kh, kw), s, p, d, (oh, ow)
 
 
 def _swap_kernel(dtype):
@@ -78,34 +94,51 @@ def _swap_kernel(dtype):
     return _core.swap_leading_axes_f32 if dtype == np.float32 else _core.swap_leading_axes_f64
 
 
-def _channels_first(a: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) -> a C-contiguous (C, N * H * W) copy."""
-    n, c, h, wd = a.shape
-    out = ops._checks.empty((c, n * h * wd), a.dtype)
-    _swap_kernel(a.dtype)(np.ascontiguousarray(a), n, c, h * wd, out)
+def _swap(a: np.ndarray, rows: int, cols: int, k: int) -> np.ndarray:
+    """``a`` viewed as (rows, cols, k) -> a C-contiguous (cols, rows * k) copy."""
+    out = ops._checks.empty((cols, rows * k), a.dtype)
+    _swap_kernel(a.dtype)(np.ascontiguousarray(a), rows, cols, k, out)
     return out
 
 
-def _batch_first(a2: np.ndarray, n: int, h: int, wd: int) -> np.ndarray:
-    """(C, N * H * W) -> a C-contiguous (N, C, H, W) copy."""
-    c = a2.shape[0]
-    out = ops._checks.empty((n, c, h, wd), a2.dtype)
-    _swap_kernel(a2.dtype)(np.ascontiguousarray(a2), c, n, h * wd, out)
-    return out
+def _im2col_batched(x, k, s, p, d):
+    """Columns of the whole batch, (C * kh * kw, N * oh * ow): the batch moved behind the
+    channels, (C, N, H, W), is one 3-D image whose depth axis (the batch) the 1 x kh x kw
+    kernel never mixes, so the 3-D im2col of it is exactly that layout."""
+    from oxinet import _core
+    n, c, h, wd = x.shape
+    xt = _swap(x, n, c, h * wd).reshape(1, c, n, h, wd)
+    f = _core.im2col_f32 if x.dtype == np.float32 else _core.im2col_f64
+    return f(xt, [1, *k], [1, *s], [1, *d], [0, *p], [0, *p])[0]
+
+
+def _col2im_batched(cols2, shape, k, s, p, d):
+    """Adjoint of :func:`_im2col_batched`: (C * kh * kw, N * L) columns summed back into
+    (N, C, H, W)."""
+    from oxinet import _core
+    n, c, h, wd = shape
+    f = _core.col2im_f32 if cols2.dtype == np.float32 else _core.col2im_f64
+    xt = f(np.ascontiguousarray(cols2)[np.newaxis], c, [n, h, wd], [1, *k], [1, *s], [1, *d], [0, *p], [0, *p])
+    return _swap(xt, c, n, h * wd).reshape(n, c, h, wd)
 
 
 class _ConvFn(Function):
     @staticmethod
     def forward(ctx, x, w, b, nd, stride, padding, dilation, groups):
-        if _pointwise_batched(x, w, b, nd, stride, padding, groups):
-            n, _, h, wd = x.shape
-            x2 = _channels_first(x)
-            y2 = ops.matmul(w.reshape(w.shape[0], w.shape[1]), x2)
+        plan = _batched_plan(x, w, b, nd, stride, padding, dilation, groups)
+        if plan is not None:
+            kind, k, s, p, d, (oh, ow) = plan
+            n, c = x.shape[:2]
+            if kind == "pointwise":
+                cols2 = _swap(x, n, c, oh * ow)
+            else:
+                cols2 = _im2col_batched(x, k, s, p, d)
+            y2 = ops.matmul(w.reshape(w.shape[0], -1), cols2)
             if b is not None:
                 y2 += b[:, None]
-            ctx.save_for_backward(x2, w)
-            ctx.args = ("pointwise", x.shape)
-            return _batch_first(y2, n, h, wd)
+            ctx.save_for_backward(cols2, w)
+            ctx.args = ("batched", plan, x.shape)
+            return _swap(y2, w.shape[0], n, oh * ow).reshape(n, w.shape[0], oh, ow)
         ctx.save_for_backward(x, w)
         ctx.args = (nd, stride, padding, dilation, groups)
         return _CONV[nd](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -113,8 +146,8 @@ class _ConvFn(Function):
     @staticmethod
     def backward(ctx, dy):
         x, w = ctx.saved_tensors
-        if ctx.args[0] == "pointwise":
-            return _pw_backward(ctx, dy, x, w)
+        if ctx.args[0] == "batched":
+            return _batched_backward(ctx, dy, x, w)
         nd, stride, padding, dilation, groups = ctx.args
         needs = _needs(ctx, ("input", "weight", "bias"))
         dx, dw, db = _CONV_B[nd](dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
@@ -122,29 +155,36 @@ class _ConvFn(Function):
         return dx, dw, db, None, None, None, None, None
 
 
-def _pw_backward(ctx, dy, x2, w):
-    """Gradients of the batched pointwise convolution from the saved (C, N * H * W) input:
-    dX = W^T dY, dW = dY X^T, db = dY summed over the batch and positions."""
-    shape = ctx.args[1]
+def _batched_backward(ctx, dy, cols2, w):
+    """Gradients of the batched-GEMM convolution from the saved columns (K, N * L):
+    dcols = W^T dY (then col2im unless pointwise), dW = dY cols^T, db = dY summed."""
+    _, plan, shape = ctx.args
+    kind, k, s, p, d, (oh, ow) = plan
     n, c, h, wd = shape
-    if type(dy) is not np.ndarray or dy.shape != (n, w.shape[0], h, wd):
-        dy = np.broadcast_to(np.asarray(dy), (n, w.shape[0], h, wd))
+    co, l = w.shape[0], oh * ow
+    if type(dy) is not np.ndarray or dy.shape != (n, co, oh, ow):
+        dy = np.broadcast_to(np.asarray(dy), (n, co, oh, ow))
     dtype = np.result_type(dy.dtype, w.dtype)
     if dtype not in _PW_DTYPES:
         raise TypeError(f"conv2d_backward: 'dy' has dtype {dy.dtype}, expected float32 or float64")
-    dy2 = _channels_first(dy.astype(dtype, copy=False))
-    w2 = w.reshape(w.shape[0], c).astype(dtype, copy=False)
+    dy2 = _swap(dy.astype(dtype, copy=False), n, co, l)
+    w2 = w.reshape(co, -1).astype(dtype, copy=False)
+    kdim = w2.shape[1]
     need_x, need_w, need_b = ctx.needs_input_grad[:3]
     dx = dw = db = None
     if need_x:
-        dx = _batch_first(ops.matmul(w2.T, dy2), n, h, wd)
-    if need_w:
-        x2 = x2.astype(dtype, copy=False)
-        # the GEMM is faster with the transposed (strided) operand the one with fewer rows
-        if dy2.shape[0] <= c:
-            dw = np.ascontiguousarray(ops.matmul(x2, dy2.T).T).reshape(w.shape)
+        dcols2 = ops.matmul(w2.T, dy2)
+        if kind == "pointwise":
+            dx = _swap(dcols2, kdim, n, l).reshape(n, c, h, wd)
         else:
-            dw = ops.matmul(dy2, x2.T).reshape(w.shape)
+            dx = _col2im_batched(dcols2, shape, k, s, p, d)
+    if need_w:
+        cols2 = cols2.astype(dtype, copy=False)
+        # the GEMM is faster with the transposed (strided) operand the one with fewer rows
+        if co <= kdim:
+            dw = _swap(ops.matmul(cols2, dy2.T), kdim, co, 1).reshape(w.shape)
+        else:
+            dw = ops.matmul(dy2, cols2.T).reshape(w.shape)
     if need_b:
         db = dy2.sum(axis=1)
     return dx, dw, db, None, None, None, None, None
