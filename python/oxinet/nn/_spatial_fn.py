@@ -136,7 +136,9 @@ class _ConvFn(Function):
             y2 = ops.matmul(w.reshape(w.shape[0], -1), cols2)
             if b is not None:
                 y2 += b[:, None]
-            ctx.save_for_backward(cols2, w)
+            # pointwise: the columns are the input, reordered; im2col columns are up to
+            # kh*kw times larger than the input, so the backward rebuilds them from it
+            ctx.save_for_backward(cols2 if kind == "pointwise" else x, w)
             ctx.args = ("batched", plan, x.shape)
             return _swap(y2, w.shape[0], n, oh * ow).reshape(n, w.shape[0], oh, ow)
         ctx.save_for_backward(x, w)
@@ -155,9 +157,10 @@ class _ConvFn(Function):
         return dx, dw, db, None, None, None, None, None
 
 
-def _batched_backward(ctx, dy, cols2, w):
-    """Gradients of the batched-GEMM convolution from the saved columns (K, N * L):
-    dcols = W^T dY (then col2im unless pointwise), dW = dY cols^T, db = dY summed."""
+def _batched_backward(ctx, dy, saved, w):
+    """Gradients of the batched-GEMM convolution from the saved columns (K, N * L)
+    (pointwise) or input (im2col): dcols = W^T dY (then col2im unless pointwise),
+    dW = dY cols^T, db = dY summed."""
     _, plan, shape = ctx.args
     kind, k, s, p, d, (oh, ow) = plan
     n, c, h, wd = shape
@@ -179,6 +182,7 @@ def _batched_backward(ctx, dy, cols2, w):
         else:
             dx = _col2im_batched(dcols2, shape, k, s, p, d)
     if need_w:
+        cols2 = saved if kind == "pointwise" else _im2col_batched(saved, k, s, p, d)
         cols2 = cols2.astype(dtype, copy=False)
         # the GEMM is faster with the transposed (strided) operand the one with fewer rows
         if co <= kdim:
