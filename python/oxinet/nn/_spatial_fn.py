@@ -102,14 +102,16 @@ def _swap(a: np.ndarray, rows: int, cols: int, k: int) -> np.ndarray:
 
 
 def _im2col_batched(x, k, s, p, d):
-    """Columns of the whole batch, (C * kh * kw, N * oh * ow): the batch moved behind the
-    channels, (C, N, H, W), is one 3-D image whose depth axis (the batch) the 1 x kh x kw
-    kernel never mixes, so the 3-D im2col of it is exactly that layout."""
+    """Columns of the whole batch, (C * kh * kw, N * oh * ow) (images side by side)."""
     from oxinet import _core
     n, c, h, wd = x.shape
-    xt = _swap(x, n, c, h * wd).reshape(1, c, n, h, wd)
-    f = _core.im2col_f32 if x.dtype == np.float32 else _core.im2col_f64
-    return f(xt, [1, *k], [1, *s], [1, *d], [0, *p], [0, *p])[0]
+    xt = _swap(x, n, c, h * wd)
+    oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    ow = (wd + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    cols = ops._checks.empty((c * k[0] * k[1], n * oh * ow), x.dtype)
+    f = _core.im2col_batched_f32 if x.dtype == np.float32 else _core.im2col_batched_f64
+    f(xt, c, n, h, wd, list(k), list(s), list(d), list(p), cols)
+    return cols
 
 
 def _col2im_batched(cols2, shape, k, s, p, d):
@@ -117,8 +119,9 @@ def _col2im_batched(cols2, shape, k, s, p, d):
     (N, C, H, W)."""
     from oxinet import _core
     n, c, h, wd = shape
-    f = _core.col2im_f32 if cols2.dtype == np.float32 else _core.col2im_f64
-    xt = f(np.ascontiguousarray(cols2)[np.newaxis], c, [n, h, wd], [1, *k], [1, *s], [1, *d], [0, *p], [0, *p])
+    xt = ops._checks.empty((c, n * h * wd), cols2.dtype)
+    f = _core.col2im_batched_f32 if cols2.dtype == np.float32 else _core.col2im_batched_f64
+    f(np.ascontiguousarray(cols2), c, n, h, wd, list(k), list(s), list(d), list(p), xt)
     return _swap(xt, c, n, h * wd).reshape(n, c, h, wd)
 
 
