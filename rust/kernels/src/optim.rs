@@ -33,6 +33,7 @@ pub struct Sgd<T> {
 const TASK: usize = 1 << 15;
 
 #[inline(always)]
+#[allow(clippy::needless_range_loop)]
 fn sgd_chunk<T: Scalar>(h: Sgd<T>, first: bool, p: &mut [T], g: &[T], buf: Option<&mut [T]>) {
     let n = p.len();
     let g = &g[..n];
@@ -146,6 +147,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::assign_op_pattern, clippy::needless_range_loop)] // the written-out order is the point
     fn sgd_matches_the_reference_formula_bitwise() {
         let n = 70_001; // several chunks and a remainder
         for &(mom, damp, wd, nesterov, maximize) in &[
