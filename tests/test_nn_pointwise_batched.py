@@ -150,3 +150,14 @@ def test_mixed_dtypes_keep_the_general_path_and_promote():
     y = nn.functional.conv2d(ox.tensor(x, dtype=np.float32), ox.tensor(w, dtype=np.float64))
     assert y.dtype == np.float64
     np.testing.assert_allclose(y.numpy(), ops.conv2d(x, w), rtol=1e-12)
+
+
+def test_huge_column_matrices_keep_the_general_path(monkeypatch):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 6, 4, 4)).astype(np.float32)
+    w = rng.standard_normal((5, 6, 3, 3)).astype(np.float32)
+    assert SF._batched_plan(x, w, None, 2, 1, 1, 1, 1) is not None
+    monkeypatch.setattr(SF, "_IM2COL_MAX_VALUES", 6 * 9 * 4 * 16 - 1)
+    assert SF._batched_plan(x, w, None, 2, 1, 1, 1, 1) is None
+    y, g, dx, dw, _ = _run(x, w, None, padding=1)
+    np.testing.assert_array_equal(y, ops.conv2d(x, w, padding=1))

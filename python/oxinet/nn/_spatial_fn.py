@@ -53,6 +53,7 @@ _CONVT_B = {1: ops.conv_transpose1d_backward, 2: ops.conv_transpose2d_backward, 
 # stages) spend most of their convolution time in such layers.
 _PW_MAX_PLANE = 64
 _IM2COL_MAX_PLANE = 16
+_IM2COL_MAX_VALUES = 1 << 25
 _PW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -86,6 +87,8 @@ def _batched_plan(x, w, b, nd, stride, padding, dilation, groups):
     kind = "pointwise" if (kh == 1 and kw == 1 and s == (1, 1) and p == (0, 0)) else "im2col"
     if oh < 1 or ow < 1 or oh * ow > (_PW_MAX_PLANE if kind == "pointwise" else _IM2COL_MAX_PLANE):
         return None
+    if kind == "im2col" and x.shape[1] * kh * kw * x.shape[0] * oh * ow > _IM2COL_MAX_VALUES:
+        return None  # the columns of a huge batch: the conv ops tile them instead
     return kind, (kh, kw), s, p, d, (oh, ow)
 
 
