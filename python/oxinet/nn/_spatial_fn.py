@@ -190,8 +190,10 @@ def _batched_backward(ctx, dy, saved, w):
     if need_w:
         cols2 = saved if kind == "pointwise" else _im2col_batched(saved, k, s, p, d)
         cols2 = cols2.astype(dtype, copy=False)
-        # the GEMM is faster with the transposed (strided) operand the one with fewer rows
-        if co <= kdim:
+        # dW = dY cols^T. With a long contraction (N * L) the GEMM is faster when its
+        # transposed (strided) operand is the one with fewer rows (then the (K, C_out)
+        # result is transposed back); with a short one, directly
+        if co <= kdim and n * l > 256:
             dw = _swap(ops.matmul(cols2, dy2.T), kdim, co, 1).reshape(w.shape)
         else:
             dw = ops.matmul(dy2, cols2.T).reshape(w.shape)
