@@ -43,14 +43,17 @@ fn axpy_strided<T: Scalar, const FMA: bool>(dst: &mut [T], src: &[T], base: usiz
 /// level the CPU has (AVX-512, AVX2+FMA, or portable code), chosen at run time.
 macro_rules! dispatch {
     ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[allow(clippy::too_many_arguments)]
         fn $name<T: Scalar>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn v4<T: Scalar>($($arg: $ty),*) {
                     $body::<T, true>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn v3<T: Scalar>($($arg: $ty),*) {
                     $body::<T, true>($($arg),*)
                 }
@@ -373,6 +376,9 @@ impl<T> SharedOut<T> {
 pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
+    if masked_applies(g, &pl) {
+        return masked_apply(g, &pl, x, w, bias, 1, out);
+    }
     match Phased::input(g, &pl) {
         Some(lay) => forward_phased(g, &pl, &lay, x, w, bias, out),
         None => forward_planes(g, &pl, x, w, bias, out),
@@ -421,6 +427,9 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
     let pl = Plane::new(g, &mut ranges);
     if pl.oh == 0 || pl.ow == 0 {
         return; // no output positions: the gradient stays zero
+    }
+    if masked_applies(g, &pl) {
+        return masked_apply(g, &pl, dy, w, None, -1, dx);
     }
     match Phased::input(g, &pl) {
         Some(_) => input_grad_phased(g, &pl, dy, w, dx),
@@ -475,6 +484,9 @@ fn input_grad_planes<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], w: &[T], dx:
 pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dwt: &mut [T]) {
     let mut ranges = Vec::new();
     let pl = Plane::new(g, &mut ranges);
+    if masked_applies(g, &pl) {
+        return masked_weight_grad(g, &pl, dy, x, dwt);
+    }
     match Phased::input(g, &pl) {
         Some(lay) => weight_grad_phased(g, &pl, &lay, dy, x, dwt),
         None => weight_grad_planes(g, &pl, dy, x, dwt),
@@ -1107,6 +1119,248 @@ fn weight_grad_one_plane_path<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], x: 
     }
 }
 
+// ------------------------------------------------------------ masked path (tiny "same" planes)
+//
+// Stride 1 with the output plane the size of the input ("same" padding, one output channel
+// per input channel) and planes of at most MASKED_MAX_PLANE values: each channel's planes
+// are copied whole and back to back (one run per plane, no padding), and tap `t` of
+// position `p` reads `plane[p + off_t]` where its mask says the position lies inside the
+// image, else 0 (a select, so Inf/NaN of a neighbouring row never leaks in). The same
+// multiply-adds in the same order as the padded paths, without their padding waste and
+// per-value scatter, which dominate 2x2..8x8 planes.
+
+const MASKED_MAX_PLANE: usize = 64;
+
+/// Per tap: the flat offset of its read and, per plane position, 1 where it is inside.
+struct Masks<T> {
+    hw: usize,
+    slack: usize,
+    offs: Vec<isize>,
+    masks: Vec<T>,
+}
+
+impl<T: Scalar> Masks<T> {
+    /// Reads of tap `(ky, kx)` at position `(y, x)`: `(y + sgn * (ky*dh - ph), x + sgn * (kx*dw - pw))`.
+    fn new(pl: &Plane<'_>, sgn: isize) -> Masks<T> {
+        let (h, w) = (pl.ih as isize, pl.iw as isize);
+        let (mut offs, mut masks) = (Vec::new(), Vec::new());
+        for ky in 0..pl.kh {
+            for kx in 0..pl.kw {
+                let dy = sgn * ((ky * pl.dh) as isize - pl.ph as isize);
+                let dx = sgn * ((kx * pl.dw) as isize - pl.pw as isize);
+                offs.push(dy * w + dx);
+                for y in 0..h {
+                    for x in 0..w {
+                        let inside = (0..h).contains(&(y + dy)) && (0..w).contains(&(x + dx));
+                        masks.push(if inside { T::one() } else { T::zero() });
+                    }
+                }
+            }
+        }
+        let slack = offs.iter().map(|o| o.unsigned_abs()).max().unwrap_or(0);
+        Masks { hw: pl.ih * pl.iw, slack, offs, masks }
+    }
+}
+
+fn masked_applies(g: &Geom, pl: &Plane<'_>) -> bool {
+    pl.sh == 1 && pl.sw == 1 && pl.oh == pl.ih && pl.ow == pl.iw && g.og == 1 && g.n > 1
+        && pl.ih * pl.iw <= MASKED_MAX_PLANE
+}
+
+/// `out` planes (`hw` each) `= init + sum over taps of w[t] * masked src[p + off_t]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn masked_planes_impl<T: Scalar, const FMA: bool>(
+    out: &mut [T],
+    src: &[T],
+    slack: usize,
+    hw: usize,
+    offs: &[isize],
+    wk: &[T],
+    masks: &[T],
+    init: T,
+) {
+    match hw {
+        4 => return masked_planes_fixed::<T, FMA, 4>(out, src, slack, offs, wk, masks, init),
+        16 => return masked_planes_fixed::<T, FMA, 16>(out, src, slack, offs, wk, masks, init),
+        64 => return masked_planes_fixed::<T, FMA, 64>(out, src, slack, offs, wk, masks, init),
+        _ => {}
+    }
+    for (i, o) in out.chunks_exact_mut(hw).enumerate() {
+        let base = (slack + i * hw) as isize;
+        o.fill(init);
+        for (t, (&off, &wv)) in offs.iter().zip(wk).enumerate() {
+            let s = &src[(base + off) as usize..][..hw];
+            let m = &masks[t * hw..(t + 1) * hw];
+            for j in 0..hw {
+                let (sv, keep) = (s[j], m[j] != T::zero());
+                let v = if keep { sv } else { T::zero() };
+                o[j] = madd::<T, FMA>(o[j], wv, v);
+            }
+        }
+    }
+}
+/// [`masked_planes_impl`] for planes of `HW` values: one register block per plane.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn masked_planes_fixed<T: Scalar, const FMA: bool, const HW: usize>(
+    out: &mut [T],
+    src: &[T],
+    slack: usize,
+    offs: &[isize],
+    wk: &[T],
+    masks: &[T],
+    init: T,
+) {
+    for (i, o) in out.chunks_exact_mut(HW).enumerate() {
+        let base = (slack + i * HW) as isize;
+        let mut acc = [init; HW];
+        for (t, (&off, &wv)) in offs.iter().zip(wk).enumerate() {
+            let s: &[T; HW] = src[(base + off) as usize..][..HW].try_into().expect("HW values");
+            let m: &[T; HW] = masks[t * HW..(t + 1) * HW].try_into().expect("HW values");
+            for j in 0..HW {
+                let (sv, keep) = (s[j], m[j] != T::zero());
+                let v = if keep { sv } else { T::zero() };
+                acc[j] = madd::<T, FMA>(acc[j], wv, v);
+            }
+        }
+        o.copy_from_slice(&acc);
+    }
+}
+
+/// [`masked_dots_impl`] for planes of `HW` values.
+#[inline(always)]
+fn masked_dots_fixed<T: Scalar, const FMA: bool, const HW: usize>(
+    dy: &[T],
+    src: &[T],
+    slack: usize,
+    offs: &[isize],
+    masks: &[T],
+    acc: &mut [T],
+) {
+    // tap-outer: each tap's lanes stay in registers over the planes (per lane the planes
+    // are still added in order)
+    for (t, &off) in offs.iter().enumerate() {
+        let m: &[T; HW] = masks[t * HW..(t + 1) * HW].try_into().expect("HW values");
+        let a: &mut [T; HW] = (&mut acc[t * HW..(t + 1) * HW]).try_into().expect("HW values");
+        let mut lanes = *a;
+        for (i, d) in dy.chunks_exact(HW).enumerate() {
+            let base = (slack + i * HW) as isize;
+            let d: &[T; HW] = d.try_into().expect("HW values");
+            let s: &[T; HW] = src[(base + off) as usize..][..HW].try_into().expect("HW values");
+            for j in 0..HW {
+                let (sv, keep) = (s[j], m[j] != T::zero());
+                let v = if keep { sv } else { T::zero() };
+                lanes[j] = madd::<T, FMA>(lanes[j], d[j], v);
+            }
+        }
+        *a = lanes;
+    }
+}
+
+dispatch!(masked_planes, masked_planes_impl, (out: &mut [T], src: &[T], slack: usize, hw: usize, offs: &[isize], wk: &[T], masks: &[T], init: T));
+
+/// `acc[t * hw + p] += dy[p] * masked x[p + off_t]` over the planes of a chunk.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn masked_dots_impl<T: Scalar, const FMA: bool>(
+    dy: &[T],
+    src: &[T],
+    slack: usize,
+    hw: usize,
+    offs: &[isize],
+    masks: &[T],
+    acc: &mut [T],
+) {
+    match hw {
+        4 => return masked_dots_fixed::<T, FMA, 4>(dy, src, slack, offs, masks, acc),
+        16 => return masked_dots_fixed::<T, FMA, 16>(dy, src, slack, offs, masks, acc),
+        64 => return masked_dots_fixed::<T, FMA, 64>(dy, src, slack, offs, masks, acc),
+        _ => {}
+    }
+    for (i, d) in dy.chunks_exact(hw).enumerate() {
+        let base = (slack + i * hw) as isize;
+        for (t, &off) in offs.iter().enumerate() {
+            let s = &src[(base + off) as usize..][..hw];
+            let m = &masks[t * hw..(t + 1) * hw];
+            let a = &mut acc[t * hw..(t + 1) * hw];
+            for j in 0..hw {
+                let (sv, keep) = (s[j], m[j] != T::zero());
+                let v = if keep { sv } else { T::zero() };
+                a[j] = madd::<T, FMA>(a[j], d[j], v);
+            }
+        }
+    }
+}
+dispatch!(masked_dots, masked_dots_impl, (dy: &[T], src: &[T], slack: usize, hw: usize, offs: &[isize], masks: &[T], acc: &mut [T]));
+
+/// Images per chunk of the masked path.
+fn masked_chunk(g: &Geom, hw: usize) -> usize {
+    (PHASE_BUDGET / hw.max(1)).clamp(1, g.n.max(1))
+}
+
+/// Forward (`sgn = 1`: input planes, kernel taps) or input gradient (`sgn = -1`: output
+/// gradient planes, mirrored taps) over the masked layout; parallel over (channel, chunk).
+fn masked_apply<T: Scalar>(g: &Geom, pl: &Plane<'_>, src: &[T], w: &[T], bias: Option<&[T]>, sgn: isize, out: &mut [T]) {
+    let mk = Masks::<T>::new(pl, sgn);
+    let (hw, kk, c) = (mk.hw, pl.kh * pl.kw, g.c_in);
+    let nb = masked_chunk(g, hw);
+    let chunks = g.n.div_ceil(nb);
+    let outp = SharedOut(out.as_mut_ptr());
+    parallel::run(g.macs(), || {
+        (0..c * chunks).into_par_iter().for_each_init(
+            || (vec![T::zero(); nb * hw + 2 * mk.slack], vec![T::zero(); nb * hw]),
+            |(buf, res), task| {
+                let (ch, k) = (task / chunks, task % chunks);
+                let (n0, n1) = (k * nb, ((k + 1) * nb).min(g.n));
+                for ni in n0..n1 {
+                    let o = mk.slack + (ni - n0) * hw;
+                    buf[o..o + hw].copy_from_slice(&src[(ni * c + ch) * hw..][..hw]);
+                }
+                let len = (n1 - n0) * hw;
+                let b = bias.map_or(T::zero(), |b| b[ch]);
+                masked_planes(&mut res[..len], buf, mk.slack, hw, &mk.offs, &w[ch * kk..(ch + 1) * kk], &mk.masks, b);
+                for ni in n0..n1 {
+                    // SAFETY: plane (ni, ch) of `out` is written by this task only.
+                    let d = unsafe { std::slice::from_raw_parts_mut(outp.get().add((ni * c + ch) * hw), hw) };
+                    d.copy_from_slice(&res[(ni - n0) * hw..(ni - n0 + 1) * hw]);
+                }
+            },
+        );
+    });
+}
+
+/// Weight gradient over the masked layout: per channel, lanes per (tap, position) summed
+/// over the images in order, then each tap's lanes in position order.
+fn masked_weight_grad<T: Scalar>(g: &Geom, pl: &Plane<'_>, dy: &[T], x: &[T], dwt: &mut [T]) {
+    let mk = Masks::<T>::new(pl, 1);
+    let (hw, kk, c) = (mk.hw, pl.kh * pl.kw, g.c_in);
+    let nb = masked_chunk(g, hw);
+    let chunks = g.n.div_ceil(nb);
+    parallel::run(g.macs(), || {
+        dwt.par_chunks_mut(kk).enumerate().for_each_init(
+            || (vec![T::zero(); nb * hw + 2 * mk.slack], vec![T::zero(); nb * hw], vec![T::zero(); kk * hw]),
+            |(buf, dbuf, acc), (ch, out)| {
+                acc.fill(T::zero());
+                for k in 0..chunks {
+                    let (n0, n1) = (k * nb, ((k + 1) * nb).min(g.n));
+                    for ni in n0..n1 {
+                        let o = mk.slack + (ni - n0) * hw;
+                        buf[o..o + hw].copy_from_slice(&x[(ni * c + ch) * hw..][..hw]);
+                        let o = (ni - n0) * hw;
+                        dbuf[o..o + hw].copy_from_slice(&dy[(ni * c + ch) * hw..][..hw]);
+                    }
+                    let len = (n1 - n0) * hw;
+                    masked_dots(&dbuf[..len], buf, mk.slack, hw, &mk.offs, &mk.masks, acc);
+                }
+                for (t, o) in out.iter_mut().enumerate() {
+                    *o = acc[t * hw..(t + 1) * hw].iter().fold(T::zero(), |a, &v| a + v);
+                }
+            },
+        );
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1237,6 +1491,58 @@ mod tests {
             weight_grad_phased(&g, &pl, &lay, &dy, &x, &mut w1);
             weight_grad_planes(&g, &pl, &dy, &x, &mut w2);
             close(&w1, &w2, &format!("weight grad {what}"));
+        }
+    }
+
+    #[test]
+    fn masked_path_matches_the_phased_paths_bitwise_and_naive_loops() {
+        // "same" stride-1 planes of at most 64 values, one output channel per input channel
+        let cases = [
+            ([4, 3, 4, 4], [3, 3], [1, 1], [1, 1]),
+            ([3, 5, 2, 2], [3, 3], [1, 1], [1, 1]),
+            ([2, 2, 8, 8], [3, 3], [1, 1], [1, 1]),
+            ([3, 2, 3, 5], [5, 3], [4, 1], [2, 1]),
+            ([2, 3, 7, 6], [3, 3], [2, 2], [2, 2]),
+            ([5, 2, 1, 1], [3, 3], [1, 1], [1, 1]),
+            ([2, 2, 1, 7], [1, 3], [0, 1], [1, 1]),
+        ];
+        for (xs, k, pad, d) in cases {
+            let g = geom(xs, 1, k, [1, 1], d, pad, pad);
+            let mut ranges = Vec::new();
+            let pl = Plane::new(&g, &mut ranges);
+            assert!(masked_applies(&g, &pl), "{xs:?}");
+            let lay = Phased::input(&g, &pl).unwrap();
+            let len = g.n * g.c_in * g.in_plane();
+            let mut x: Vec<f64> = data(len, 11);
+            let w: Vec<f64> = data(g.c_out * k[0] * k[1], 12);
+            let bias: Vec<f64> = data(g.c_out, 13);
+            let dy: Vec<f64> = data(len, 14);
+            let (mut a, mut b) = (vec![0.0; len], vec![0.0; len]);
+            masked_apply(&g, &pl, &x, &w, Some(&bias), 1, &mut a);
+            forward_phased(&g, &pl, &lay, &x, &w, Some(&bias), &mut b);
+            assert!(a == b, "forward {xs:?}");
+            masked_apply(&g, &pl, &dy, &w, None, -1, &mut a);
+            input_grad_phased(&g, &pl, &dy, &w, &mut b);
+            assert!(a == b, "input grad {xs:?}");
+            let kk = k[0] * k[1];
+            let (mut wa, mut wb) = (vec![0.0; g.c_out * kk], vec![0.0; g.c_out * kk]);
+            masked_weight_grad(&g, &pl, &dy, &x, &mut wa);
+            weight_grad_planes(&g, &pl, &dy, &x, &mut wb);
+            close(&wa, &wb, &format!("weight grad {xs:?}"));
+            // a non-finite value reaches only the outputs whose windows cover it
+            x[1] = f64::INFINITY;
+            masked_apply(&g, &pl, &x, &w, Some(&bias), 1, &mut a);
+            for n in 0..g.n {
+                for co in 0..g.c_out {
+                    for y in 0..g.output[1] {
+                        for j in 0..g.output[2] {
+                            let want = naive(&g, &x, &w, n, co, y, j) + bias[co];
+                            let got = a[((n * g.c_out + co) * g.output[1] + y) * g.output[2] + j];
+                            assert!(got == want || (got - want).abs() < 1e-12 * (1.0 + want.abs()), "{xs:?}: {got} vs {want}");
+                        }
+                    }
+                }
+            }
         }
     }
 
