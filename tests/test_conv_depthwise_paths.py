@@ -325,3 +325,29 @@ def test_strided_weight_grad_with_non_finite_input():
     assert np.isinf(ref[2]).any() and np.isfinite(ref[:2]).all()
     fin = np.isfinite(ref)
     np.testing.assert_allclose(dw[fin], ref[fin], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("h,w", [(4, 4), (2, 2), (8, 8), (3, 5)])
+def test_small_same_planes_threads_bitwise_and_reference(h, w):
+    # stride-1 'same' planes of <= 64 values, batch > 1: the masked path
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((9, 7, h, w)).astype(np.float32)
+    wt = rng.standard_normal((7, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(7).astype(np.float32)
+    dy = rng.standard_normal((9, 7, h, w)).astype(np.float32)
+    outs = []
+    try:
+        for t in (1, 2):
+            ox.set_num_threads(t)
+            y = ops.conv2d(x, wt, b, padding=1, groups=7)
+            dx, dw, _ = ops.conv2d_backward(dy, x, wt, padding=1, groups=7, needs=("input", "weight"))
+            outs.append((y, dx, dw))
+    finally:
+        ox.set_num_threads(2)
+    for a, c in zip(outs[0], outs[1]):
+        np.testing.assert_array_equal(a, c)
+    y, dx, dw = outs[0]
+    np.testing.assert_allclose(y, ref_depthwise(x, wt, b, ((1, 1), (1, 1)), 1, 7), rtol=1e-5, atol=1e-5)
+    rdx, rdw = ref_depthwise_grads(dy.astype(np.float64), x, wt.astype(np.float64), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    np.testing.assert_allclose(dx, rdx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-4, atol=1e-4)
