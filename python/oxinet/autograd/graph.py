@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from oxinet.ops._checks import empty as _empty
+
 _Tensor = None  # oxinet.tensor.Tensor, set when that module is imported
 
 
@@ -205,7 +207,12 @@ def accumulate_leaf(t, g):
             ) from None
     grad = t.grad
     if grad is None:
-        t.grad = _Tensor._make(np.array(g, dtype=data.dtype, copy=True))
+        # a private copy (g may be shared with other leaves or the caller), in recycled
+        # memory when large: parameter gradients are dropped by zero_grad() every step, so
+        # the next step's copies reuse already-mapped pages
+        buf = _empty(data.shape, data.dtype)
+        np.copyto(buf, g, casting="unsafe")
+        t.grad = _Tensor._make(buf)
     else:
         grad._data += g
 

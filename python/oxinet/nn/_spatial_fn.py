@@ -45,9 +45,108 @@ _CONVT = {1: ops.conv_transpose1d, 2: ops.conv_transpose2d, 3: ops.conv_transpos
 _CONVT_B = {1: ops.conv_transpose1d_backward, 2: ops.conv_transpose2d_backward, 3: ops.conv_transpose3d_backward}
 
 
+# Convolutions with small output planes (at most this many positions) run as one GEMM over
+# the whole batch with the channels moved outermost, (C * kh * kw, N * L), instead of one
+# small GEMM per image: W (C_out, C*kh*kw) @ columns. 1x1 stride-1 unpadded ones use the
+# input itself as the columns; others go through im2col (and col2im for the input
+# gradient). MobileNet v2 at 64x64 (its 8x8..2x2 stages) and ResNet-18 at 32x32 (4x4..1x1
+# stages) spend most of their convolution time in such layers.
+_PW_MAX_PLANE = 64
+_IM2COL_MAX_PLANE = 16
+_IM2COL_MAX_VALUES = 1 << 25
+_PW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _pair(v):
+    if type(v) is int:
+        return (v, v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(type(i) is int for i in v):
+        return tuple(v)
+    return None
+
+
+def _batched_plan(x, w, b, nd, stride, padding, dilation, groups):
+    """How conv(x, w, b) runs as one batched GEMM: None (not applicable: use the conv ops),
+    or ``(kind, kernel, stride, padding, dilation, (oh, ow))`` with kind "pointwise" (1x1,
+    stride 1, unpadded) or "im2col". Needs an ungrouped 2-D convolution of a batch (N > 1)
+    in one float dtype with integer geometry and a small output plane."""
+    if not (nd == 2 and groups == 1 and type(x) is np.ndarray and type(w) is np.ndarray
+            and x.ndim == 4 and w.ndim == 4 and x.dtype in _PW_DTYPES and w.dtype == x.dtype
+            and w.shape[1] == x.shape[1] and x.shape[0] > 1 and x.shape[1] > 0 and w.shape[0] > 0
+            and (b is None or (type(b) is np.ndarray and b.dtype == x.dtype and b.shape == (w.shape[0],)))):
+        return None
+    kh, kw = w.shape[2], w.shape[3]
+    if padding == "valid" or (padding == "same" and kh == 1 and kw == 1):
+        padding = 0
+    s, p, d = _pair(stride), _pair(padding), _pair(dilation)
+    if s is None or p is None or d is None or min(s) < 1 or min(d) < 1 or min(p) < 0 or kh < 1 or kw < 1:
+        return None
+    h, wd = x.shape[2], x.shape[3]
+    oh = (h + 2 * p[0] - d[0] * (kh - 1) - 1) // s[0] + 1
+    ow = (wd + 2 * p[1] - d[1] * (kw - 1) - 1) // s[1] + 1
+    kind = "pointwise" if (kh == 1 and kw == 1 and s == (1, 1) and p == (0, 0)) else "im2col"
+    if oh < 1 or ow < 1 or oh * ow > (_PW_MAX_PLANE if kind == "pointwise" else _IM2COL_MAX_PLANE):
+        return None
+    if kind == "im2col" and x.shape[1] * kh * kw * x.shape[0] * oh * ow > _IM2COL_MAX_VALUES:
+        return None  # the columns of a huge batch: the conv ops tile them instead
+    return kind, (kh, kw), s, p, d, (oh, ow)
+
+
+def _swap_kernel(dtype):
+    from oxinet import _core
+    return _core.swap_leading_axes_f32 if dtype == np.float32 else _core.swap_leading_axes_f64
+
+
+def _swap(a: np.ndarray, rows: int, cols: int, k: int) -> np.ndarray:
+    """``a`` viewed as (rows, cols, k) -> a C-contiguous (cols, rows * k) copy."""
+    out = ops._checks.empty((cols, rows * k), a.dtype)
+    _swap_kernel(a.dtype)(np.ascontiguousarray(a), rows, cols, k, out)
+    return out
+
+
+def _im2col_batched(x, k, s, p, d):
+    """Columns of the whole batch, (C * kh * kw, N * oh * ow) (images side by side)."""
+    from oxinet import _core
+    n, c, h, wd = x.shape
+    xt = _swap(x, n, c, h * wd)
+    oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    ow = (wd + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    cols = ops._checks.empty((c * k[0] * k[1], n * oh * ow), x.dtype)
+    f = _core.im2col_batched_f32 if x.dtype == np.float32 else _core.im2col_batched_f64
+    f(xt, c, n, h, wd, list(k), list(s), list(d), list(p), cols)
+    return cols
+
+
+def _col2im_batched(cols2, shape, k, s, p, d):
+    """Adjoint of :func:`_im2col_batched`: (C * kh * kw, N * L) columns summed back into
+    (N, C, H, W)."""
+    from oxinet import _core
+    n, c, h, wd = shape
+    xt = ops._checks.empty((c, n * h * wd), cols2.dtype)
+    f = _core.col2im_batched_f32 if cols2.dtype == np.float32 else _core.col2im_batched_f64
+    f(np.ascontiguousarray(cols2), c, n, h, wd, list(k), list(s), list(d), list(p), xt)
+    return _swap(xt, c, n, h * wd).reshape(n, c, h, wd)
+
+
 class _ConvFn(Function):
     @staticmethod
     def forward(ctx, x, w, b, nd, stride, padding, dilation, groups):
+        plan = _batched_plan(x, w, b, nd, stride, padding, dilation, groups)
+        if plan is not None:
+            kind, k, s, p, d, (oh, ow) = plan
+            n, c = x.shape[:2]
+            if kind == "pointwise":
+                cols2 = _swap(x, n, c, oh * ow)
+            else:
+                cols2 = _im2col_batched(x, k, s, p, d)
+            y2 = ops.matmul(w.reshape(w.shape[0], -1), cols2)
+            if b is not None:
+                y2 += b[:, None]
+            # pointwise: the columns are the input, reordered; im2col columns are up to
+            # kh*kw times larger than the input, so the backward rebuilds them from it
+            ctx.save_for_backward(cols2 if kind == "pointwise" else x, w)
+            ctx.args = ("batched", plan, x.shape)
+            return _swap(y2, w.shape[0], n, oh * ow).reshape(n, w.shape[0], oh, ow)
         ctx.save_for_backward(x, w)
         ctx.args = (nd, stride, padding, dilation, groups)
         return _CONV[nd](x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -55,11 +154,52 @@ class _ConvFn(Function):
     @staticmethod
     def backward(ctx, dy):
         x, w = ctx.saved_tensors
+        if ctx.args[0] == "batched":
+            return _batched_backward(ctx, dy, x, w)
         nd, stride, padding, dilation, groups = ctx.args
         needs = _needs(ctx, ("input", "weight", "bias"))
         dx, dw, db = _CONV_B[nd](dy, x, w, stride=stride, padding=padding, dilation=dilation, groups=groups,
                                  needs=needs)
         return dx, dw, db, None, None, None, None, None
+
+
+def _batched_backward(ctx, dy, saved, w):
+    """Gradients of the batched-GEMM convolution from the saved columns (K, N * L)
+    (pointwise) or input (im2col): dcols = W^T dY (then col2im unless pointwise),
+    dW = dY cols^T, db = dY summed."""
+    _, plan, shape = ctx.args
+    kind, k, s, p, d, (oh, ow) = plan
+    n, c, h, wd = shape
+    co, l = w.shape[0], oh * ow
+    if type(dy) is not np.ndarray or dy.shape != (n, co, oh, ow):
+        dy = np.broadcast_to(np.asarray(dy), (n, co, oh, ow))
+    dtype = np.result_type(dy.dtype, w.dtype)
+    if dtype not in _PW_DTYPES:
+        raise TypeError(f"conv2d_backward: 'dy' has dtype {dy.dtype}, expected float32 or float64")
+    dy2 = _swap(dy.astype(dtype, copy=False), n, co, l)
+    w2 = w.reshape(co, -1).astype(dtype, copy=False)
+    kdim = w2.shape[1]
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    dx = dw = db = None
+    if need_x:
+        dcols2 = ops.matmul(w2.T, dy2)
+        if kind == "pointwise":
+            dx = _swap(dcols2, kdim, n, l).reshape(n, c, h, wd)
+        else:
+            dx = _col2im_batched(dcols2, shape, k, s, p, d)
+    if need_w:
+        cols2 = saved if kind == "pointwise" else _im2col_batched(saved, k, s, p, d)
+        cols2 = cols2.astype(dtype, copy=False)
+        # dW = dY cols^T. With a long contraction (N * L) the GEMM is faster when its
+        # transposed (strided) operand is the one with fewer rows (then the (K, C_out)
+        # result is transposed back); with a short one, directly
+        if co <= kdim and n * l > 256:
+            dw = _swap(ops.matmul(cols2, dy2.T), kdim, co, 1).reshape(w.shape)
+        else:
+            dw = ops.matmul(dy2, cols2.T).reshape(w.shape)
+    if need_b:
+        db = dy2.sum(axis=1)
+    return dx, dw, db, None, None, None, None, None
 
 
 class _ConvTransposeFn(Function):

@@ -83,6 +83,8 @@ def check_reduction(reduction, op: str) -> str:
 
 
 _RECYCLED_DTYPES = frozenset(("float32", "float64", "int64"))
+# dtype -> its name, for the recycled dtypes (dtype.name is a slow Python property)
+_RECYCLED_NAMES = {np.dtype(n): n for n in _RECYCLED_DTYPES}
 _RECYCLE_MIN_BYTES = 1 << 20  # smaller arrays: plain np.empty (the Rust call costs ~3 us)
 
 
@@ -96,8 +98,9 @@ def empty(shape, dtype) -> np.ndarray:
     n = dtype.itemsize
     for d in shape:
         n *= d
-    if n < _RECYCLE_MIN_BYTES or dtype.name not in _RECYCLED_DTYPES:
+    name = _RECYCLED_NAMES.get(dtype) if n >= _RECYCLE_MIN_BYTES else None
+    if name is None:
         return np.empty(shape, dtype)
     from oxinet import _core
 
-    return _core.empty(tuple(int(d) for d in shape), dtype.name)
+    return _core.empty(tuple(int(d) for d in shape), name)

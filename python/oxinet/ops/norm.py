@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, kernel_for, result_dtype
+from oxinet.ops._checks import as_float_array, empty, kernel_for, result_dtype
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 
@@ -102,7 +102,7 @@ def batch_norm(input, running_mean=None, running_var=None, weight=None, bias=Non
             raise ValueError(f"{op}: 'running_mean' and 'running_var' are needed when training=False")
         given = (_c(rm, dtype), _c(rv, dtype))
     xc = np.ascontiguousarray(x, dtype=dtype)
-    y = np.empty(x.shape, dtype)
+    y = empty(x.shape, dtype)
     mean, invstd, var = np.empty(c, dtype), np.empty(c, dtype), np.empty(c, dtype)
     f = kernel_for(dtype, _core.batch_norm_forward_f32, _core.batch_norm_forward_f64)
     f(xc, n, c, inner, _c(w, dtype), _c(b, dtype), given[0], given[1], eps, kind, lo, hi, y, mean, invstd, var)
@@ -144,7 +144,7 @@ def batch_norm_backward(grad_output, input, save_mean, save_invstd, weight=None,
     b = _per_channel(bias, "bias", c, x.shape, op)
     kind, lo, hi = _act_args(activation, hardtanh_bounds, op)
     dtype = result_dtype(*(a for a in (g, x, w, b) if a is not None))
-    dx = np.empty(x.shape, dtype) if "input" in want else None
+    dx = empty(x.shape, dtype) if "input" in want else None
     dw = np.empty(c, dtype) if "weight" in want else None
     db = np.empty(c, dtype) if "bias" in want else None
     if dx is None and dw is None and db is None:

@@ -38,6 +38,8 @@ class SGD(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
+                if not ewma and self._fused_step(p, lr, mom, damp, wd, nesterov, group["maximize"]):
+                    continue
                 g = p.grad._data
                 if group["maximize"]:
                     g = -g
@@ -59,3 +61,37 @@ class SGD(Optimizer):
                     g = g + mom * buf if nesterov else buf
                 p._data -= lr * g
         return loss
+
+    def _fused_step(self, p, lr, mom, damp, wd, nesterov, maximize) -> bool:
+        """The PyTorch-form update in one Rust pass over p, its gradient and momentum buffer
+        (bitwise the same as the NumPy expressions in :meth:`step`); False (nothing done)
+        when the arrays do not suit it (dtype, layout, aliasing)."""
+        data, g = p._data, p.grad._data
+        kernel = _SGD_KERNELS.get(data.dtype)
+        if (kernel is None or type(g) is not np.ndarray or g.dtype != data.dtype or g.shape != data.shape
+                or not data.flags.c_contiguous or not data.flags.writeable or not g.flags.c_contiguous
+                or np.may_share_memory(data, g)):
+            return False
+        buf, first = None, False
+        if mom:
+            state = self.state.setdefault(p, {})
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                first = True
+                buf = np.empty_like(data)
+            elif (type(buf) is not np.ndarray or buf.dtype != data.dtype or buf.shape != data.shape
+                  or not buf.flags.c_contiguous or np.may_share_memory(buf, data) or np.may_share_memory(buf, g)):
+                return False
+        kernel(data, g, buf, first, float(lr), float(mom), 1.0 - float(damp), bool(damp), float(wd),
+               bool(nesterov), bool(maximize))
+        if first:
+            state["momentum_buffer"] = buf
+        return True
+
+
+def _sgd_kernels():
+    from oxinet import _core
+    return {np.dtype(np.float32): _core.sgd_step_f32, np.dtype(np.float64): _core.sgd_step_f64}
+
+
+_SGD_KERNELS = _sgd_kernels()

@@ -293,8 +293,18 @@ const CHUNK: usize = 32768;
 /// Values per parallel task of the elementwise passes.
 const TASK: usize = 16384;
 
+/// Values per reduction chunk for short rows, whose chunks end with a scalar f64 fold of
+/// `c * inner` lane sums (a larger chunk spreads that fold over more work).
+const CHUNK_SHORT: usize = 1 << 17;
+
 fn images_per_chunk(d: Dims) -> usize {
-    (CHUNK / (d.c * d.inner).max(1)).max(1)
+    let w = (d.c * d.inner).max(1);
+    if d.inner >= ROW_MIN {
+        return (CHUNK / w).max(1);
+    }
+    // an even number of equal chunks (two tasks get the same work), from the shape only
+    let chunks = (d.n * w).div_ceil(CHUNK_SHORT).max(1).next_multiple_of(2);
+    d.n.div_ceil(chunks).max(1)
 }
 
 /// A per-channel value repeated `inner` times per channel (empty for long rows).

@@ -16,6 +16,8 @@ mod rnn;
 mod attention;
 mod nn_functional;
 mod norm;
+mod optim;
+mod layout;
 mod runtime;
 
 #[pymodule]
@@ -29,6 +31,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     attention::register(m)?;
     nn_functional::register(m)?;
     norm::register(m)?;
+    optim::register(m)?;
+    layout::register(m)?;
     detection::register(m)?;
     recycle::register(m)?;
     Ok(())
