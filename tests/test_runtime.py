@@ -131,3 +131,43 @@ def test_main_prints_version_simd_threads_and_self_check():
     assert f"oxinet {oxinet.__version__}" in text
     assert "simd:" in text and "threads:" in text
     assert "gemm self-check" in text and ": ok" in text
+
+
+_SMALL_OPS_SCRIPT = r"""
+import os, numpy as np
+import oxinet.ops as F
+rng = np.random.default_rng(0)
+big = rng.standard_normal((256, 256), dtype=np.float32)
+F.matmul(big, big)                       # starts oxinet's own pool
+before = len(os.listdir("/proc/self/task"))
+x = rng.standard_normal((2, 3, 6, 6), dtype=np.float32)
+w = rng.standard_normal((4, 3, 3, 3), dtype=np.float32)
+dy = rng.standard_normal((2, 4, 6, 6), dtype=np.float32)
+small = [
+    lambda: F.conv2d(x, w, padding=1),
+    lambda: F.conv2d_backward(dy, x, w, 1, 1, 1, 1),
+    lambda: F.conv2d(x, rng.standard_normal((3, 1, 3, 3), dtype=np.float32), groups=3),
+    lambda: F.max_pool2d(x, 2),
+    lambda: F.softmax(x, axis=1),
+    lambda: F.cross_entropy(rng.standard_normal((4, 5), dtype=np.float32), np.array([0, 1, 2, 3])),
+    lambda: F.lstm(rng.standard_normal((3, 2, 4), dtype=np.float32), None, None,
+                   rng.standard_normal((20, 4), dtype=np.float32), rng.standard_normal((20, 5), dtype=np.float32)),
+    lambda: F.scaled_dot_product_attention(*(rng.standard_normal((1, 4, 8), dtype=np.float32),) * 3),
+    lambda: F.box_iou(np.array([[0, 0, 1, 1.]], np.float32), np.array([[0, 0, 2, 2.]], np.float32)),
+    lambda: F.embedding(np.array([1, 2]), rng.standard_normal((4, 3), dtype=np.float32)),
+    lambda: F.relu(x),
+    lambda: F.sigmoid(x),
+]
+for op in small:
+    op()
+print(before, len(os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_small_kernels_start_no_threads():
+    """Kernels small enough to run inline stay on the calling thread: their parallel
+    iterators must not start rayon's global pool (threads beyond oxinet's own)."""
+    out = subprocess.run([sys.executable, "-c", _SMALL_OPS_SCRIPT], capture_output=True, text=True, check=True)
+    before, after = map(int, out.stdout.split())
+    assert after == before

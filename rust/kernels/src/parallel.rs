@@ -108,8 +108,8 @@ pub fn set_num_threads(n: usize) -> Result<(), crate::KernelError> {
 ///
 /// With one thread configured, `f` always runs on the pool's single worker, so that
 /// rayon parallel iterators inside `f` stay on that worker instead of falling through
-/// to rayon's global pool. Inline calls (small `work`, several threads) that use parallel
-/// iterators do reach the global pool; kernels keep their inline work sequential.
+/// to rayon's global pool; inline calls (small `work`, several threads) run in the
+/// calling thread's own one-thread pool for the same reason.
 pub fn run<R: Send>(work: usize, f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() && in_oxinet_pool() {
         return f();
@@ -118,9 +118,26 @@ pub fn run<R: Send>(work: usize, f: impl FnOnce() -> R + Send) -> R {
         return pool().install(f);
     }
     if work < INLINE_WORK {
-        return with_flushed_denormals(f);
+        return with_flushed_denormals(|| inline(f));
     }
     pool().install(f)
+}
+
+thread_local! {
+    /// A one-thread rayon pool whose only worker is this very thread (it starts no OS
+    /// thread). Inline work runs inside it, so parallel iterators there run in order on
+    /// this thread instead of reaching (and starting) rayon's global pool. `None` when
+    /// this thread already belongs to another rayon pool. Rayon never frees such a pool's
+    /// registry: one small allocation per calling thread.
+    static INLINE: Option<ThreadPool> = ThreadPoolBuilder::new().num_threads(1).use_current_thread().build().ok();
+}
+
+/// `f` on the calling thread, inside its one-thread [`INLINE`] pool when there is one.
+fn inline<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    INLINE.with(|p| match p {
+        Some(p) => p.install(f),
+        None => f(),
+    })
 }
 
 fn in_oxinet_pool() -> bool {
