@@ -171,3 +171,26 @@ def test_small_kernels_start_no_threads():
     out = subprocess.run([sys.executable, "-c", _SMALL_OPS_SCRIPT], capture_output=True, text=True, check=True)
     before, after = map(int, out.stdout.split())
     assert after == before
+
+
+def test_short_lived_python_threads_running_small_kernels():
+    """Each calling thread gets its own one-thread pool for inline work; threads that
+    use it and exit must leave nothing running and nothing broken behind."""
+    code = r"""
+import os, threading, numpy as np, oxinet.ops as F
+x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(np.float32)
+want = F.softmax(x, axis=1)
+bad = []
+def work():
+    for _ in range(20):
+        if not np.array_equal(F.softmax(x, axis=1), want):
+            bad.append(1)
+        F.max_pool2d(x, 2)
+for _ in range(25):
+    ts = [threading.Thread(target=work) for _ in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+print(len(bad), threading.active_count())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["0", "1"]
