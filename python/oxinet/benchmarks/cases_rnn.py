@@ -214,3 +214,57 @@ def gru_cell_fwd(lib):
         return n + z * (h - n)
 
     return numpy_gru_cell if lib == "numpy" else None
+
+
+# The date-translation decoder's cell (issue 9): B100, input 160, hidden 128. The backward
+# recomputes the step (as nn.LSTMCell's backward asks for it): forward products + four
+# gradient products.
+@case("lstm_cell B100 D160 H128 fwd", group="rnn", flops=2.0 * 100 * 512 * (160 + 128), peers=("numpy",))
+def lstm_cell_fwd_date(lib):
+    x, h, c, dh, dc, w_ih, w_hh, b = _date_cell()
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.lstm_cell(x, h, c, w_ih, w_hh, b, b)
+    if lib == "numpy":
+        return lambda: _numpy_lstm_cell_steps(x, h, c, w_ih, w_hh, b)[:2]
+    return None
+
+
+@case("lstm_cell B100 D160 H128 bwd", group="rnn", flops=3 * 2.0 * 100 * 512 * (160 + 128), peers=("numpy",))
+def lstm_cell_bwd_date(lib):
+    x, h, c, dh, dc, w_ih, w_hh, b = _date_cell()
+    if lib == "oxinet":
+        import oxinet.ops as F
+
+        return lambda: F.lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, b, b)
+    if lib != "numpy":
+        return None
+
+    def numpy_bwd():
+        _, c_new, (i, f, g, o) = _numpy_lstm_cell_steps(x, h, c, w_ih, w_hh, b)
+        tc = np.tanh(c_new)
+        dct = dc + dh * o * (1 - tc * tc)
+        da = np.concatenate([dct * g * i * (1 - i), dct * c * f * (1 - f), dct * i * (1 - g * g),
+                             dh * tc * o * (1 - o)], axis=1)
+        db = da.sum(0)
+        return da @ w_ih, da @ w_hh, dct * f, da.T @ x, da.T @ h, db, db
+
+    return numpy_bwd
+
+
+def _date_cell():
+    rng = np.random.default_rng(0)
+    x, h, c, dh, dc = (rng.standard_normal(s, dtype=np.float32) for s in ((100, 160),) + ((100, 128),) * 4)
+    w_ih = rng.standard_normal((512, 160), dtype=np.float32) * 0.1
+    w_hh = rng.standard_normal((512, 128), dtype=np.float32) * 0.1
+    b = rng.standard_normal(512, dtype=np.float32) * 0.1
+    return x, h, c, dh, dc, w_ih, w_hh, b
+
+
+def _numpy_lstm_cell_steps(x, h, c, w_ih, w_hh, b):
+    a = x @ w_ih.T + h @ w_hh.T + 2 * b
+    i, f, o = (_sig(a[:, k * 128:(k + 1) * 128]) for k in (0, 1, 3))
+    g = np.tanh(a[:, 256:384])
+    c_new = f * c + i * g
+    return o * np.tanh(c_new), c_new, (i, f, g, o)

@@ -348,22 +348,47 @@ def _cell_forward(kind, op, x, h, c, w_ih, w_hh, b_ih, b_hh, train):
 
 
 def _cell_backward(kind, op, dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih, b_hh):
-    h_n, _, cache, unbatched = _cell_forward(kind, op, x, h, c, w_ih, w_hh, b_ih, b_hh, True)
-    b, hsz = cache.hs.shape[1:]
-
-    def prep(g, name):
-        if g is None:
-            return None
-        g = as_float_array(g, name, op)
-        if g.shape != h_n.shape:
-            raise ValueError(f"{op}: '{name}' has shape {g.shape} but the new state has shape {h_n.shape}")
-        return g.reshape(b, hsz)
-
-    dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh = _backward(
-        op, "rnn" if kind.startswith("rnn") else kind, None, prep(dh_next, "dh_next"),
-        prep(dc_next, "dc_next"), cache,
+    """Recompute the step and differentiate it in one kernel call (no sequence cache)."""
+    x = as_float_array(x, "x", op)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"{op}: 'x' must be 1-D (input_size,) or 2-D (batch, input_size), got shape {x.shape}")
+    unbatched = x.ndim == 1
+    w_ih = as_float_array(w_ih, "w_ih", op)
+    w_hh = as_float_array(w_hh, "w_hh", op)
+    if w_ih.ndim != 2:
+        raise ValueError(f"{op}: 'w_ih' must be 2-D, got shape {w_ih.shape}")
+    x2 = x[np.newaxis] if unbatched else x
+    b, d = x2.shape
+    opt = {}
+    for name, a in (("b_ih", b_ih), ("b_hh", b_hh)):
+        opt[name] = None if a is None else as_float_array(a, name, op)
+    hsz = _check_weights(kind, op, d, w_ih, w_hh, opt["b_ih"], opt["b_hh"], x.shape)
+    state_shape = (hsz,) if unbatched else (b, hsz)
+    arrs = {}
+    for name, s, what in (("h", h, "'x'"), ("c", c, "'x'"), ("dh_next", dh_next, None), ("dc_next", dc_next, None)):
+        if s is None:
+            arrs[name] = None
+            continue
+        s = as_float_array(s, name, op)
+        if what is not None and s.ndim != x.ndim:
+            raise ValueError(f"{op}: '{name}' has shape {s.shape} but 'x' has shape {x.shape}; "
+                             f"both must be batched (2-D) or unbatched (1-D)")
+        if s.shape != state_shape:
+            if what is not None:
+                raise ValueError(f"{op}: '{name}' has shape {s.shape} but must be {state_shape} (hidden size {hsz})")
+            raise ValueError(f"{op}: '{name}' has shape {s.shape} but the new state has shape {state_shape}")
+        arrs[name] = s.reshape(b, hsz)
+    dtype = result_dtype(x, w_ih, w_hh, *(a for a in (*opt.values(), arrs["h"], arrs["c"]) if a is not None))
+    bwd = kernel_for(dtype, _core.rnn_cell_backward_f32, _core.rnn_cell_backward_f64)
+    dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh = bwd(
+        kind, _c(x2, dtype), _c(arrs["h"], dtype), _c(arrs["c"], dtype), _c(w_ih, dtype), _c(w_hh, dtype),
+        _c(opt["b_ih"], dtype), _c(opt["b_hh"], dtype), _c(arrs["dh_next"], dtype), _c(arrs["dc_next"], dtype),
     )
     dx = dx[0]
+    dh = dh if h is not None else None
+    dc = dc if c is not None else None
+    db_ih = db_ih if b_ih is not None else None
+    db_hh = db_hh if b_hh is not None else None
     if unbatched:
         dx = dx[0]
         dh = None if dh is None else dh[0]

@@ -154,10 +154,66 @@ macro_rules! rnn_bindings {
 rnn_bindings!(rnn_forward_f32, rnn_backward_f32, f32);
 rnn_bindings!(rnn_forward_f64, rnn_backward_f64, f64);
 
+macro_rules! cell_bindings {
+    ($name:ident, $t:ty) => {
+        /// Direct backward of one cell step. Returns (dx (1, B, D) or None, dh, dc or
+        /// None, dw_ih, dw_hh, db_ih, db_hh); see oxinet_kernels::rnn::cell_backward.
+        #[pyfunction]
+        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (kind, x, h, c, w_ih, w_hh, b_ih, b_hh, dh_next, dc_next, need_dx=true))]
+        fn $name<'py>(
+            py: Python<'py>,
+            kind: &str,
+            x: PyReadonlyArray2<'py, $t>,
+            h: Option<PyReadonlyArray2<'py, $t>>,
+            c: Option<PyReadonlyArray2<'py, $t>>,
+            w_ih: PyReadonlyArray2<'py, $t>,
+            w_hh: PyReadonlyArray2<'py, $t>,
+            b_ih: Option<PyReadonlyArray1<'py, $t>>,
+            b_hh: Option<PyReadonlyArray1<'py, $t>>,
+            dh_next: Option<PyReadonlyArray2<'py, $t>>,
+            dc_next: Option<PyReadonlyArray2<'py, $t>>,
+            need_dx: bool,
+        ) -> PyResult<BwdOut<'py, $t>> {
+            let kind = kind_of(kind)?;
+            let (x, w_ih, w_hh) = (x.as_array(), w_ih.as_array(), w_hh.as_array());
+            let h = h.as_ref().map(|a| a.as_array());
+            let c = c.as_ref().map(|a| a.as_array());
+            let b_ih = b_ih.as_ref().map(|a| a.as_array());
+            let b_hh = b_hh.as_ref().map(|a| a.as_array());
+            let dh_next = dh_next.as_ref().map(|a| a.as_array());
+            let dc_next = dc_next.as_ref().map(|a| a.as_array());
+            let g = run_kernel(py, move || {
+                let w = Weights {
+                    w_ih,
+                    w_hh,
+                    b_ih,
+                    b_hh,
+                };
+                rnn::cell_backward(kind, x, h, c, &w, dh_next, dc_next, need_dx)
+            })?;
+            Ok((
+                g.dx.map(|a| a.into_pyarray(py)),
+                g.dh0.into_pyarray(py),
+                g.dc0.map(|a| a.into_pyarray(py)),
+                g.dw_ih.into_pyarray(py),
+                g.dw_hh.into_pyarray(py),
+                g.db_ih.into_pyarray(py),
+                g.db_hh.into_pyarray(py),
+            ))
+        }
+    };
+}
+
+cell_bindings!(rnn_cell_backward_f32, f32);
+cell_bindings!(rnn_cell_backward_f64, f64);
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rnn_forward_f32, m)?)?;
     m.add_function(wrap_pyfunction!(rnn_forward_f64, m)?)?;
     m.add_function(wrap_pyfunction!(rnn_backward_f32, m)?)?;
     m.add_function(wrap_pyfunction!(rnn_backward_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(rnn_cell_backward_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(rnn_cell_backward_f64, m)?)?;
     Ok(())
 }

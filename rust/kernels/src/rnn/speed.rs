@@ -175,7 +175,12 @@ fn rnn_gate_speed() {
         for _ in 0..reps {
             g.copy_from_slice(&g0);
             for i in 0..r {
-                rows::lstm_fwd_row(&mut g[i * 4 * h..(i + 1) * 4 * h], &bias, &mut c[i * h..(i + 1) * h], &mut hh[i * h..(i + 1) * h]);
+                rows::lstm_fwd_row(
+                    &mut g[i * 4 * h..(i + 1) * 4 * h],
+                    &bias,
+                    &mut c[i * h..(i + 1) * h],
+                    &mut hh[i * h..(i + 1) * h],
+                );
             }
         }
     }) / reps as f64;
@@ -191,7 +196,14 @@ fn rnn_gate_speed() {
     let tb = best(5, || {
         for _ in 0..reps {
             for i in 0..r {
-                rows::lstm_bwd_row(&g0[i * 4 * h..(i + 1) * 4 * h], &c[i * h..(i + 1) * h], &cp[i * h..(i + 1) * h], &dhv[i * h..(i + 1) * h], &mut dc[i * h..(i + 1) * h], &mut dg[i * 4 * h..(i + 1) * 4 * h]);
+                rows::lstm_bwd_row(
+                    &g0[i * 4 * h..(i + 1) * 4 * h],
+                    &c[i * h..(i + 1) * h],
+                    &cp[i * h..(i + 1) * h],
+                    &dhv[i * h..(i + 1) * h],
+                    &mut dc[i * h..(i + 1) * h],
+                    &mut dg[i * 4 * h..(i + 1) * 4 * h],
+                );
             }
         }
     }) / reps as f64;
@@ -199,4 +211,57 @@ fn rnn_gate_speed() {
         "per step-chunk (16 x 256 units): fwd gates {:.2} us (copy {:.2} us), bwd gates {:.2} us; x100 steps: fwd {:.2} ms, bwd {:.2} ms",
         (t - tc) * 1e3, tc * 1e3, tb * 1e3, (t - tc) * 1e2, tb * 1e2
     );
+}
+
+#[test]
+#[ignore]
+fn rnn_speed_cell_backward() {
+    let (b, d, h) = (100usize, 160usize, 128usize);
+    let x = Array2::from_shape_vec((b, d), fill(b * d, 1, 1.0)).unwrap();
+    let hh = Array2::from_shape_vec((b, h), fill(b * h, 2, 0.5)).unwrap();
+    let c = Array2::from_shape_vec((b, h), fill(b * h, 3, 0.5)).unwrap();
+    let wi = Array2::from_shape_vec((4 * h, d), fill(4 * h * d, 4, 0.1)).unwrap();
+    let wh = Array2::from_shape_vec((4 * h, h), fill(4 * h * h, 5, 0.1)).unwrap();
+    let dh = Array2::from_shape_vec((b, h), fill(b * h, 6, 1.0)).unwrap();
+    let w = Weights {
+        w_ih: wi.view(),
+        w_hh: wh.view(),
+        b_ih: None,
+        b_hh: None,
+    };
+    let full = best(50, || {
+        cell_backward(
+            CellKind::Lstm,
+            x.view(),
+            Some(hh.view()),
+            Some(c.view()),
+            &w,
+            Some(dh.view()),
+            Some(dh.view()),
+            true,
+        )
+        .unwrap()
+    });
+    let dg = Array2::from_shape_vec((b, 4 * h), fill(b * 4 * h, 7, 1.0)).unwrap();
+    let mut out = Array2::<f32>::zeros((b, 4 * h));
+    let fwd_i = best(50, || {
+        gemm(1.0, x.view(), wi.t(), 0.0, out.view_mut(), Threads::Single).unwrap()
+    });
+    let mut dx = Array2::<f32>::zeros((b, d));
+    let bx = best(50, || {
+        gemm(
+            1.0,
+            dg.view(),
+            wi.view(),
+            0.0,
+            dx.view_mut(),
+            Threads::Single,
+        )
+        .unwrap()
+    });
+    let mut dwi = Array2::<f32>::zeros((4 * h, d));
+    let bw = best(50, || {
+        gemm(1.0, dg.t(), x.view(), 0.0, dwi.view_mut(), Threads::Single).unwrap()
+    });
+    eprintln!("cell bwd full {full:.3} ms; single-thread x@Wih^T {fwd_i:.3}, dx {bx:.3}, dW_ih {bw:.3} ms");
 }

@@ -374,7 +374,12 @@ fn chunks_cover_the_batch() {
 #[test]
 fn float32_fast_paths_match_naive() {
     for kind in KINDS {
-        for &(t, b, d, h) in &[(1, 37, 5, 20), (1, 1, 3, 70), (1, 70, 33, 16), (5, 40, 7, 9)] {
+        for &(t, b, d, h) in &[
+            (1, 37, 5, 20),
+            (1, 1, 3, 70),
+            (1, 70, 33, 16),
+            (5, 40, 7, 9),
+        ] {
             let mut c = case(kind, t, b, d, h, 21);
             c.lens = vec![t; b];
             let (y, hn, cn) = naive(&c);
@@ -402,7 +407,11 @@ fn float32_fast_paths_match_naive() {
             let to64 = |v: Vec<f32>| v.into_iter().map(|q| q as f64).collect::<Vec<_>>();
             let got_y = to64(out.hs.slice(s![1.., .., ..]).iter().copied().collect());
             close(&got_y, y.as_slice().unwrap(), 1e-4);
-            close(&to64(out.h_n.iter().copied().collect()), hn.as_slice().unwrap(), 1e-4);
+            close(
+                &to64(out.h_n.iter().copied().collect()),
+                hn.as_slice().unwrap(),
+                1e-4,
+            );
             if lstm {
                 let cgot = to64(out.c_n.unwrap().iter().copied().collect());
                 close(&cgot, cn.as_slice().unwrap(), 1e-4);
@@ -520,5 +529,95 @@ fn skipping_dx_keeps_the_other_gradients() {
         assert_eq!(all.dw_hh, some.dw_hh);
         assert_eq!(all.db_ih, some.db_ih);
         assert_eq!(all.db_hh, some.db_hh);
+    }
+}
+
+#[test]
+fn cell_backward_matches_sequence_backward_t1() {
+    // Batch sizes: 1, odd (uneven halves), and one more than a sequence chunk.
+    for kind in KINDS {
+        for &b in &[1usize, 5, 17] {
+            let c = case(kind, 1, b, 7, 6, 40 + b as u64);
+            let dh = Array2::from_shape_vec((b, 6), filled(&[b, 6], 90, 1.0)).unwrap();
+            let dc = Array2::from_shape_vec((b, 6), filled(&[b, 6], 91, 1.0)).unwrap();
+            let lstm = kind == CellKind::Lstm;
+            let f = run(&c, false, true);
+            let saved = Saved {
+                hs: f.hs.view(),
+                cs: f.cs.as_ref().map(|a| a.view()),
+                gates: f.gates.as_ref().map(|a| a.view()),
+                hn: f.hn.as_ref().map(|a| a.view()),
+            };
+            let want = backward(
+                kind,
+                c.x.view(),
+                c.w_ih.view(),
+                c.w_hh.view(),
+                None,
+                &saved,
+                None,
+                Some(dh.view()),
+                lstm.then(|| dc.view()),
+                true,
+            )
+            .unwrap();
+            let w = Weights {
+                w_ih: c.w_ih.view(),
+                w_hh: c.w_hh.view(),
+                b_ih: Some(c.b_ih.view()),
+                b_hh: Some(c.b_hh.view()),
+            };
+            let got = cell_backward(
+                kind,
+                c.x.slice(s![0, .., ..]),
+                Some(c.h0.view()),
+                lstm.then(|| c.c0.view()),
+                &w,
+                Some(dh.view()),
+                lstm.then(|| dc.view()),
+                true,
+            )
+            .unwrap();
+            let sl = |a: &Array2<f64>| a.iter().copied().collect::<Vec<_>>();
+            close(
+                got.dx.as_ref().unwrap().as_slice().unwrap(),
+                want.dx.as_ref().unwrap().as_slice().unwrap(),
+                1e-12,
+            );
+            close(&sl(&got.dh0), &sl(&want.dh0), 1e-12);
+            close(&sl(&got.dw_ih), &sl(&want.dw_ih), 1e-12);
+            close(&sl(&got.dw_hh), &sl(&want.dw_hh), 1e-12);
+            close(
+                got.db_ih.as_slice().unwrap(),
+                want.db_ih.as_slice().unwrap(),
+                1e-12,
+            );
+            close(
+                got.db_hh.as_slice().unwrap(),
+                want.db_hh.as_slice().unwrap(),
+                1e-12,
+            );
+            if lstm {
+                close(
+                    &sl(got.dc0.as_ref().unwrap()),
+                    &sl(want.dc0.as_ref().unwrap()),
+                    1e-12,
+                );
+            }
+            // Bad shapes name the argument.
+            let e = cell_backward(
+                kind,
+                c.x.slice(s![0, .., ..]),
+                Some(c.h0.slice(s![.., 1..])),
+                None,
+                &w,
+                None,
+                None,
+                true,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("'h'"), "{e}");
+        }
     }
 }
