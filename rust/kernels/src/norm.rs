@@ -242,32 +242,6 @@ fn row_dx<T: Scalar>(
     }
 }
 
-/// Runs `$body` compiled for the widest SIMD level the CPU has (chosen at run time).
-macro_rules! simd_dispatch {
-    ($name:ident, $body:ident, <$t:ident>, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-        fn $name<$t: Scalar>($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn v4<$t: Scalar>($($arg: $ty),*) -> $ret {
-                    $body::<$t>($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn v3<$t: Scalar>($($arg: $ty),*) -> $ret {
-                    $body::<$t>($($arg),*)
-                }
-                match crate::simd::level() {
-                    // SAFETY: the CPU supports the features these versions were compiled for.
-                    crate::simd::SimdLevel::Avx512 => return unsafe { v4::<$t>($($arg),*) },
-                    crate::simd::SimdLevel::Avx2Fma => return unsafe { v3::<$t>($($arg),*) },
-                    _ => {}
-                }
-            }
-            $body::<$t>($($arg),*)
-        }
-    };
-}
-
 /// Geometry of one call: `n` images, `c` channels, `inner` values per (image, channel).
 #[derive(Debug, Clone, Copy)]
 struct Dims {
@@ -322,6 +296,7 @@ fn expand<T: Scalar>(d: Dims, v: impl Fn(usize) -> T) -> Vec<T> {
 /// Reduction pass of the forward: per-channel sums of `x - k` and `(x - k)^2` over images
 /// `n0..n1` into `out` (zeroed by the caller). `kx` is `k` expanded (short rows) or empty.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // `ch` indexes several per-channel arrays
 fn stats_chunk_impl<T: Scalar>(
     d: Dims,
     x: &[T],
@@ -362,8 +337,7 @@ fn stats_chunk_impl<T: Scalar>(
         }
     }
 }
-simd_dispatch!(stats_chunk, stats_chunk_impl, <T>,
-    (d: Dims, x: &[T], n0: usize, n1: usize, k: &[T], kx: &[T], out: &mut [(f64, f64)]) -> ());
+crate::multiversion!(fn stats_chunk<T: Scalar>(d: Dims, x: &[T], n0: usize, n1: usize, k: &[T], kx: &[T], out: &mut [(f64, f64)]) -> () => stats_chunk_impl);
 
 /// Output pass of the forward over one image: `y = act(x * scale + shift)` per channel
 /// (`sx`/`bx`: the expanded scale and shift for short rows, else empty).
@@ -401,8 +375,7 @@ fn apply_image_impl<T: Scalar>(
         }
     }
 }
-simd_dispatch!(apply_image, apply_image_impl, <T>,
-    (d: Dims, x: &[T], y: &mut [T], scale: &[T], shift: &[T], sx: &[T], bx: &[T], act: NormAct<T>) -> ());
+crate::multiversion!(fn apply_image<T: Scalar>(d: Dims, x: &[T], y: &mut [T], scale: &[T], shift: &[T], sx: &[T], bx: &[T], act: NormAct<T>) -> () => apply_image_impl);
 
 /// Per-channel constants of the backward pass, per channel and (for short rows) expanded.
 struct BwdConst<T> {
@@ -417,6 +390,7 @@ struct BwdConst<T> {
 /// Reduction pass of the backward over images `n0..n1`: per-channel `(sum g', sum g' (x - mean))`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)] // `ch` indexes several per-channel arrays
 fn grad_chunk_impl<T: Scalar>(
     d: Dims,
     g: &[T],
@@ -466,13 +440,13 @@ fn grad_chunk_impl<T: Scalar>(
         }
     }
 }
-simd_dispatch!(grad_chunk, grad_chunk_impl, <T>,
-    (d: Dims, g: &[T], x: &[T], n0: usize, n1: usize, k: &BwdConst<T>, act: NormAct<T>, out: &mut [(f64, f64)]) -> ());
+crate::multiversion!(fn grad_chunk<T: Scalar>(d: Dims, g: &[T], x: &[T], n0: usize, n1: usize, k: &BwdConst<T>, act: NormAct<T>, out: &mut [(f64, f64)]) -> () => grad_chunk_impl);
 
 /// Input-gradient pass over one image: `dx = ga * g' + gb * x + gc` per channel
 /// (`coef` per channel; `cx` the three expanded for short rows, else empty).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)] // `ch` indexes several per-channel arrays
 fn dx_image_impl<T: Scalar>(
     d: Dims,
     g: &[T],
@@ -515,8 +489,7 @@ fn dx_image_impl<T: Scalar>(
         }
     }
 }
-simd_dispatch!(dx_image, dx_image_impl, <T>,
-    (d: Dims, g: &[T], x: &[T], dx: &mut [T], k: &BwdConst<T>, coef: &[[T; 3]], cx: &[Vec<T>; 3], act: NormAct<T>) -> ());
+crate::multiversion!(fn dx_image<T: Scalar>(d: Dims, g: &[T], x: &[T], dx: &mut [T], k: &BwdConst<T>, coef: &[[T; 3]], cx: &[Vec<T>; 3], act: NormAct<T>) -> () => dx_image_impl);
 
 /// Per-channel sums over all images: chunk partials (in parallel) added in chunk order.
 fn reduce_chunks(
@@ -569,6 +542,7 @@ fn check_dims(shape: (usize, usize, usize), len: usize) -> KernelResult<Dims> {
 
 fn check_act<T: Scalar>(act: NormAct<T>) -> KernelResult<()> {
     if let NormAct::Hardtanh(lo, hi) = act {
+        #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN bounds must be rejected too
         if !(lo <= hi) {
             return Err(KernelError::param(format!(
                 "batch_norm: activation bounds must satisfy min <= max, got min={lo:?}, max={hi:?}"

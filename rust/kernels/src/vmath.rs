@@ -333,14 +333,17 @@ pub fn row_exp_inplace<T: Real>(x: &mut [T], m: T) -> T {
 #[macro_export]
 macro_rules! multiversion {
     ($vis:vis fn $name:ident<$T:ident: $bound:path>($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty => $body:ident) => {
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name<$T: $bound>($($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn v512<$T: $bound>($($arg: $ty),*) -> $ret {
                     $body::<$T>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn v256<$T: $bound>($($arg: $ty),*) -> $ret {
                     $body::<$T>($($arg),*)
                 }
