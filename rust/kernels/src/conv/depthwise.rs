@@ -1405,13 +1405,7 @@ mod tests {
         lo: [usize; 2],
         hi: [usize; 2],
     ) -> Geom {
-        let p = ConvParams {
-            stride: [1, s[0], s[1]],
-            dilation: [1, d[0], d[1]],
-            pad_lo: [0, lo[0], lo[1]],
-            pad_hi: [0, hi[0], hi[1]],
-            groups: xs[1],
-        };
+        let p = ConvParams::planar(s, d, lo, hi, xs[1]);
         let g = Geom::new("t", [xs[0], xs[1], 1, xs[2], xs[3]], [xs[1] * m, 1, 1, k[0], k[1]], p).unwrap();
         assert!(g.depthwise());
         g

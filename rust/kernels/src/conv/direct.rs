@@ -1234,13 +1234,7 @@ mod tests {
         lo: [usize; 2],
         hi: [usize; 2],
     ) -> Geom {
-        let p = ConvParams {
-            stride: [1, s[0], s[1]],
-            dilation: [1, d[0], d[1]],
-            pad_lo: [0, lo[0], lo[1]],
-            pad_hi: [0, hi[0], hi[1]],
-            groups: 1,
-        };
+        let p = ConvParams::planar(s, d, lo, hi, 1);
         Geom::new("t", [n, c, 1, h, w], [o, c, 1, k[0], k[1]], p).unwrap()
     }
 

@@ -40,6 +40,18 @@ pub struct ConvParams {
 }
 
 impl ConvParams {
+    /// 2-D parameters (the depth axis has size one): per-axis (H, W) stride, dilation
+    /// and low/high padding.
+    pub fn planar(stride: [usize; 2], dilation: [usize; 2], lo: [usize; 2], hi: [usize; 2], groups: usize) -> Self {
+        ConvParams {
+            stride: [1, stride[0], stride[1]],
+            dilation: [1, dilation[0], dilation[1]],
+            pad_lo: [0, lo[0], lo[1]],
+            pad_hi: [0, hi[0], hi[1]],
+            groups,
+        }
+    }
+
     /// Stride 1, no padding, no dilation, one group.
     pub fn unit() -> Self {
         ConvParams {

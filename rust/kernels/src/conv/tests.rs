@@ -63,13 +63,7 @@ fn dot(a: &Array5<f64>, b: &Array5<f64>) -> f64 {
 
 fn cases() -> Vec<([usize; 5], [usize; 5], ConvParams)> {
     let mut v = Vec::new();
-    let p = |s: usize, d: usize, lo: usize, hi: usize, g: usize| ConvParams {
-        stride: [1, s, s],
-        dilation: [1, d, d],
-        pad_lo: [0, lo, lo],
-        pad_hi: [0, hi, hi],
-        groups: g,
-    };
+    let p = |s: usize, d: usize, lo: usize, hi: usize, g: usize| ConvParams::planar([s; 2], [d; 2], [lo; 2], [hi; 2], g);
     v.push(([2, 3, 1, 7, 6], [4, 3, 1, 3, 3], p(1, 1, 1, 1, 1)));
     v.push(([2, 4, 1, 9, 8], [6, 2, 1, 3, 2], p(2, 1, 1, 2, 2)));
     v.push(([1, 4, 1, 8, 8], [4, 1, 1, 3, 3], p(1, 1, 1, 1, 4))); // depthwise
