@@ -1046,59 +1046,16 @@ mod tests {
     #[test]
     fn bad_arguments_are_errors() {
         let x = vec![0f32; 12];
-        let mut y = vec![0f32; 12];
-        let (mut m, mut is, mut v) = (vec![0f32; 3], vec![0f32; 3], vec![0f32; 3]);
-        let e = batch_norm_forward(
-            &x,
-            (2, 3, 3),
-            None,
-            None,
-            NormStats::Batch,
-            1e-5,
-            NormAct::Identity,
-            &mut y,
-            NormSaved {
-                mean: &mut m,
-                invstd: &mut is,
-                var: &mut v,
-            },
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("'input'"));
-        let w = [1f32; 2];
-        let e = batch_norm_forward(
-            &x,
-            (2, 3, 2),
-            Some(&w),
-            None,
-            NormStats::Batch,
-            1e-5,
-            NormAct::Identity,
-            &mut y,
-            NormSaved {
-                mean: &mut m,
-                invstd: &mut is,
-                var: &mut v,
-            },
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("'weight'"));
-        let e = batch_norm_forward(
-            &x,
-            (2, 3, 2),
-            None,
-            None,
-            NormStats::Batch,
-            1e-5,
-            NormAct::Hardtanh(1.0, 0.0),
-            &mut y,
-            NormSaved {
-                mean: &mut m,
-                invstd: &mut is,
-                var: &mut v,
-            },
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("min <= max"));
+        let err = |dims: (usize, usize, usize), w: Option<&[f32]>, act: NormAct<f32>| {
+            let mut y = vec![0f32; 12];
+            let (mut m, mut is, mut v) = (vec![0f32; 3], vec![0f32; 3], vec![0f32; 3]);
+            let saved = NormSaved { mean: &mut m, invstd: &mut is, var: &mut v };
+            batch_norm_forward(&x, dims, w, None, NormStats::Batch, 1e-5, act, &mut y, saved)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err((2, 3, 3), None, NormAct::Identity).contains("'input'"));
+        assert!(err((2, 3, 2), Some(&[1f32; 2]), NormAct::Identity).contains("'weight'"));
+        assert!(err((2, 3, 2), None, NormAct::Hardtanh(1.0, 0.0)).contains("min <= max"));
     }
 }
