@@ -45,3 +45,30 @@ def test_batch_norm_numpy_peer_matches_oxinet():
     got = (y,) + tuple(F.batch_norm_backward(np.ones_like(y), x, mean, invstd, w, b, training=True))
     for a, e in zip(got, _numpy_batch_norm_step(x, w, b)):
         np.testing.assert_allclose(a, e, atol=1e-10)
+
+
+def test_a_peer_can_run_under_another_interpreter(tmp_path, monkeypatch):
+    import os
+    import stat
+    import sys
+
+    marker = tmp_path / "used"
+    wrapper = tmp_path / "other python"
+    wrapper.write_text(f'#!/bin/sh\necho "$PYTHONPATH" > "{marker}"\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("OXINET_BENCH_PYTHON_NUMPY", f"'{wrapper}'")
+    (row,) = compare([CASE], rounds=1, min_time=0.01, peers={"numpy"})
+    assert row.seconds["numpy"] > 0
+    import oxinet
+
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(oxinet.__file__)))
+    assert marker.read_text().split(os.pathsep)[0].strip() == package_root
+
+
+def test_oxinet_itself_keeps_this_interpreter(monkeypatch):
+    import sys
+
+    from oxinet.benchmarks.harness import interpreter
+
+    monkeypatch.delenv("OXINET_BENCH_PYTHON_OXINET", raising=False)
+    assert interpreter("oxinet") == ([sys.executable], {})

@@ -9,6 +9,12 @@ reports the median of the per-round times. Every process gets the same thread co
 and NumPy's OpenBLAS is told to use its AVX-512 kernels (``OPENBLAS_CORETYPE=SkylakeX``,
 whatever the caller's environment says; ``OXINET_BENCH_OPENBLAS_CORETYPE`` overrides it),
 so no library is timed next to another's spinning thread pool.
+
+A peer may run under another Python: ``OXINET_BENCH_PYTHON_<PEER>`` (e.g.
+``OXINET_BENCH_PYTHON_TORCH``) is a command, split like a shell line, that replaces this
+interpreter for that contender's processes, with the directory holding ``oxinet`` put first
+on its ``PYTHONPATH``. It lets a PyTorch installed elsewhere (a distribution's build in a
+chroot, another venv) be timed in the same alternating run.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import importlib
 import json
 import os
 import pkgutil
+import shlex
 import statistics
 import subprocess
 import sys
@@ -153,11 +160,22 @@ def _env(threads: int) -> dict:
     return env
 
 
+def interpreter(lib: str) -> tuple[list[str], dict]:
+    """The command that starts ``lib``'s timing processes, and the environment entries it
+    needs beyond :func:`_env`: this interpreter, or ``OXINET_BENCH_PYTHON_<LIB>``."""
+    override = os.environ.get(f"OXINET_BENCH_PYTHON_{lib.upper()}", "").strip()
+    if not override:
+        return [sys.executable], {}
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(importlib.import_module("oxinet").__file__)))
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    return shlex.split(override), {"PYTHONPATH": path}
+
+
 def run_one(case_name: str, lib: str, threads: int, min_time: float) -> dict:
     """Time one contender on one case in a fresh process."""
-    cmd = [sys.executable, "-m", "oxinet.benchmarks._worker", case_name, lib, str(threads),
-           str(min_time)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), timeout=900)
+    python, extra_env = interpreter(lib)
+    cmd = python + ["-m", "oxinet.benchmarks._worker", case_name, lib, str(threads), str(min_time)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**_env(threads), **extra_env}, timeout=900)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         return {"status": "error", "why": tail[0]}
