@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oxinet import ops
+from oxinet import _core, ops
 from oxinet.autograd.function import Function
 from oxinet.tensor import Tensor, _plain
 
@@ -89,6 +89,10 @@ def _batched_plan(x, w, b, nd, stride, padding, dilation, groups):
         return None
     if kind == "im2col" and x.shape[1] * kh * kw * x.shape[0] * oh * ow > _IM2COL_MAX_VALUES:
         return None  # the columns of a huge batch: the conv ops tile them instead
+    if kind == "im2col" and _core.conv_uses_dense_path(
+            (x.shape[0], x.shape[1], 1, h, wd), (w.shape[0], w.shape[1], 1, kh, kw), (1,) + s, (1,) + d,
+            (0,) + p, (0,) + p, 1):
+        return None  # planes smaller than the kernel: the conv ops unfold the weights instead
     return kind, (kh, kw), s, p, d, (oh, ow)
 
 

@@ -152,7 +152,23 @@ conv_bindings!(
     col2im_f64
 );
 
+/// Whether conv_forward / conv_input_grad / conv_weight_grad take the dense path for
+/// these shapes (the `nn` layer then leaves the convolution to them).
+#[pyfunction]
+fn conv_uses_dense_path(
+    x_shape: [usize; 5],
+    w_shape: [usize; 5],
+    stride: [usize; 3],
+    dilation: [usize; 3],
+    pad_lo: [usize; 3],
+    pad_hi: [usize; 3],
+    groups: usize,
+) -> bool {
+    conv::uses_dense_path(x_shape, w_shape, params(stride, dilation, pad_lo, pad_hi, groups))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(conv_uses_dense_path, m)?)?;
     m.add_function(wrap_pyfunction!(conv_forward_f32, m)?)?;
     m.add_function(wrap_pyfunction!(conv_forward_f64, m)?)?;
     m.add_function(wrap_pyfunction!(conv_input_grad_f32, m)?)?;

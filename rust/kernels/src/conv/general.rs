@@ -1,5 +1,6 @@
 //! The GEMM paths: forward, input gradient and weight gradient.
 
+use super::dense;
 use super::depthwise;
 use super::direct;
 use super::winograd;
@@ -141,6 +142,11 @@ pub fn conv_forward<T: Scalar>(
     let bias = bias.map(|b| b.to_vec());
     let xs = x.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
+    if dense::applies(&g) {
+        let mut out = zeros5::<T>(shape);
+        dense::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
+        return Ok(out);
+    }
     if direct::forward_applies(&g, std::mem::size_of::<T>()) {
         return Ok(direct::forward_new(&g, xs, ws, bias.as_deref()));
     }
@@ -276,6 +282,10 @@ pub fn conv_input_grad<T: Scalar>(
     let w = w.as_standard_layout();
     let dys_ = dy.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
+    if dense::applies(&g) {
+        dense::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap());
+        return Ok(dx);
+    }
     if g.depthwise() {
         depthwise::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap());
         return Ok(dx);
@@ -402,6 +412,10 @@ pub fn conv_weight_grad<T: Scalar>(
     let x = x.as_standard_layout();
     let dys_ = dy.as_slice().expect("standard layout");
     let xs_ = x.as_slice().expect("standard layout");
+    if dense::applies(&g) {
+        dense::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
+        return Ok(dw);
+    }
     if g.depthwise() {
         depthwise::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
         return Ok(dw);
@@ -415,12 +429,14 @@ pub fn conv_weight_grad<T: Scalar>(
     let ntiles = l.div_ceil(lt);
     let plane = g.in_plane();
     // The GEMM reads the transposed column matrix (im2row) in place but repacks a
-    // row-major one. Repacking pays off only when each element is reused enough and the
-    // patches are long; measured: im2row wins 1.15-1.5x for K <= 150 or og <= 8 (first
-    // layers), im2col + repacking wins 1.1-1.2x for K of 576 and more.
-    let use_rows = g.og <= 8 || k <= 256;
-    // Accumulate the images `n0..n1` into `acc (C_out, K)`.
+    // row-major one, and that repacking is slow when the contraction (positions) is long
+    // and C_out short. Measured (2 threads): im2row wins 1.15-1.5x for K <= 150 or og <= 8
+    // (first layers) and 1.4-1.7x when several small images share a GEMM (N64 C64 8x8:
+    // 2.2 -> 1.6 ms; 8x8 -> 4x4 stride 2: 1.25 -> 0.74 ms); im2col + repacking wins
+    // 1.1-1.2x on large planes with K of 576 and more (C64 56x56 25 vs 32 ms).
     let nb = images_per_block(&g, std::mem::size_of::<T>());
+    let use_rows = g.og <= 8 || k <= 256 || nb > 1;
+    // Accumulate the images `n0..n1` into `acc (C_out, K)`.
     let accumulate = |n0: usize, n1: usize, acc: &mut Array2<T>, buf: &mut Vec<T>, threads: Threads| {
         if nb > 1 {
             let mut b0 = n0;

@@ -14,8 +14,11 @@
 //! - direct ("implicit GEMM") 2-D forward and weight gradient for few taps per output
 //!   (`C_in * kh * kw <= 256`, first layers), no column matrix;
 //! - Winograd F(4x4, 3x3) for 3x3 stride-1 2-D convolutions with enough channels
-//!   (forward and input gradient).
+//!   (forward and input gradient);
+//! - dense: planes smaller than the kernel (3x3 over 2x2 or 1x1) as one product over the
+//!   batch with the weights unfolded into an image-to-image matrix.
 
+mod dense;
 mod depthwise;
 mod direct;
 mod general;
@@ -27,6 +30,13 @@ use crate::gemm::Scalar;
 use ndarray::{Array1, Array5, ArrayView1, ArrayView3, ArrayView5};
 
 pub use general::{conv_forward, conv_input_grad, conv_weight_grad};
+
+/// Whether a convolution of `x (N, C_in, D, H, W)` with `w (C_out, C_in / groups, kd, kh,
+/// kw)` runs through the dense path (forward and both gradients alike); false for
+/// shapes the convolution would reject.
+pub fn uses_dense_path(x: [usize; 5], w: [usize; 5], p: ConvParams) -> bool {
+    Geom::new("conv", x, w, p).is_ok_and(|g| dense::applies(&g))
+}
 pub use im2col::{col2im, im2col};
 
 /// Stride, dilation, padding (low and high side per axis, order D, H, W) and groups.
