@@ -19,6 +19,7 @@ pub mod optim;
 pub mod parallel;
 pub mod pool;
 pub mod rnn;
+mod scratch;
 pub mod simd;
 pub mod softmax;
 pub mod vmath;

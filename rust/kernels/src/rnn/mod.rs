@@ -51,7 +51,6 @@ mod cell;
 mod math;
 mod panel;
 mod rows;
-mod scratch;
 mod seq;
 
 pub use cell::cell_backward;

@@ -3,7 +3,7 @@
 use super::math::RnnFloat;
 use super::panel;
 use super::rows;
-use super::scratch::Scratch;
+use crate::scratch::Scratch;
 use super::{CellKind, Dims, Forward, Grads, Saved, Weights};
 use crate::gemm::{gemm, Threads};
 use crate::parallel;

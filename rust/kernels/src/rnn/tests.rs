@@ -467,9 +467,9 @@ fn recycled_scratch_never_leaks_into_results() {
     }
     fn poison() {
         for n in [1usize << 16, 1 << 18] {
-            let mut a = super::scratch::Scratch::<f64>::take(n);
+            let mut a = crate::scratch::Scratch::<f64>::take(n);
             a.as_mut_slice().fill(f64::NAN);
-            let mut b = super::scratch::Scratch::<f64>::take(n);
+            let mut b = crate::scratch::Scratch::<f64>::take(n);
             b.as_mut_slice().fill(f64::NAN);
         }
     }

@@ -1,17 +1,18 @@
-//! Large scratch buffers of the backward pass (the gate gradients, `(T, B, G*H)`), kept
-//! between calls instead of being freed and faulted in again.
+//! Large scratch buffers kept between calls instead of being freed and faulted in again.
 //!
-//! A training step allocates the gate-gradient buffer (13 MB for LSTM T100 B32 H256) and
-//! frees it before the next step; the allocator often hands such blocks back to the
-//! kernel, so every step paid page faults and the kernel's zeroing of fresh pages for
-//! memory whose contents are overwritten anyway. Here a few buffers are parked in a pool
-//! and reused. Their contents are stale: users must write every element they read.
+//! A training step allocates, say, the recurrent backward's gate-gradient buffer (13 MB
+//! for LSTM T100 B32 H256) or a convolution's unfolded weights (4 MB for C256 over 2x2
+//! planes) and frees it before the next step; the allocator often hands such blocks back
+//! to the kernel, so every step paid page faults and the kernel's zeroing of fresh pages
+//! for memory whose contents are overwritten anyway. Here a few buffers are parked in a
+//! pool and reused. Their contents are stale: users must write every element they read.
 
-use super::math::RnnFloat;
+use crate::gemm::Scalar;
 use std::sync::Mutex;
 
-/// Buffers parked at most (two: the GRU's backward uses two at a time).
-const KEEP: usize = 2;
+/// Buffers parked at most (the GRU's backward uses two at a time; a model mixes several
+/// users).
+const KEEP: usize = 4;
 /// Buffers larger than this are freed, not parked.
 const KEEP_MAX_BYTES: usize = 64 << 20;
 
@@ -24,7 +25,7 @@ pub(crate) struct Scratch<T> {
     _t: std::marker::PhantomData<T>,
 }
 
-impl<T: RnnFloat> Scratch<T> {
+impl<T: Scalar> Scratch<T> {
     pub(crate) fn take(n: usize) -> Self {
         debug_assert!(std::mem::size_of::<T>() <= 8 && 8 % std::mem::size_of::<T>() == 0);
         let words = (n * std::mem::size_of::<T>()).div_ceil(8);
@@ -51,7 +52,7 @@ impl<T: RnnFloat> Scratch<T> {
 
     pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: the buffer holds at least `len * size_of::<T>()` bytes, u64 storage is
-        // aligned for f32 and f64 (the only RnnFloat types), and every bit pattern is a
+        // aligned for f32 and f64 (the only Scalar types), and every bit pattern is a
         // valid value of either.
         unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr().cast::<T>(), self.len) }
     }
