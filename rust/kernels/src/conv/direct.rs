@@ -68,8 +68,13 @@ const STREAM_BYTES: usize = 16 << 20;
 /// Bytes of register-block results gathered before they are written out transposed.
 const TILE_BYTES: usize = 32 << 10;
 
-/// Largest `K = C_in * kh * kw` sent here. Measured crossover: see [`forward_applies`].
-const MAX_K: usize = 256;
+/// Largest `K = C_in * kh * kw` of a forward (or stride-1 input gradient) sent here;
+/// see [`forward_applies`]. Larger ones were not measured.
+const MAX_K: usize = 4608;
+
+/// Largest `K` of a weight gradient sent here (measured crossover, see
+/// [`weight_grad_applies`]).
+const MAX_K_WGRAD: usize = 256;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -113,6 +118,10 @@ fn family(g: &Geom) -> bool {
 /// Shapes Winograd takes stay there (ties or better: N32 C28 28x28 k3 O64 3.8 / 3.7).
 /// float64 (AVX-512 kernel, 8 lanes) gains as well: N256 C6 k5 O16 0.66 / 1.62, N8 C3 224
 /// k7 s2 O64 11.1 / 15.8, N64 C3 64x64 k4 O8 1.46 / 2.41.
+/// Many taps on small planes and stride 2, where im2col's per-image products are short:
+/// N64 C64 8x8 k3 O64 (K = 576) 0.90 / 1.49, N64 C128 4x4 k3 O128 1.00 / 2.29, N64 C512
+/// 4x4 k3 O128 (K = 4608) 4.9 / 6.4, N32 C64 56x56 k3 s2 O128 11.3 / 13.9, N64 C256 8x8
+/// k3 s2 O128 2.65 / 5.3, N8 C64 27x27 k5 O128 6.1 / 7.3.
 pub(crate) fn forward_applies(g: &Geom, elem: usize) -> bool {
     let m = mode();
     if m == Mode::Off || !family(g) || g.pointwise() {
@@ -913,7 +922,52 @@ pub(crate) fn weight_grad_applies(g: &Geom, _elem: usize) -> bool {
     if m == Mode::Auto && level() != SimdLevel::Avx512 {
         return false;
     }
-    g.k_rows() <= MAX_K && g.c_out <= 32
+    g.k_rows() <= MAX_K_WGRAD && g.c_out <= 32
+}
+
+/// The stride-1 input gradient as a forward convolution: `dx = conv(dy, w')` with
+/// `w'[c, o] = w[o, c]` flipped in both spatial axes, dilation kept, and padding
+/// `dilation * (k - 1) - padding` on each side. None outside the family or when that
+/// padding would be negative.
+fn input_grad_geom(g: &Geom) -> Option<Geom> {
+    if !family(g) || g.p.stride != [1, 1, 1] {
+        return None;
+    }
+    let mut p = g.p;
+    for a in 1..3 {
+        let reach = g.p.dilation[a] * (g.kernel[a] - 1);
+        p.pad_lo[a] = reach.checked_sub(g.p.pad_lo[a])?;
+        p.pad_hi[a] = reach.checked_sub(g.p.pad_hi[a])?;
+    }
+    let [_, kh, kw] = g.kernel;
+    let [od, oh, ow] = g.output;
+    let t = Geom::new("conv_backward", [g.n, g.c_out, od, oh, ow], [g.c_in, g.c_out, 1, kh, kw], p).ok()?;
+    (t.output == g.input).then_some(t)
+}
+
+/// Whether the input gradient goes through this path (as [`forward_applies`] on the
+/// equivalent forward convolution). Measured (2 threads, f32, ms direct / col2im +
+/// GEMM): N64 C64 8x8 k3 O64 TODO.
+pub(crate) fn input_grad_applies(g: &Geom, elem: usize) -> bool {
+    input_grad_geom(g).is_some_and(|t| forward_applies(&t, elem)) && !super::winograd::input_grad_applies(g, elem)
+}
+
+/// Input gradient `(N, C_in, 1, H, W)` of a convolution in [`input_grad_applies`].
+pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T]) -> ndarray::Array5<T> {
+    let t = input_grad_geom(g).expect("direct conv: input gradient outside its family");
+    let [_, kh, kw] = g.kernel;
+    let taps = kh * kw;
+    let mut wt = vec![T::zero(); ws.len()];
+    for o in 0..g.c_out {
+        for c in 0..g.c_in {
+            let src = &ws[(o * g.c_in + c) * taps..(o * g.c_in + c + 1) * taps];
+            let dst = &mut wt[(c * g.c_out + o) * taps..(c * g.c_out + o + 1) * taps];
+            for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *s;
+            }
+        }
+    }
+    forward_new(&t, dys, &wt, None)
 }
 
 /// One weight-gradient block: `out[i][j] = sum over rows (dr, xr) in the table, pixels

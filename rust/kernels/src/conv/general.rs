@@ -274,14 +274,17 @@ pub fn conv_input_grad<T: Scalar>(
     let dys = shape5(&dy);
     let g = Geom::with_output(op, input_shape, shape5(&w), [dys[2], dys[3], dys[4]], p)?;
     check_dy(op, dys, g.n, g.c_out)?;
-    let mut dx = zeros5::<T>(input_shape);
-    if dx.is_empty() {
-        return Ok(dx);
+    if input_shape.contains(&0) {
+        return Ok(zeros5::<T>(input_shape));
     }
     let dy = dy.as_standard_layout();
     let w = w.as_standard_layout();
     let dys_ = dy.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
+    if !dense::applies(&g) && direct::input_grad_applies(&g, std::mem::size_of::<T>()) {
+        return Ok(direct::input_grad(&g, dys_, ws));
+    }
+    let mut dx = zeros5::<T>(input_shape);
     if dense::applies(&g) {
         dense::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap());
         return Ok(dx);
