@@ -1,5 +1,5 @@
 """The direct ("implicit GEMM") conv2d paths for few taps per output (2-D, groups 1;
-forward for K = C_in * kh * kw from 32 to 256 or at most 8 output channels, weight
+forward for K = C_in * kh * kw from 32 to 4608 or at most 8 output channels, weight
 gradient for K <= 256 and at most 32 output channels; see conv/direct.rs):
 against float64 NumPy references over shapes that exercise its edges (partial pixel
 blocks, output channels not a multiple of 16 and above 64, padding 0/1/3/'same' with
@@ -165,13 +165,15 @@ DIRECT_CASES = [
     (2, 6, 16, 14, 5, 1, 0),  # conv2d fwd N256 C6 14x14 k5 O16
     (1, 3, 64, 224, 7, 2, 3),  # conv2d fwd N8 C3 224x224 k7 s2 p3 O64
     (2, 3, 8, 64, 4, 1, "same"),  # conv2d fwd N64 C3 64x64 k4 same O8
+    (1, 64, 64, 12, 3, 1, 1),  # many taps (K = 576) on a small plane
+    (1, 32, 16, 12, 3, 1, 1),  # K = 288, a 3x3 Winograd leaves (few tiles)
+    (1, 17, 16, 12, 4, 1, 0),  # K = 272, even kernel
 ]
-# left to im2col / Winograd: few taps and many channels, K > 256, Winograd's 3x3
+# left to im2col: few taps and many channels, more than 128 output channels, K > 4608
 OTHER_CASES = [
     (2, 3, 16, 32, 3, 1, 1),
-    (1, 64, 64, 12, 3, 1, 1),
-    (1, 32, 16, 12, 3, 1, 1),
-    (1, 17, 16, 12, 4, 1, 0),
+    (1, 8, 160, 6, 3, 1, 1),
+    (1, 520, 8, 4, 3, 1, 1),
 ]
 
 

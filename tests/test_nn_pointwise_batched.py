@@ -30,8 +30,9 @@ CASES = [
     (4, 24, 6, 3, 5, True, dict(stride=(1, 1), padding="same")),
     (2, 9, 11, 8, 8, False, dict(padding="valid", dilation=2)),
     (5, 3, 4, 4, 4, True, dict(padding=(0, 0))),
-    # im2col: 3x3 padded (ResNet's 1x1..4x4 stages), strided, dilated, rectangular, 1x1 strided
-    (3, 6, 5, 1, 1, False, dict(padding=1), (3, 3)),
+    # im2col: 3x3 padded (ResNet's 4x4 stage; its 2x2 and 1x1 stages take the ops' dense
+    # path), strided, dilated, rectangular, 1x1 strided
+    (3, 6, 5, 3, 3, False, dict(padding=1), (3, 3)),
     (2, 5, 7, 4, 4, True, dict(padding=1), (3, 3)),
     (4, 3, 4, 8, 8, False, dict(stride=2, padding=1), (3, 3)),
     (2, 4, 3, 7, 9, True, dict(stride=(2, 3), padding=(1, 2), dilation=(2, 1)), (3, 2)),

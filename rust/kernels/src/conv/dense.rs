@@ -16,9 +16,11 @@
 //!
 //! The path is taken only when every output position reads every input position (so
 //! `T` has no structural zeros: a NaN or infinity in `x` reaches exactly the outputs a
-//! direct sum would reach) and `L_in` is at most half the taps. Each product is one
-//! GEMM, whose result does not depend on the thread count. `OXINET_DENSE_CONV=0` turns
-//! the path off.
+//! direct sum would reach) and `L_in` is at most half the taps. Products with padding
+//! are never formed, so the caller sends non-finite weights (forward, input gradient) or
+//! output gradients (weight gradient) to im2col, whose `0 * inf` gives NaN as NumPy's
+//! zero-padded sum does. Each product is one GEMM, whose result does not depend on the
+//! thread count. `OXINET_DENSE_CONV=0` turns the path off.
 
 use super::Geom;
 use crate::gemm::{gemm, Scalar, Threads};

@@ -9,6 +9,7 @@ use super::{check_bias, shape5, zeros5, ConvParams, Geom};
 use crate::error::{KernelError, KernelResult};
 use crate::gemm::{gemm, Scalar, Threads};
 use crate::parallel;
+use crate::scratch::Scratch;
 use ndarray::{s, Array2, Array5, ArrayView1, ArrayView2, ArrayView5, ArrayViewMut2, ShapeBuilder};
 use rayon::prelude::*;
 
@@ -118,6 +119,13 @@ fn gather_dy<T: Scalar>(g: &Geom, dys: &[T], n0: usize, n1: usize, gi: usize, ou
     }
 }
 
+/// The dense and direct input-gradient paths skip products with padding that im2col
+/// forms: an infinite or NaN weight (forward, input gradient) or output gradient (weight
+/// gradient) must take the im2col path, where `0 * inf` gives NaN as in NumPy.
+fn all_finite<T: Scalar>(v: &[T]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
 fn gemm_ok(r: KernelResult<()>) {
     r.expect("conv: internal GEMM shapes are consistent");
 }
@@ -142,7 +150,7 @@ pub fn conv_forward<T: Scalar>(
     let bias = bias.map(|b| b.to_vec());
     let xs = x.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
-    if dense::applies(&g) {
+    if dense::applies(&g) && all_finite(ws) {
         let mut out = zeros5::<T>(shape);
         dense::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
         return Ok(out);
@@ -281,7 +289,7 @@ pub fn conv_input_grad<T: Scalar>(
     let w = w.as_standard_layout();
     let dys_ = dy.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
-    if !dense::applies(&g) && direct::input_grad_applies(&g, std::mem::size_of::<T>()) {
+    if !dense::applies(&g) && direct::input_grad_applies(&g, std::mem::size_of::<T>()) && all_finite(ws) {
         return Ok(direct::input_grad(&g, dys_, ws));
     }
     let mut dx = zeros5::<T>(input_shape);
@@ -415,7 +423,7 @@ pub fn conv_weight_grad<T: Scalar>(
     let x = x.as_standard_layout();
     let dys_ = dy.as_slice().expect("standard layout");
     let xs_ = x.as_slice().expect("standard layout");
-    if dense::applies(&g) {
+    if dense::applies(&g) && all_finite(dys_) {
         dense::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
         return Ok(dw);
     }
@@ -440,7 +448,9 @@ pub fn conv_weight_grad<T: Scalar>(
     let nb = images_per_block(&g, std::mem::size_of::<T>());
     let use_rows = g.og <= 8 || k <= 256 || nb > 1;
     // Accumulate the images `n0..n1` into `acc (C_out, K)`.
-    let accumulate = |n0: usize, n1: usize, acc: &mut Array2<T>, buf: &mut Vec<T>, threads: Threads| {
+    // `buf`: stale scratch; every element read is written first (fill_block, gather_dy,
+    // im2row_tile/im2col_tile write their whole ranges).
+    let accumulate = |n0: usize, n1: usize, acc: &mut Array2<T>, buf: &mut [T], threads: Threads| {
         if nb > 1 {
             let mut b0 = n0;
             while b0 < n1 {
@@ -514,8 +524,8 @@ pub fn conv_weight_grad<T: Scalar>(
     let dw2 = dw.view_mut().into_shape_with_order((g.c_out, k)).expect("contiguous");
     if chunks <= 1 {
         let mut acc = Array2::<T>::zeros((g.c_out, k));
-        let mut buf = vec![T::zero(); buf_len];
-        accumulate(0, g.n, &mut acc, &mut buf, Threads::Auto);
+        let mut buf = Scratch::<T>::take(buf_len);
+        accumulate(0, g.n, &mut acc, buf.as_mut_slice(), Threads::Auto);
         let mut dw2 = dw2;
         dw2.assign(&acc);
     } else {
@@ -527,8 +537,8 @@ pub fn conv_weight_grad<T: Scalar>(
                 .par_iter()
                 .map(|&(n0, n1)| {
                     let mut acc = Array2::<T>::zeros((g.c_out, k));
-                    let mut buf = vec![T::zero(); buf_len];
-                    accumulate(n0, n1, &mut acc, &mut buf, Threads::Single);
+                    let mut buf = Scratch::<T>::take(buf_len);
+                    accumulate(n0, n1, &mut acc, buf.as_mut_slice(), Threads::Single);
                     acc
                 })
                 .collect()
