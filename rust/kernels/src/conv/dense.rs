@@ -10,8 +10,8 @@
 //! position `r` through the kernel tap `tap(q, r)`.
 //!
 //! With `x` and `y` viewed as `(N, C * L)` matrices (their NCHW layout as it is):
-//! `y = x @ T^T + b`, `dx = dy @ T`, and `dT^T = x^T @ dy`, which is folded back onto
-//! the taps for `dw`. That is `C_out * C_in * L_out * L_in` multiply-adds per image
+//! `y = x @ T^T + b`, `dx = dy @ T`, and `dT = dy^T @ x`, which is folded back onto the
+//! taps for `dw`. `T` is the only unfolding built (it reads `w` in order). That is `C_out * C_in * L_out * L_in` multiply-adds per image
 //! against im2col's `C_out * C_in * taps * L_out`.
 //!
 //! The path is taken only when every output position reads every input position (so
@@ -88,23 +88,6 @@ pub(crate) fn applies(g: &Geom) -> bool {
     entries <= MAX_ENTRIES && links(g).len() == lo * li
 }
 
-/// `T^T` into `tt`, shaped (C_in * L_in, C_out * L_out), row-major. Every entry is
-/// written (the links cover every (q, r) pair).
-fn unfold_t<T: Scalar>(g: &Geom, w: &[T], links: &[Link], tt: &mut [T]) {
-    let (li, lo, taps) = (g.in_plane(), g.l(), g.kvol());
-    let cols = g.c_out * lo;
-    parallel::run(tt.len(), || {
-        tt.par_chunks_mut(li * cols).enumerate().for_each(|(c, rows)| {
-            for o in 0..g.c_out {
-                let wo = &w[(o * g.c_in + c) * taps..(o * g.c_in + c + 1) * taps];
-                for l in links {
-                    rows[l.r * cols + o * lo + l.q] = wo[l.tap];
-                }
-            }
-        });
-    });
-}
-
 /// `T` into `t`, shaped (C_out * L_out, C_in * L_in), row-major; every entry written.
 fn unfold<T: Scalar>(g: &Geom, w: &[T], links: &[Link], t: &mut [T]) {
     let (li, lo, taps) = (g.in_plane(), g.l(), g.kvol());
@@ -125,27 +108,47 @@ fn gemm_ok(r: crate::error::KernelResult<()>) {
     r.expect("dense conv: internal GEMM shapes are consistent");
 }
 
-/// `out (N, C_out * L_out) = x (N, C_in * L_in) @ T^T + bias`.
+/// `dst (cols, rows) = src (rows, cols)^T`, both row-major, in 16x16 blocks.
+fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    const B: usize = 16;
+    for r0 in (0..rows).step_by(B) {
+        for c0 in (0..cols).step_by(B) {
+            for r in r0..(r0 + B).min(rows) {
+                for c in c0..(c0 + B).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// `out (N, C_out * L_out) = (T @ x^T)^T + bias`: the product runs with the unfolded
+/// weights as its row-major left operand and `x^T` copied out (small: one value per
+/// input element), a layout the GEMM reads in place; the weights' unfolding then reads
+/// `w` in order.
 pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
     let links = links(g);
     let (li, lo) = (g.in_plane(), g.l());
-    let mut tt = Scratch::<T>::take(g.c_in * li * g.c_out * lo);
-    unfold_t(g, w, &links, tt.as_mut_slice());
-    let beta = match bias {
-        Some(b) => {
-            for row in out.chunks_mut(g.c_out * lo) {
-                for (plane, &bo) in row.chunks_mut(lo).zip(b) {
-                    plane.fill(bo);
-                }
+    let (rows, cols) = (g.c_out * lo, g.c_in * li);
+    let mut t = Scratch::<T>::take(rows * cols);
+    unfold(g, w, &links, t.as_mut_slice());
+    let mut xt = Scratch::<T>::take(cols * g.n);
+    transpose(x, g.n, cols, xt.as_mut_slice());
+    let mut yt = Scratch::<T>::take(rows * g.n);
+    {
+        let tv = ArrayView2::from_shape((rows, cols), t.as_slice()).expect("unfolded shape");
+        let xv = ArrayView2::from_shape((cols, g.n), xt.as_slice()).expect("input shape");
+        let yv = ArrayViewMut2::from_shape((rows, g.n), yt.as_mut_slice()).expect("output shape");
+        gemm_ok(gemm(T::one(), tv, xv, T::zero(), yv, Threads::Auto));
+    }
+    transpose(yt.as_slice(), rows, g.n, out);
+    if let Some(b) = bias {
+        for row in out.chunks_mut(rows) {
+            for (plane, &bo) in row.chunks_mut(lo).zip(b) {
+                plane.iter_mut().for_each(|v| *v = *v + bo);
             }
-            T::one()
         }
-        None => T::zero(),
-    };
-    let xv = ArrayView2::from_shape((g.n, g.c_in * li), x).expect("input shape");
-    let ttv = ArrayView2::from_shape((g.c_in * li, g.c_out * lo), tt.as_slice()).expect("unfolded shape");
-    let yv = ArrayViewMut2::from_shape((g.n, g.c_out * lo), out).expect("output shape");
-    gemm_ok(gemm(T::one(), xv, ttv, beta, yv, Threads::Auto));
+    }
 }
 
 /// `dx (N, C_in * L_in) = dy (N, C_out * L_out) @ T`.
@@ -160,27 +163,27 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
     gemm_ok(gemm(T::one(), dyv, tv, T::zero(), dxv, Threads::Auto));
 }
 
-/// `dw`: `dT^T = x^T @ dy`, (C_in * L_in, C_out * L_out), folded onto the taps (the
+/// `dw`: `dT = dy^T @ x`, (C_out * L_out, C_in * L_in), folded onto the taps (the
 /// links of each tap summed in a fixed order). `dw` must be zero on entry.
 pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dw: &mut [T]) {
     let links = links(g);
     let (li, lo, taps) = (g.in_plane(), g.l(), g.kvol());
-    let cols = g.c_out * lo;
-    let mut dtt = Scratch::<T>::take(g.c_in * li * cols);
+    let (rows, cols) = (g.c_out * lo, g.c_in * li);
+    let mut dt = Scratch::<T>::take(rows * cols);
     {
-        let xt = ArrayView2::from_shape((g.n, g.c_in * li), x).expect("input shape").reversed_axes();
-        let dyv = ArrayView2::from_shape((g.n, cols), dy).expect("gradient shape");
-        let dv = ArrayViewMut2::from_shape((g.c_in * li, cols), dtt.as_mut_slice()).expect("unfolded shape");
-        gemm_ok(gemm(T::one(), xt, dyv, T::zero(), dv, Threads::Auto));
+        let dyt = ArrayView2::from_shape((g.n, rows), dy).expect("gradient shape").reversed_axes();
+        let xv = ArrayView2::from_shape((g.n, cols), x).expect("input shape");
+        let dv = ArrayViewMut2::from_shape((rows, cols), dt.as_mut_slice()).expect("unfolded shape");
+        gemm_ok(gemm(T::one(), dyt, xv, T::zero(), dv, Threads::Auto));
     }
-    let dtt = dtt.as_slice();
+    let dt = dt.as_slice();
     parallel::run(dw.len() * li, || {
         dw.par_chunks_mut(g.c_in * taps).enumerate().for_each(|(o, dwo)| {
+            let block = &dt[o * lo * cols..(o + 1) * lo * cols];
             for c in 0..g.c_in {
-                let rows = &dtt[c * li * cols..(c + 1) * li * cols];
                 let dwc = &mut dwo[c * taps..(c + 1) * taps];
                 for l in &links {
-                    dwc[l.tap] = dwc[l.tap] + rows[l.r * cols + o * lo + l.q];
+                    dwc[l.tap] = dwc[l.tap] + block[l.q * cols + c * li + l.r];
                 }
             }
         });
