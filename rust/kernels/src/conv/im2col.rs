@@ -254,6 +254,9 @@ pub(crate) fn im2col_rows<T: Scalar>(
 /// position's patch contiguous. The weight gradient wants this layout: the GEMM then
 /// reads it in place instead of repacking a row-major column matrix.
 pub(crate) fn im2row_tile<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, rowm: &mut [T]) {
+    if g.kernel[0] == 1 && g.input[0] == 1 && g.output[0] == 1 {
+        return im2row_tile_2d(g, x, l0, l1, rowm);
+    }
     let [_, ih, iw] = g.input;
     let [kd, kh, kw] = g.kernel;
     let ow = g.output[2];
@@ -294,6 +297,70 @@ pub(crate) fn im2row_tile<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, ro
                 }
             }
         }
+    }
+}
+
+/// [`im2row_tile`] for 2-D convolutions. Per output row, the `C * kh` input rows it
+/// reads are copied once into a zero-padded band; each output position's row of the
+/// matrix is then `C * kh` copies of `kw` values from the band, with no bounds tests
+/// (profiled: the general loop's per-segment tests were half the weight gradient of
+/// a C64 8x8 3x3 layer).
+fn im2row_tile_2d<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, rowm: &mut [T]) {
+    let [_, ih, iw] = g.input;
+    let [_, kh, kw] = g.kernel;
+    let ow = g.output[2];
+    let (sh, sw) = (g.p.stride[1], g.p.stride[2]);
+    let (dh, dw) = (g.p.dilation[1], g.p.dilation[2]);
+    let (ph, pw) = (g.p.pad_lo[1], g.p.pad_lo[2]);
+    let k = g.k_rows();
+    let segs = g.cg * kh;
+    // band columns: every padded column an output column of the run can read
+    let wp = (ow - 1) * sw + (kw - 1) * dw + 1;
+    let mut band = vec![T::zero(); segs * wp];
+    for run in runs(g, l0, l1) {
+        for c in 0..g.cg {
+            for ky in 0..kh {
+                let dst = &mut band[(c * kh + ky) * wp..(c * kh + ky + 1) * wp];
+                match (run.y * sh + ky * dh).checked_sub(ph).filter(|&iy| iy < ih) {
+                    None => dst.fill(T::zero()),
+                    Some(iy) => {
+                        let row = &x[(c * ih + iy) * iw..(c * ih + iy + 1) * iw];
+                        let lo = pw.min(wp);
+                        let n = iw.min(wp - lo);
+                        dst[..lo].fill(T::zero());
+                        dst[lo..lo + n].copy_from_slice(&row[..n]);
+                        dst[lo + n..].fill(T::zero());
+                    }
+                }
+            }
+        }
+        for xo in run.x0..run.x1 {
+            let out = &mut rowm[(run.off + xo - run.x0) * k..(run.off + xo - run.x0 + 1) * k];
+            let start = xo * sw;
+            match (kw, dw) {
+                (3, 1) => copy_segments::<T, 3>(out, &band, wp, start),
+                (1, _) => copy_segments::<T, 1>(out, &band, wp, start),
+                (5, 1) => copy_segments::<T, 5>(out, &band, wp, start),
+                (7, 1) => copy_segments::<T, 7>(out, &band, wp, start),
+                _ => {
+                    for (seg, brow) in out.chunks_exact_mut(kw).zip(band.chunks_exact(wp)) {
+                        for (kx, v) in seg.iter_mut().enumerate() {
+                            *v = brow[start + kx * dw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[s * KW + kx] = band[s * wp + start + kx]` for every band row `s`.
+#[inline]
+fn copy_segments<T: Scalar, const KW: usize>(out: &mut [T], band: &[T], wp: usize, start: usize) {
+    for (seg, brow) in out.chunks_exact_mut(KW).zip(band.chunks_exact(wp)) {
+        let src: &[T; KW] = brow[start..start + KW].try_into().expect("band row reaches every column");
+        let dst: &mut [T; KW] = seg.try_into().expect("segment of KW values");
+        *dst = *src;
     }
 }
 
