@@ -22,7 +22,7 @@
 //! zero-padded sum does. Each product is one GEMM, whose result does not depend on the
 //! thread count. `OXINET_DENSE_CONV=0` turns the path off.
 
-use super::Geom;
+use super::{all_finite, Geom};
 use crate::gemm::{gemm, Scalar, Threads};
 use crate::parallel;
 use crate::scratch::Scratch;
@@ -89,19 +89,29 @@ pub(crate) fn applies(g: &Geom) -> bool {
 }
 
 /// `T` into `t`, shaped (C_out * L_out, C_in * L_in), row-major; every entry written.
-fn unfold<T: Scalar>(g: &Geom, w: &[T], links: &[Link], t: &mut [T]) {
+/// Returns whether every weight is finite (checked while each output channel's weights
+/// are in cache; the caller discards `t` otherwise).
+fn unfold<T: Scalar>(g: &Geom, w: &[T], links: &[Link], t: &mut [T]) -> bool {
     let (li, lo, taps) = (g.in_plane(), g.l(), g.kvol());
     let cols = g.c_in * li;
     parallel::run(t.len(), || {
-        t.par_chunks_mut(lo * cols).enumerate().for_each(|(o, rows)| {
-            for c in 0..g.c_in {
-                let wo = &w[(o * g.c_in + c) * taps..(o * g.c_in + c + 1) * taps];
-                for l in links {
-                    rows[l.q * cols + c * li + l.r] = wo[l.tap];
+        t.par_chunks_mut(lo * cols)
+            .enumerate()
+            .map(|(o, rows)| {
+                let wo = &w[o * g.c_in * taps..(o + 1) * g.c_in * taps];
+                if !all_finite(wo) {
+                    return false;
                 }
-            }
-        });
-    });
+                for c in 0..g.c_in {
+                    let wc = &wo[c * taps..(c + 1) * taps];
+                    for l in links {
+                        rows[l.q * cols + c * li + l.r] = wc[l.tap];
+                    }
+                }
+                true
+            })
+            .reduce(|| true, |a, b| a && b)
+    })
 }
 
 fn gemm_ok(r: crate::error::KernelResult<()>) {
@@ -122,16 +132,19 @@ fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
     }
 }
 
-/// `out (N, C_out * L_out) = (T @ x^T)^T + bias`: the product runs with the unfolded
+/// `out (N, C_out * L_out) = (T @ x^T)^T + bias`; false (and `out` unwritten) when a
+/// weight is not finite: the product runs with the unfolded
 /// weights as its row-major left operand and `x^T` copied out (small: one value per
 /// input element), a layout the GEMM reads in place; the weights' unfolding then reads
 /// `w` in order.
-pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) {
+pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
     let links = links(g);
     let (li, lo) = (g.in_plane(), g.l());
     let (rows, cols) = (g.c_out * lo, g.c_in * li);
     let mut t = Scratch::<T>::take(rows * cols);
-    unfold(g, w, &links, t.as_mut_slice());
+    if !unfold(g, w, &links, t.as_mut_slice()) {
+        return false;
+    }
     let mut xt = Scratch::<T>::take(cols * g.n);
     transpose(x, g.n, cols, xt.as_mut_slice());
     let mut yt = Scratch::<T>::take(rows * g.n);
@@ -149,18 +162,23 @@ pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
             }
         }
     }
+    true
 }
 
-/// `dx (N, C_in * L_in) = dy (N, C_out * L_out) @ T`.
-pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) {
+/// `dx (N, C_in * L_in) = dy (N, C_out * L_out) @ T`; false (and `dx` unwritten) when a
+/// weight is not finite.
+pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) -> bool {
     let links = links(g);
     let (li, lo) = (g.in_plane(), g.l());
     let mut t = Scratch::<T>::take(g.c_out * lo * g.c_in * li);
-    unfold(g, w, &links, t.as_mut_slice());
+    if !unfold(g, w, &links, t.as_mut_slice()) {
+        return false;
+    }
     let dyv = ArrayView2::from_shape((g.n, g.c_out * lo), dy).expect("gradient shape");
     let tv = ArrayView2::from_shape((g.c_out * lo, g.c_in * li), t.as_slice()).expect("unfolded shape");
     let dxv = ArrayViewMut2::from_shape((g.n, g.c_in * li), dx).expect("input shape");
     gemm_ok(gemm(T::one(), dyv, tv, T::zero(), dxv, Threads::Auto));
+    true
 }
 
 /// `dw`: `dT = dy^T @ x`, (C_out * L_out, C_in * L_in), folded onto the taps (the
@@ -252,7 +270,7 @@ mod tests {
             let ws = values(w.iter().product(), 2);
             let bias = values(g.c_out, 3);
             let mut y = vec![f64::NAN; g.n * g.c_out * g.l()];
-            forward(&g, &xs, &ws, Some(&bias), &mut y);
+            assert!(forward(&g, &xs, &ws, Some(&bias), &mut y));
             let want = naive(&g, &xs, &ws);
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 let o = (i / g.l()) % g.c_out;
@@ -261,7 +279,7 @@ mod tests {
             // adjoint identities against the direct sum: <dy, conv(x, w)> is linear in x and in w
             let dy = values(y.len(), 4);
             let mut dx = vec![f64::NAN; xs.len()];
-            input_grad(&g, &dy, &ws, &mut dx);
+            assert!(input_grad(&g, &dy, &ws, &mut dx));
             let mut dw = vec![0.0; ws.len()];
             weight_grad(&g, &dy, &xs, &mut dw);
             let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();

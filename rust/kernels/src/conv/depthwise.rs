@@ -2,7 +2,7 @@
 //! loops over rows, vectorised along the width, parallel over (image, channel) planes.
 
 use super::im2col::valid_range;
-use super::Geom;
+use super::{all_finite, Geom};
 use crate::gemm::Scalar;
 use crate::parallel;
 use rayon::prelude::*;
@@ -55,32 +55,6 @@ macro_rules! dispatch {
                 #[target_feature(enable = "avx2,fma")]
                 #[allow(clippy::too_many_arguments)]
                 unsafe fn v3<T: Scalar>($($arg: $ty),*) {
-                    $body::<T, true>($($arg),*)
-                }
-                match crate::simd::level() {
-                    // SAFETY: the CPU supports the features these versions were compiled for.
-                    crate::simd::SimdLevel::Avx512 => return unsafe { v4::<T>($($arg),*) },
-                    crate::simd::SimdLevel::Avx2Fma => return unsafe { v3::<T>($($arg),*) },
-                    _ => {}
-                }
-            }
-            $body::<T, false>($($arg),*)
-        }
-    };
-}
-
-/// Like `dispatch!` for kernels that return a value.
-macro_rules! dispatch_ret {
-    ($name:ident, $body:ident, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
-        fn $name<T: Scalar>($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn v4<T: Scalar>($($arg: $ty),*) -> $ret {
-                    $body::<T, true>($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn v3<T: Scalar>($($arg: $ty),*) -> $ret {
                     $body::<T, true>($($arg),*)
                 }
                 match crate::simd::level() {
@@ -590,20 +564,6 @@ fn flat_taps_blocked_impl<T: Scalar, const FMA: bool>(
 }
 dispatch!(flat_taps_blocked, flat_taps_blocked_impl, (o: &mut [T], src: &[T], offs: &[usize], wk: &[T], init: Option<T>));
 
-/// Whether every value is finite (one vectorised pass: `v * 0` is NaN exactly for Inf/NaN).
-#[inline(always)]
-fn all_finite_impl<T: Scalar, const FMA: bool>(v: &[T]) -> bool {
-    let mut acc = [T::zero(); 16];
-    let chunks = v.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..16 {
-            acc[i] = acc[i] + c[i] * T::zero();
-        }
-    }
-    acc.iter().chain(rest).all(|a| a.is_finite())
-}
-dispatch_ret!(all_finite, all_finite_impl, (v: &[T]) -> bool);
 
 /// Lanes of the weight-gradient dot products.
 const DL: usize = 16;

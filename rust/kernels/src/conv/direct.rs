@@ -948,15 +948,19 @@ fn input_grad_geom(g: &Geom) -> Option<Geom> {
 /// Whether the input gradient goes through this path (as [`forward_applies`] on the
 /// equivalent forward convolution). Measured (2 threads, f32, ms direct / GEMM +
 /// col2im): N64 C64 8x8 k3 O64 0.84 / 1.61, N64 C128 4x4 k3 O128 1.09 / 2.98. The
-/// zero padding of `dy` meets every weight, so the caller keeps non-finite weights on
-/// the col2im path (which never forms those products).
+/// zero padding of `dy` meets every weight, so non-finite weights stay on the col2im
+/// path (which never forms those products).
 pub(crate) fn input_grad_applies(g: &Geom, elem: usize) -> bool {
     input_grad_geom(g).is_some_and(|t| forward_applies(&t, elem)) && !super::winograd::input_grad_applies(g, elem)
 }
 
-/// Input gradient `(N, C_in, 1, H, W)` of a convolution in [`input_grad_applies`].
-pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T]) -> ndarray::Array5<T> {
+/// Input gradient `(N, C_in, 1, H, W)` of a convolution in [`input_grad_applies`]; None
+/// when a weight is not finite (see there).
+pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T]) -> Option<ndarray::Array5<T>> {
     let t = input_grad_geom(g).expect("direct conv: input gradient outside its family");
+    if !super::all_finite(ws) {
+        return None;
+    }
     let [_, kh, kw] = g.kernel;
     let taps = kh * kw;
     let mut wt = vec![T::zero(); ws.len()];
@@ -969,7 +973,7 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dys: &[T], ws: &[T]) -> ndarray::A
             }
         }
     }
-    forward_new(&t, dys, &wt, None)
+    Some(forward_new(&t, dys, &wt, None))
 }
 
 /// One weight-gradient block: `out[i][j] = sum over rows (dr, xr) in the table, pixels

@@ -119,23 +119,6 @@ fn gather_dy<T: Scalar>(g: &Geom, dys: &[T], n0: usize, n1: usize, gi: usize, ou
     }
 }
 
-/// The dense and direct input-gradient paths skip products with padding that im2col
-/// forms: an infinite or NaN weight (forward, input gradient) or output gradient (weight
-/// gradient) must take the im2col path, where `0 * inf` gives NaN as in NumPy.
-fn all_finite<T: Scalar>(v: &[T]) -> bool {
-    // x * 0 is 0 for finite x and NaN for NaN or infinity; 16 independent sums and no
-    // early exit, so the loop vectorises (a weight array is read at memory speed)
-    let mut acc = [T::zero(); 16];
-    let chunks = v.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a = *a + x * T::zero();
-        }
-    }
-    rest.iter().all(|x| x.is_finite()) && acc.iter().all(|&a| a == T::zero())
-}
-
 fn gemm_ok(r: KernelResult<()>) {
     r.expect("conv: internal GEMM shapes are consistent");
 }
@@ -160,10 +143,11 @@ pub fn conv_forward<T: Scalar>(
     let bias = bias.map(|b| b.to_vec());
     let xs = x.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
-    if dense::applies(&g) && all_finite(ws) {
+    if dense::applies(&g) {
         let mut out = zeros5::<T>(shape);
-        dense::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap());
-        return Ok(out);
+        if dense::forward(&g, xs, ws, bias.as_deref(), out.as_slice_mut().unwrap()) {
+            return Ok(out);
+        }
     }
     if direct::forward_applies(&g, std::mem::size_of::<T>()) {
         return Ok(direct::forward_new(&g, xs, ws, bias.as_deref()));
@@ -299,12 +283,13 @@ pub fn conv_input_grad<T: Scalar>(
     let w = w.as_standard_layout();
     let dys_ = dy.as_slice().expect("standard layout");
     let ws = w.as_slice().expect("standard layout");
-    if !dense::applies(&g) && direct::input_grad_applies(&g, std::mem::size_of::<T>()) && all_finite(ws) {
-        return Ok(direct::input_grad(&g, dys_, ws));
+    if !dense::applies(&g) && direct::input_grad_applies(&g, std::mem::size_of::<T>()) {
+        if let Some(dx) = direct::input_grad(&g, dys_, ws) {
+            return Ok(dx);
+        }
     }
     let mut dx = zeros5::<T>(input_shape);
-    if dense::applies(&g) {
-        dense::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap());
+    if dense::applies(&g) && dense::input_grad(&g, dys_, ws, dx.as_slice_mut().unwrap()) {
         return Ok(dx);
     }
     if g.depthwise() {
@@ -433,7 +418,7 @@ pub fn conv_weight_grad<T: Scalar>(
     let x = x.as_standard_layout();
     let dys_ = dy.as_slice().expect("standard layout");
     let xs_ = x.as_slice().expect("standard layout");
-    if dense::applies(&g) && all_finite(dys_) {
+    if dense::applies(&g) && super::all_finite(dys_) {
         dense::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
         return Ok(dw);
     }

@@ -31,6 +31,26 @@ use ndarray::{Array1, Array5, ArrayView1, ArrayView3, ArrayView5};
 
 pub use general::{conv_forward, conv_input_grad, conv_weight_grad};
 
+/// Whether every value is finite. The dense and direct input-gradient paths skip the
+/// products with padding that im2col forms, so an infinite or NaN weight (forward, input
+/// gradient) or output gradient (weight gradient) must take the im2col path, where
+/// `0 * inf` gives NaN as in NumPy; Winograd and depthwise check their transformed values.
+#[inline(always)]
+fn all_finite_body<T: Scalar>(v: &[T]) -> bool {
+    // x * 0 is 0 for finite x and NaN for NaN or infinity; 16 independent sums and no
+    // early exit, so the loop vectorises
+    let mut acc = [T::zero(); 16];
+    let chunks = v.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = *a + x * T::zero();
+        }
+    }
+    rest.iter().all(|x| x.is_finite()) && acc.iter().all(|&a| a == T::zero())
+}
+crate::multiversion!(pub(crate) fn all_finite<T: Scalar>(v: &[T]) -> bool => all_finite_body);
+
 /// Whether a convolution of `x (N, C_in, D, H, W)` with `w (C_out, C_in / groups, kd, kh,
 /// kw)` runs through the dense path (forward and both gradients alike); false for
 /// shapes the convolution would reject.

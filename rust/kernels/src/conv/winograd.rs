@@ -36,7 +36,7 @@
 //! sum; float64 about 1e-14. Tests allow 2e-5 (Rust) / 3e-5 (pytest) for float32.
 
 use super::im2col::SendPtr;
-use super::Geom;
+use super::{all_finite, Geom};
 use crate::gemm::{gemm, Scalar, Threads};
 use crate::parallel;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
@@ -293,20 +293,6 @@ fn conv3x3_with<T: Scalar>(pl: &Plan, x: &[T], w: &[T], bias: Option<&[T]>, out:
     };
     run_blocks(blocks, vlen, mlen, spread && blocks > 1, pl.work(), body);
     !non_finite.load(Ordering::Relaxed)
-}
-
-/// True when no element is Inf or NaN (`v - v` is 0 exactly for finite `v`); sixteen
-/// independent lanes so the loop vectorises.
-#[allow(clippy::eq_op)]
-fn all_finite<T: Scalar>(s: &[T]) -> bool {
-    let mut acc = [T::zero(); 16];
-    let mut chunks = s.chunks_exact(16);
-    for c in &mut chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a = *a + (v - v);
-        }
-    }
-    chunks.remainder().iter().all(|v| v.is_finite()) && acc.iter().all(|&a| a == T::zero())
 }
 
 /// Runs `body(block, scratch)` for every block, spread over the pool or in order.
