@@ -88,10 +88,21 @@ pub(crate) fn applies(g: &Geom) -> bool {
     entries <= MAX_ENTRIES && links(g).len() == lo * li
 }
 
+/// The tap joining output position `q` to input position `r`, at `q * L_in + r` (every
+/// pair has one: [`applies`] demands full connection).
+fn tap_table(g: &Geom) -> Vec<usize> {
+    let li = g.in_plane();
+    let mut table = vec![0; g.l() * li];
+    for l in links(g) {
+        table[l.q * li + l.r] = l.tap;
+    }
+    table
+}
+
 /// `T` into `t`, shaped (C_out * L_out, C_in * L_in), row-major; every entry written.
 /// Returns whether every weight is finite (checked while each output channel's weights
 /// are in cache; the caller discards `t` otherwise).
-fn unfold<T: Scalar>(g: &Geom, w: &[T], links: &[Link], t: &mut [T]) -> bool {
+fn unfold<T: Scalar>(g: &Geom, w: &[T], table: &[usize], t: &mut [T]) -> bool {
     let (li, lo, taps) = (g.in_plane(), g.l(), g.kvol());
     let cols = g.c_in * li;
     parallel::run(t.len(), || {
@@ -102,10 +113,11 @@ fn unfold<T: Scalar>(g: &Geom, w: &[T], links: &[Link], t: &mut [T]) -> bool {
                 if !all_finite(wo) {
                     return false;
                 }
-                for c in 0..g.c_in {
-                    let wc = &wo[c * taps..(c + 1) * taps];
-                    for l in links {
-                        rows[l.q * cols + c * li + l.r] = wc[l.tap];
+                for (row, tq) in rows.chunks_exact_mut(cols).zip(table.chunks_exact(li)) {
+                    for (dst, wc) in row.chunks_exact_mut(li).zip(wo.chunks_exact(taps)) {
+                        for (d, &tap) in dst.iter_mut().zip(tq) {
+                            *d = wc[tap];
+                        }
                     }
                 }
                 true
@@ -138,11 +150,10 @@ fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
 /// input element), a layout the GEMM reads in place; the weights' unfolding then reads
 /// `w` in order.
 pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, out: &mut [T]) -> bool {
-    let links = links(g);
     let (li, lo) = (g.in_plane(), g.l());
     let (rows, cols) = (g.c_out * lo, g.c_in * li);
     let mut t = Scratch::<T>::take(rows * cols);
-    if !unfold(g, w, &links, t.as_mut_slice()) {
+    if !unfold(g, w, &tap_table(g), t.as_mut_slice()) {
         return false;
     }
     let mut xt = Scratch::<T>::take(cols * g.n);
@@ -168,10 +179,9 @@ pub(crate) fn forward<T: Scalar>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
 /// `dx (N, C_in * L_in) = dy (N, C_out * L_out) @ T`; false (and `dx` unwritten) when a
 /// weight is not finite.
 pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) -> bool {
-    let links = links(g);
     let (li, lo) = (g.in_plane(), g.l());
     let mut t = Scratch::<T>::take(g.c_out * lo * g.c_in * li);
-    if !unfold(g, w, &links, t.as_mut_slice()) {
+    if !unfold(g, w, &tap_table(g), t.as_mut_slice()) {
         return false;
     }
     let dyv = ArrayView2::from_shape((g.n, g.c_out * lo), dy).expect("gradient shape");
@@ -184,7 +194,6 @@ pub(crate) fn input_grad<T: Scalar>(g: &Geom, dy: &[T], w: &[T], dx: &mut [T]) -
 /// `dw`: `dT = dy^T @ x`, (C_out * L_out, C_in * L_in), folded onto the taps (the
 /// links of each tap summed in a fixed order). `dw` must be zero on entry.
 pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dw: &mut [T]) {
-    let links = links(g);
     let (li, lo, taps) = (g.in_plane(), g.l(), g.kvol());
     let (rows, cols) = (g.c_out * lo, g.c_in * li);
     let mut dt = Scratch::<T>::take(rows * cols);
@@ -195,13 +204,16 @@ pub(crate) fn weight_grad<T: Scalar>(g: &Geom, dy: &[T], x: &[T], dw: &mut [T]) 
         gemm_ok(gemm(T::one(), dyt, xv, T::zero(), dv, Threads::Auto));
     }
     let dt = dt.as_slice();
+    let table = tap_table(g);
     parallel::run(dw.len() * li, || {
         dw.par_chunks_mut(g.c_in * taps).enumerate().for_each(|(o, dwo)| {
             let block = &dt[o * lo * cols..(o + 1) * lo * cols];
-            for c in 0..g.c_in {
-                let dwc = &mut dwo[c * taps..(c + 1) * taps];
-                for l in &links {
-                    dwc[l.tap] = dwc[l.tap] + block[l.q * cols + c * li + l.r];
+            // q outermost: each tap's sum runs over q in order, the same for any threads
+            for (row, tq) in block.chunks_exact(cols).zip(table.chunks_exact(li)) {
+                for (src, dwc) in row.chunks_exact(li).zip(dwo.chunks_exact_mut(taps)) {
+                    for (&v, &tap) in src.iter().zip(tq) {
+                        dwc[tap] = dwc[tap] + v;
+                    }
                 }
             }
         });
