@@ -78,7 +78,7 @@ def _date_data():
 
 
 @case(f"date-translation attention model train step B{_DB} Tx{_TX} Ty{_TY} Adam", group="textmodels",
-      peers=("torch",), items=_DB, unit="samples")
+      peers=("torch", "torch_mulsum"), items=_DB, unit="samples")
 def date_attention_step(lib):
     x, lengths, y_in, y_out = _date_data()
     if lib == "oxinet":
@@ -99,11 +99,12 @@ def date_attention_step(lib):
             opt.step()
 
         return step
-    if lib == "torch":
+    if lib in ("torch", "torch_mulsum"):
         import torch
         from torch import nn
 
         torch.manual_seed(0)
+        mulsum = lib == "torch_mulsum"
 
         class Torch(nn.Module):  # the same architecture as oxinet.text.seq2seq.AttentionNMT
             def __init__(self, emb=32, enc=64, dec=128, energy=16):
@@ -131,7 +132,10 @@ def date_attention_step(lib):
                 for t in range(y_in.shape[1]):
                     e = self.energy_v(torch.tanh(self.energy_s(h).unsqueeze(1) + pa)).squeeze(-1)
                     alpha = e.masked_fill(mask, -1e9).softmax(-1)
-                    ctx = (alpha.unsqueeze(-1) * a).sum(1)
+                    if mulsum:  # the elementwise formulation, for reference
+                        ctx = (alpha.unsqueeze(-1) * a).sum(1)
+                    else:  # as oxinet's model: a batched product
+                        ctx = (alpha.unsqueeze(1) @ a).squeeze(1)
                     h, c = self.cell(torch.cat([ctx, self.tgt_emb(y_in[:, t])], -1), (h, c))
                     outs.append(self.out(h))
                 return torch.stack(outs, 1)
