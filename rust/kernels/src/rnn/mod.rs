@@ -54,7 +54,7 @@ mod rows;
 mod scratch;
 mod seq;
 
-pub use cell::cell_backward;
+pub use cell::{cell_backward, cell_backward_saved, StepSaved};
 pub use math::RnnFloat;
 
 use crate::error::{KernelError, KernelResult};
