@@ -131,3 +131,27 @@ def test_broadcast_gradients_through_sum_axes(sx, sy):
 
     np.testing.assert_allclose(tx.grad.numpy(), back(g * y, sx), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(ty.grad.numpy(), back(g * x + g, sy), rtol=1e-12, atol=1e-12)
+
+
+def test_large_gradient_sums_in_recycled_memory():
+    """A large intermediate used several times: its gradient sums (first sum in a new,
+    recycled buffer, then in place) equal NumPy's, and leave the addends untouched."""
+    from oxinet.autograd.graph import _add_new
+
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((300, 1000)).astype(np.float32), rng.standard_normal((300, 1000)).astype(np.float32)
+    a0, b0 = a.copy(), b.copy()
+    s = _add_new(a, b)
+    assert s.dtype == np.float32 and s.flags.c_contiguous and s.flags.writeable
+    assert not np.shares_memory(s, a) and not np.shares_memory(s, b)
+    np.testing.assert_array_equal(s, a0 + b0)
+    np.testing.assert_array_equal(a, a0)
+    assert _add_new(a, b[:1]).shape == (300, 1000)  # broadcasting: plain NumPy add
+
+    x = ox.tensor(rng.standard_normal((3, 300, 1000)), dtype=np.float64, requires_grad=True)
+    h = x * 2.0  # an intermediate (not a leaf) used three times
+    w = [rng.standard_normal((1000, 4)) for _ in range(3)]
+    out = sum(((h @ ox.tensor(wi, dtype=np.float64)).sum() for wi in w), ox.tensor(0.0, dtype=np.float64))
+    out.backward()
+    want = 2.0 * np.broadcast_to(sum(wi.sum(1) for wi in w), (3, 300, 1000))
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12)
