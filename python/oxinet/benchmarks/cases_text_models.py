@@ -1,7 +1,13 @@
 """Training throughput of two sequence models of issue 9: the character-level LSTM language
 model (one-hot input, hidden 256, sequences of 100, batch 32) and the date-translation
 attention model (bidirectional LSTM encoder + attention decoder), one optimiser step per
-call, reported in samples/s."""
+call, reported in samples/s.
+
+The date model's torch peer computes the attention context as oxinet's model does, a
+batched product ``(alpha.unsqueeze(1) @ a).squeeze(1)``; ``torch_mulsum`` is the same
+PyTorch model with the elementwise form ``(alpha.unsqueeze(-1) * a).sum(1)``, kept as a
+reference because PyTorch runs that form faster (run it under PyTorch's interpreter with
+``OXINET_BENCH_PYTHON_TORCH_MULSUM``, like ``OXINET_BENCH_PYTHON_TORCH``)."""
 
 from __future__ import annotations
 
