@@ -23,7 +23,7 @@ from oxinet.autograd import graph as _graph
 from oxinet.autograd.graph import run_backward
 from oxinet.ops import activation as _act_ops
 from oxinet.autograd.rules import (  # noqa: F401  (the gradient rules the ops below record)
-    _shape_of, _unbroadcast, _AddB, _SubB, _MulB, _DivB, _PowB, _UnaryB, _MatmulB, _SMALL_GEMM, _mm,
+    _shape_of, _sum_axes, _unbroadcast, _AddB, _SubB, _MulB, _DivB, _PowB, _UnaryB, _MatmulB, _SMALL_GEMM, _mm,
     _expand_to, _SumB, _MeanB, _AmaxB, _IndexReduceB, _VarB, _Norm2B, _LogsumexpB, _SoftmaxB,
     _LogSoftmaxB, _ReshapeB, _PermuteB, _ExpandB, _CastB, _IndexB, _SetItemB, _CatB, _StackB, _PadB,
     _WhereB, _MaxMinB, _FixedB, NegBackward, ExpBackward, LogBackward, Log1pBackward, SqrtBackward,

@@ -116,6 +116,14 @@ class IndexGrad:
         return out
 
 
+def _add_new(a, b):
+    """a + b in a new array; in recycled memory when large and of one shape and dtype
+    (a fresh large buffer pays a page fault per page on its first write)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray and a.shape == b.shape and a.dtype == b.dtype:
+        return np.add(a, b, out=_empty(a.shape, a.dtype))
+    return a + b
+
+
 def _accumulate(prev, g, owned):
     """prev + g, in place when ``prev`` is a buffer the engine created (id in ``owned``)."""
     if type(prev) is MultiGrad:
@@ -128,7 +136,7 @@ def _accumulate(prev, g, owned):
             prev = np.array(prev, dtype=np.result_type(prev.dtype, g.dtype), copy=True)
             owned.add(id(prev))
         else:
-            out = prev + g
+            out = _add_new(prev, g)
             owned.add(id(out))
             return out
     if type(g) is IndexGrad:

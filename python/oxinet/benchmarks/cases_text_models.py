@@ -1,7 +1,13 @@
 """Training throughput of two sequence models of issue 9: the character-level LSTM language
 model (one-hot input, hidden 256, sequences of 100, batch 32) and the date-translation
 attention model (bidirectional LSTM encoder + attention decoder), one optimiser step per
-call, reported in samples/s."""
+call, reported in samples/s.
+
+The date model's torch peer computes the attention context as oxinet's model does, a
+batched product ``(alpha.unsqueeze(1) @ a).squeeze(1)``; ``torch_mulsum`` is the same
+PyTorch model with the elementwise form ``(alpha.unsqueeze(-1) * a).sum(1)``, kept as a
+reference because PyTorch runs that form faster (run it under PyTorch's interpreter with
+``OXINET_BENCH_PYTHON_TORCH_MULSUM``, like ``OXINET_BENCH_PYTHON_TORCH``)."""
 
 from __future__ import annotations
 
@@ -78,7 +84,7 @@ def _date_data():
 
 
 @case(f"date-translation attention model train step B{_DB} Tx{_TX} Ty{_TY} Adam", group="textmodels",
-      peers=("torch",), items=_DB, unit="samples")
+      peers=("torch", "torch_mulsum"), items=_DB, unit="samples")
 def date_attention_step(lib):
     x, lengths, y_in, y_out = _date_data()
     if lib == "oxinet":
@@ -99,11 +105,12 @@ def date_attention_step(lib):
             opt.step()
 
         return step
-    if lib == "torch":
+    if lib in ("torch", "torch_mulsum"):
         import torch
         from torch import nn
 
         torch.manual_seed(0)
+        mulsum = lib == "torch_mulsum"
 
         class Torch(nn.Module):  # the same architecture as oxinet.text.seq2seq.AttentionNMT
             def __init__(self, emb=32, enc=64, dec=128, energy=16):
@@ -131,7 +138,10 @@ def date_attention_step(lib):
                 for t in range(y_in.shape[1]):
                     e = self.energy_v(torch.tanh(self.energy_s(h).unsqueeze(1) + pa)).squeeze(-1)
                     alpha = e.masked_fill(mask, -1e9).softmax(-1)
-                    ctx = (alpha.unsqueeze(-1) * a).sum(1)
+                    if mulsum:  # the elementwise formulation, for reference
+                        ctx = (alpha.unsqueeze(-1) * a).sum(1)
+                    else:  # as oxinet's model: a batched product
+                        ctx = (alpha.unsqueeze(1) @ a).squeeze(1)
                     h, c = self.cell(torch.cat([ctx, self.tgt_emb(y_in[:, t])], -1), (h, c))
                     outs.append(self.out(h))
                 return torch.stack(outs, 1)

@@ -123,26 +123,37 @@ def rnn_stack(mode, input, h0, c0, weights, num_layers=1, bidirectional=False, b
 
 
 class _CellFn(Function):
+    """One cell step; when recorded, the forward keeps the step's gates (ops' CellCache)
+    so that the backward does not recompute the two input products."""
+
     @staticmethod
     def forward(ctx, x, h, c, w_ih, w_hh, b_ih, b_hh, mode, nonlinearity):
-        ctx.save_for_backward(x, h, c, w_ih, w_hh, b_ih, b_hh)
         ctx.mode, ctx.nl = mode, nonlinearity
+        train = any(ctx.needs_input_grad)
         if mode == "LSTM":
-            return ops.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh)
-        if mode == "GRU":
-            return ops.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh)
-        return ops.rnn_cell(x, h, w_ih, w_hh, b_ih, b_hh, nonlinearity)
+            res = ops.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, return_cache=train)
+        elif mode == "GRU":
+            res = ops.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh, return_cache=train)
+        else:
+            res = ops.rnn_cell(x, h, w_ih, w_hh, b_ih, b_hh, nonlinearity, return_cache=train)
+        cache = None
+        if train:
+            res, cache = (res[:-1] if mode == "LSTM" else res[0]), res[-1]
+        ctx.save_for_backward(x, h, c, w_ih, w_hh, b_ih, b_hh, cache)
+        return res
 
     @staticmethod
     def backward(ctx, dh, dc=None):
-        x, h, c, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
+        x, h, c, w_ih, w_hh, b_ih, b_hh, cache = ctx.saved_tensors
         if ctx.mode == "LSTM":
-            dx, dh0, dc0, dwi, dwh, dbi, dbh = ops.lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, b_ih, b_hh)
+            dx, dh0, dc0, dwi, dwh, dbi, dbh = ops.lstm_cell_backward(dh, dc, x, h, c, w_ih, w_hh, b_ih, b_hh,
+                                                                      cache=cache)
         elif ctx.mode == "GRU":
-            dx, dh0, dwi, dwh, dbi, dbh = ops.gru_cell_backward(dh, x, h, w_ih, w_hh, b_ih, b_hh)
+            dx, dh0, dwi, dwh, dbi, dbh = ops.gru_cell_backward(dh, x, h, w_ih, w_hh, b_ih, b_hh, cache=cache)
             dc0 = None
         else:
-            dx, dh0, dwi, dwh, dbi, dbh = ops.rnn_cell_backward(dh, x, h, w_ih, w_hh, b_ih, b_hh, ctx.nl)
+            dx, dh0, dwi, dwh, dbi, dbh = ops.rnn_cell_backward(dh, x, h, w_ih, w_hh, b_ih, b_hh, ctx.nl,
+                                                                cache=cache)
             dc0 = None
         return dx, dh0, dc0, dwi, dwh, dbi, dbh, None, None
 

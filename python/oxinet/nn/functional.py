@@ -16,7 +16,7 @@ from oxinet.autograd.graph import Node
 from oxinet.random import generator
 from oxinet.ops import norm as _norm_ops
 from oxinet.tensor import (
-    ClampBackward, Tensor, _edge, _mm, _node, _plain, _result, _unary, elu as _elu, gelu as _gelu,
+    ClampBackward, Tensor, _edge, _mm, _node, _plain, _result, _sum_axes, _unary, elu as _elu, gelu as _gelu,
     leaky_relu as _leaky_relu, logsigmoid as _logsigmoid, pad as _pad, scale_by_mask, silu as _silu,
     softplus as _softplus, where,
 )
@@ -88,7 +88,7 @@ class _LinearB(Node):
             if ew is not None:
                 gw = _mm(g2.T, x.reshape(-1, w.shape[1]))
             if eb is not None:
-                gb = g2.sum(axis=0)
+                gb = _sum_axes(g2, (0,))
         return gx, gw, gb
 
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from oxinet import _core
-from oxinet.ops._checks import as_float_array, check_out, kernel_for, result_dtype
+from oxinet.ops._checks import as_float_array, check_out, empty, kernel_for, result_dtype
 
 __all__ = [
     "matmul",
@@ -54,7 +54,10 @@ def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
         and a.shape[1] == b.shape[0]
     ):
         # The common 2-D case without the general path's broadcasting bookkeeping.
-        c = np.empty((a.shape[0], b.shape[1]), a.dtype)
+        m, n = a.shape[0], b.shape[1]
+        # large results in recycled memory (no page faults on first write); small ones
+        # skip the extra call
+        c = np.empty((m, n), a.dtype) if m * n < 1 << 18 else empty((m, n), a.dtype)
         if c.size:
             _FAST_DTYPES[a.dtype](a[np.newaxis], b[np.newaxis], c[np.newaxis], 1.0, 0.0)
         return c
@@ -92,7 +95,7 @@ def matmul(a, b, *, out: np.ndarray | None = None) -> np.ndarray:
     if out is not None:
         check_out(out, final_shape, dtype, op, a, b)
     direct = out is not None and out.flags.c_contiguous
-    result = out.reshape(full_shape) if direct else np.empty(full_shape, dtype)
+    result = out.reshape(full_shape) if direct else empty(full_shape, dtype)
     if result.size:
         nb = math.prod(batch)
         if b2.ndim == 2 and a2.ndim > 2:

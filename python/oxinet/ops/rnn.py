@@ -46,6 +46,7 @@ from oxinet.ops._checks import as_float_array, kernel_for, result_dtype
 
 __all__ = [
     "RNNCache",
+    "CellCache",
     "rnn_cell",
     "rnn_cell_backward",
     "gru_cell",
@@ -344,11 +345,36 @@ def _cell_forward(kind, op, x, h, c, w_ih, w_hh, b_ih, b_hh, train):
     if unbatched:
         h_n = h_n[0]
         c_n = None if c_n is None else c_n[0]
+    if cache is not None:
+        # the step's activated gates and the one state its backward needs (see CellCache)
+        if kind == "lstm":
+            gates, state = cache.gates[0], cache.cs[1]
+        elif kind == "gru":
+            gates, state = cache.gates[0], cache.hn[0]
+        else:
+            gates = state = cache.hs[1]
+        cache = CellCache(kind, gates, state)
     return h_n, c_n, cache, unbatched
 
 
-def _cell_backward(kind, op, dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """Recompute the step and differentiate it in one kernel call (no sequence cache)."""
+class CellCache:
+    """What a cell's forward with ``return_cache=True`` keeps for its backward, so that
+    the backward does not recompute the step: the activated gates ``(B, G*H)`` (the
+    output for the Elman cell) and one state ``(B, H)``: ``c'`` (LSTM), ``W_hn h + b_hn``
+    (GRU) or ``h'`` (Elman). Only valid with the same inputs and weights as its forward."""
+
+    __slots__ = ("kind", "gates", "state")
+
+    def __init__(self, kind, gates, state):
+        self.kind, self.gates, self.state = kind, gates, state
+
+    def __repr__(self) -> str:
+        return f"CellCache(kind={self.kind!r}, B={self.gates.shape[0]}, dtype={self.gates.dtype})"
+
+
+def _cell_backward(kind, op, dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih, b_hh, cache=None):
+    """Differentiate one step in one kernel call: from the forward's :class:`CellCache`
+    when given, else recomputing the step."""
     x = as_float_array(x, "x", op)
     if x.ndim not in (1, 2):
         raise ValueError(f"{op}: 'x' must be 1-D (input_size,) or 2-D (batch, input_size), got shape {x.shape}")
@@ -379,10 +405,21 @@ def _cell_backward(kind, op, dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih, b_hh):
             raise ValueError(f"{op}: '{name}' has shape {s.shape} but the new state has shape {state_shape}")
         arrs[name] = s.reshape(b, hsz)
     dtype = result_dtype(x, w_ih, w_hh, *(a for a in (*opt.values(), arrs["h"], arrs["c"]) if a is not None))
+    saved = {}
+    if cache is not None:
+        if not isinstance(cache, CellCache):
+            raise TypeError(f"{op}: 'cache' must be the CellCache of the forward call with return_cache=True, "
+                            f"got {type(cache).__name__}")
+        if cache.kind != kind:
+            raise ValueError(f"{op}: 'cache' comes from a {cache.kind} cell")
+        if cache.gates.dtype != dtype:
+            raise ValueError(f"{op}: 'cache' holds {cache.gates.dtype} but the inputs compute in {dtype}")
+        saved = {"gates": cache.gates, "state": cache.state}
     bwd = kernel_for(dtype, _core.rnn_cell_backward_f32, _core.rnn_cell_backward_f64)
     dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh = bwd(
         kind, _c(x2, dtype), _c(arrs["h"], dtype), _c(arrs["c"], dtype), _c(w_ih, dtype), _c(w_hh, dtype),
         _c(opt["b_ih"], dtype), _c(opt["b_hh"], dtype), _c(arrs["dh_next"], dtype), _c(arrs["dc_next"], dtype),
+        **saved,
     )
     dx = dx[0]
     dh = dh if h is not None else None
@@ -396,52 +433,61 @@ def _cell_backward(kind, op, dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih, b_hh):
     return dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh
 
 
-def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, return_cache=False):
     """One Elman RNN step: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
 
     x: (B, D) or (D,); h: (B, H) or (H,) or None (zeros); w_ih: (H, D); w_hh: (H, H);
-    biases (H,) or None. Returns h' shaped like h.
+    biases (H,) or None. Returns h' shaped like h; with ``return_cache=True`` also the
+    :class:`CellCache` that lets :func:`rnn_cell_backward` skip recomputing the step.
     """
     kind = _kind(nonlinearity, "rnn_cell")
-    return _cell_forward(kind, "rnn_cell", x, h, None, w_ih, w_hh, b_ih, b_hh, False)[0]
+    h_n, _, cache, _ = _cell_forward(kind, "rnn_cell", x, h, None, w_ih, w_hh, b_ih, b_hh, return_cache)
+    return (h_n, cache) if return_cache else h_n
 
 
-def rnn_cell_backward(dh_next, x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+def rnn_cell_backward(dh_next, x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh", *, cache=None):
     """Gradients of :func:`rnn_cell` given ``dh_next`` = dL/dh'.
 
     Returns ``(dx, dh, dw_ih, dw_hh, db_ih, db_hh)`` (None for arguments given as None).
+    ``cache``: the forward's :class:`CellCache` (same arguments), or None to recompute.
     """
     kind = _kind(nonlinearity, "rnn_cell_backward")
     dx, dh, _, dw_ih, dw_hh, db_ih, db_hh = _cell_backward(
-        kind, "rnn_cell_backward", dh_next, None, x, h, None, w_ih, w_hh, b_ih, b_hh)
+        kind, "rnn_cell_backward", dh_next, None, x, h, None, w_ih, w_hh, b_ih, b_hh, cache)
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
-def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
+def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, return_cache=False):
     """One GRU step (PyTorch's r, z, n order). x: (B, D) or (D,); h: (B, H), (H,) or None;
-    w_ih: (3H, D); w_hh: (3H, H); biases (3H,) or None. Returns h'."""
-    return _cell_forward("gru", "gru_cell", x, h, None, w_ih, w_hh, b_ih, b_hh, False)[0]
+    w_ih: (3H, D); w_hh: (3H, H); biases (3H,) or None. Returns h' (and the
+    :class:`CellCache` with ``return_cache=True``)."""
+    h_n, _, cache, _ = _cell_forward("gru", "gru_cell", x, h, None, w_ih, w_hh, b_ih, b_hh, return_cache)
+    return (h_n, cache) if return_cache else h_n
 
 
-def gru_cell_backward(dh_next, x, h, w_ih, w_hh, b_ih=None, b_hh=None):
-    """Gradients of :func:`gru_cell`: ``(dx, dh, dw_ih, dw_hh, db_ih, db_hh)``."""
+def gru_cell_backward(dh_next, x, h, w_ih, w_hh, b_ih=None, b_hh=None, *, cache=None):
+    """Gradients of :func:`gru_cell`: ``(dx, dh, dw_ih, dw_hh, db_ih, db_hh)``; ``cache``
+    as in :func:`rnn_cell_backward`."""
     dx, dh, _, dw_ih, dw_hh, db_ih, db_hh = _cell_backward(
-        "gru", "gru_cell_backward", dh_next, None, x, h, None, w_ih, w_hh, b_ih, b_hh)
+        "gru", "gru_cell_backward", dh_next, None, x, h, None, w_ih, w_hh, b_ih, b_hh, cache)
     return dx, dh, dw_ih, dw_hh, db_ih, db_hh
 
 
-def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, return_cache=False):
     """One LSTM step (gates i, f, g, o). x: (B, D) or (D,); h, c: (B, H), (H,) or None;
-    w_ih: (4H, D); w_hh: (4H, H); biases (4H,) or None. Returns ``(h', c')``."""
-    h_n, c_n, _, _ = _cell_forward("lstm", "lstm_cell", x, h, c, w_ih, w_hh, b_ih, b_hh, False)
-    return h_n, c_n
+    w_ih: (4H, D); w_hh: (4H, H); biases (4H,) or None. Returns ``(h', c')``, plus the
+    :class:`CellCache` for :func:`lstm_cell_backward` with ``return_cache=True``."""
+    h_n, c_n, cache, _ = _cell_forward("lstm", "lstm_cell", x, h, c, w_ih, w_hh, b_ih, b_hh, return_cache)
+    return (h_n, c_n, cache) if return_cache else (h_n, c_n)
 
 
-def lstm_cell_backward(dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+def lstm_cell_backward(dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, *, cache=None):
     """Gradients of :func:`lstm_cell` given dL/dh' and dL/dc' (either may be None).
 
-    Returns ``(dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)``."""
-    return _cell_backward("lstm", "lstm_cell_backward", dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih, b_hh)
+    Returns ``(dx, dh, dc, dw_ih, dw_hh, db_ih, db_hh)``. ``cache``: the forward's
+    :class:`CellCache` (same arguments), which saves recomputing the step; None recomputes."""
+    return _cell_backward("lstm", "lstm_cell_backward", dh_next, dc_next, x, h, c, w_ih, w_hh, b_ih, b_hh,
+                          cache)
 
 
 # ------------------------------------------------------------------------------------

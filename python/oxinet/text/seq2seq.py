@@ -52,7 +52,9 @@ class AttentionNMT(nn.Module):
         """One decoder step: (state, previous tokens (B,)) -> (logits (B, V), state, alpha (B, Tx))."""
         e = self.energy_v((self.energy_s(state["h"]).unsqueeze(1) + state["pa"]).tanh()).squeeze(-1)
         alpha = e.masked_fill(state["mask"], -1e9).softmax(-1)                      # (B, Tx)
-        context = (alpha.unsqueeze(-1) * state["a"]).sum(1)                         # (B, 2Ha)
+        # c<t> = sum_t' alpha<t,t'> a<t'> as a batched (1, Tx) @ (Tx, 2Ha) product: the same
+        # sum without the (B, Tx, 2Ha) products (forward) and their reductions (backward)
+        context = (alpha.unsqueeze(1) @ state["a"]).squeeze(1)                      # (B, 2Ha)
         prev = self.tgt_emb(ox.tensor(np.asarray(y_prev)))
         if not self.feed_previous:  # the course's date exercise: the decoder sees the context only
             prev = prev * 0.0

@@ -150,6 +150,20 @@ fn gemm_unchecked<T: Scalar>(
         }
         return;
     }
+    if k == 1 {
+        if matches!(par, Parallelism::None) || m < 2 {
+            outer_product(alpha, a, b, beta, c);
+        } else {
+            // Large (the caller chose threads): blocks of rows in parallel. Every element
+            // is computed on its own, so the split does not change any bit.
+            let rows = m.div_ceil(16);
+            c.axis_chunks_iter_mut(Axis(0), rows)
+                .into_par_iter()
+                .zip(a.axis_chunks_iter(Axis(0), rows).into_par_iter())
+                .for_each(|(ci, ai)| outer_product(alpha, ai, b, beta, ci));
+        }
+        return;
+    }
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
     let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
@@ -179,6 +193,39 @@ fn gemm_unchecked<T: Scalar>(
             false,
             par,
         );
+    }
+}
+
+/// `c = alpha * a @ b + beta * c` for K = 1 (a rank-1 update), row by row: the gemm
+/// crate's set-up costs more than the product itself here (a batch of 100 outer products
+/// of 30 x 128, as in the backward pass of an attention context). Each
+/// element is `(alpha * a[r]) * b[j]` (plus `beta * c`): one rounding when alpha is 1.
+fn outer_product<T: Scalar>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    mut c: ArrayViewMut2<'_, T>,
+) {
+    let brow = b.row(0);
+    let brow = brow.as_standard_layout();
+    let bs = brow.as_slice().expect("standard layout is contiguous");
+    for (mut crow, &ar) in c.rows_mut().into_iter().zip(a.column(0)) {
+        let s = alpha * ar;
+        match crow.as_slice_mut() {
+            Some(cs) if beta == T::zero() => {
+                cs.iter_mut().zip(bs).for_each(|(o, &v)| *o = s * v);
+            }
+            Some(cs) => {
+                cs.iter_mut().zip(bs).for_each(|(o, &v)| *o = s * v + beta * *o);
+            }
+            None if beta == T::zero() => {
+                crow.iter_mut().zip(bs).for_each(|(o, &v)| *o = s * v);
+            }
+            None => {
+                crow.iter_mut().zip(bs).for_each(|(o, &v)| *o = s * v + beta * *o);
+            }
+        }
     }
 }
 
@@ -380,5 +427,44 @@ mod tests {
         let two = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         two.install(|| gemm_unchecked(1.0, a.view(), b.view(), 0.0, c2.view_mut(), Parallelism::Rayon(3)));
         assert_eq!(c1, c2);
+    }
+
+    #[test]
+    fn outer_products_k1_match_naive() {
+        // alpha/beta, NaN in c with beta = 0, a non-contiguous c, batched, and a product
+        // large enough to split over threads (bitwise equal to the single-thread one).
+        let a = filled(37, 1, 11);
+        let b = filled(1, 45, 12);
+        let c0 = filled(37, 45, 13);
+        for &(alpha, beta) in &[(1.0, 0.0), (2.0, 0.0), (1.0, 1.0), (-0.5, 0.25)] {
+            let mut c = if beta == 0.0 { Array2::from_elem((37, 45), f64::NAN) } else { c0.clone() };
+            gemm(alpha, a.view(), b.view(), beta, c.view_mut(), Threads::Auto).unwrap();
+            let expect = naive(&a, &b) * alpha + &c0 * beta;
+            assert_close(&c, &expect, 1e-15);
+            let mut ct = Array2::from_elem((45, 37), f64::NAN);
+            if beta != 0.0 {
+                ct.assign(&c0.t());
+            }
+            gemm(alpha, a.view(), b.view(), beta, ct.view_mut().reversed_axes(), Threads::Single).unwrap();
+            assert_close(&ct.t().to_owned(), &expect, 1e-15);
+        }
+        let a3 = Array3::from_shape_fn((5, 7, 1), |(i, j, _)| i as f64 - 0.25 * j as f64);
+        let b3 = Array3::from_shape_fn((5, 1, 9), |(i, _, k)| 0.5 * k as f64 - i as f64);
+        let mut c3 = Array3::zeros((5, 7, 9));
+        gemm_batched(1.0, a3.view(), b3.view(), 0.0, c3.view_mut()).unwrap();
+        for i in 0..5 {
+            let ai = a3.index_axis(Axis(0), i).to_owned();
+            let bi = b3.index_axis(Axis(0), i).to_owned();
+            assert_eq!(c3.index_axis(Axis(0), i), naive(&ai, &bi));
+        }
+        let (m, n) = (2900, 2900);
+        let a = filled(m, 1, 14);
+        let b = filled(1, n, 15);
+        let mut c1 = Array2::zeros((m, n));
+        let mut c2 = Array2::zeros((m, n));
+        gemm(1.0, a.view(), b.view(), 0.0, c1.view_mut(), Threads::Auto).unwrap();
+        gemm(1.0, a.view(), b.view(), 0.0, c2.view_mut(), Threads::Single).unwrap();
+        assert_eq!(c1, c2);
+        assert_eq!(c1[[m - 1, n - 1]], a[[m - 1, 0]] * b[[0, n - 1]]);
     }
 }

@@ -158,9 +158,11 @@ macro_rules! cell_bindings {
     ($name:ident, $t:ty) => {
         /// Direct backward of one cell step. Returns (dx (1, B, D) or None, dh, dc or
         /// None, dw_ih, dw_hh, db_ih, db_hh); see oxinet_kernels::rnn::cell_backward.
+        /// With `gates` and `state` (both or neither) the forward's saved step is used
+        /// instead of recomputing it (oxinet_kernels::rnn::cell_backward_saved).
         #[pyfunction]
         #[allow(clippy::too_many_arguments)]
-        #[pyo3(signature = (kind, x, h, c, w_ih, w_hh, b_ih, b_hh, dh_next, dc_next, need_dx=true))]
+        #[pyo3(signature = (kind, x, h, c, w_ih, w_hh, b_ih, b_hh, dh_next, dc_next, need_dx=true, gates=None, state=None))]
         fn $name<'py>(
             py: Python<'py>,
             kind: &str,
@@ -174,8 +176,17 @@ macro_rules! cell_bindings {
             dh_next: Option<PyReadonlyArray2<'py, $t>>,
             dc_next: Option<PyReadonlyArray2<'py, $t>>,
             need_dx: bool,
+            gates: Option<PyReadonlyArray2<'py, $t>>,
+            state: Option<PyReadonlyArray2<'py, $t>>,
         ) -> PyResult<BwdOut<'py, $t>> {
             let kind = kind_of(kind)?;
+            if gates.is_some() != state.is_some() {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "rnn_cell_backward: 'gates' and 'state' must be given together",
+                ));
+            }
+            let gates = gates.as_ref().map(|a| a.as_array());
+            let state = state.as_ref().map(|a| a.as_array());
             let (x, w_ih, w_hh) = (x.as_array(), w_ih.as_array(), w_hh.as_array());
             let h = h.as_ref().map(|a| a.as_array());
             let c = c.as_ref().map(|a| a.as_array());
@@ -190,7 +201,13 @@ macro_rules! cell_bindings {
                     b_ih,
                     b_hh,
                 };
-                rnn::cell_backward(kind, x, h, c, &w, dh_next, dc_next, need_dx)
+                match (gates, state) {
+                    (Some(gates), Some(state)) => {
+                        let saved = rnn::StepSaved { gates, state };
+                        rnn::cell_backward_saved(kind, x, h, c, &w, saved, dh_next, dc_next, need_dx)
+                    }
+                    _ => rnn::cell_backward(kind, x, h, c, &w, dh_next, dc_next, need_dx),
+                }
             })?;
             Ok((
                 g.dx.map(|a| a.into_pyarray(py)),

@@ -21,6 +21,15 @@ def get_total_norm(grads, norm_type=2.0):
         return 0.0
     if norm_type == math.inf:
         return float(max(np.max(np.abs(g)) if g.size else 0.0 for g in grads))
+    if norm_type == 2.0:
+        # sum of squares in float64 as one product-sum pass per gradient (einsum's own
+        # loop, not BLAS: the same bits for any thread count); np.abs(g) ** 2.0 went
+        # through the general float power: 206k float32 gradients 1176 -> 121 us
+        total = 0.0
+        for g in grads:
+            d = g.astype(np.float64).reshape(-1)
+            total += float(np.einsum("i,i->", d, d))
+        return math.sqrt(total)
     return float(sum(float(np.sum(np.abs(g.astype(np.float64)) ** norm_type)) for g in grads) ** (1.0 / norm_type))
 
 

@@ -33,6 +33,16 @@ fn col_sums<T: RnnFloat>(a: ArrayView2<'_, T>) -> Array1<T> {
     s
 }
 
+/// What a training forward of one step keeps for [`cell_backward_saved`]: the activated
+/// gates `(B, G*H)` (LSTM i, f, g, o; GRU r, z, n; Elman the output) and one `(B, H)`
+/// state: the new cell state `c'` (LSTM), `W_hn h + b_hn` (GRU) or the new `h'` (Elman)
+/// — `gates[0]` and `cs[1]` / `hn[0]` / `hs[1]` of a T = 1 [`super::forward`] with `train`.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSaved<'a, T> {
+    pub gates: ArrayView2<'a, T>,
+    pub state: ArrayView2<'a, T>,
+}
+
 /// Gradients of one cell step `(x (B, D), h (B, H), c (B, H))` given `dh_next`, `dc_next`
 /// (`None` for zero; `h`, `c` `None` for zeros). Returns [`Grads`] with `dx` shaped
 /// `(1, B, D)` (or `None` without `need_dx`), `dh0`, `dc0` (LSTM) the gradients of `h`, `c`.
@@ -47,11 +57,60 @@ pub fn cell_backward<T: RnnFloat>(
     dc_next: Option<ArrayView2<'_, T>>,
     need_dx: bool,
 ) -> KernelResult<Grads<T>> {
+    cell_backward_impl(kind, x, h, c, w, None, dh_next, dc_next, need_dx)
+}
+
+/// [`cell_backward`] from the forward's saved gates and state instead of recomputing
+/// the step: the two input products (a third of the arithmetic) and the forward gate
+/// pass are skipped. `saved` must come from the forward of this very step (same `x`,
+/// `h`, `c` and weights); only its shapes can be checked.
+#[allow(clippy::too_many_arguments)]
+pub fn cell_backward_saved<T: RnnFloat>(
+    kind: CellKind,
+    x: ArrayView2<'_, T>,
+    h: Option<ArrayView2<'_, T>>,
+    c: Option<ArrayView2<'_, T>>,
+    w: &Weights<'_, T>,
+    saved: StepSaved<'_, T>,
+    dh_next: Option<ArrayView2<'_, T>>,
+    dc_next: Option<ArrayView2<'_, T>>,
+    need_dx: bool,
+) -> KernelResult<Grads<T>> {
+    cell_backward_impl(kind, x, h, c, w, Some(saved), dh_next, dc_next, need_dx)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cell_backward_impl<T: RnnFloat>(
+    kind: CellKind,
+    x: ArrayView2<'_, T>,
+    h: Option<ArrayView2<'_, T>>,
+    c: Option<ArrayView2<'_, T>>,
+    w: &Weights<'_, T>,
+    saved: Option<StepSaved<'_, T>>,
+    dh_next: Option<ArrayView2<'_, T>>,
+    dc_next: Option<ArrayView2<'_, T>>,
+    need_dx: bool,
+) -> KernelResult<Grads<T>> {
     let op = kind.name();
     let (b, d) = x.dim();
     let dims = check_weights(kind, &[1, b, d], w)?;
     let (hsz, gh) = (dims.h, dims.g * dims.h);
     check_state(op, "h", &h, b, hsz)?;
+    if let Some(sv) = &saved {
+        if sv.gates.dim() != (b, gh) {
+            return Err(crate::error::KernelError::shape(format!(
+                "{op}: saved 'gates' has shape ({}, {}) but must be ({b}, {gh}) (batch, {}*hidden_size)",
+                sv.gates.nrows(),
+                sv.gates.ncols(),
+                dims.g
+            )));
+        }
+        check_state(op, "saved state", &Some(sv.state), b, hsz)?;
+    }
+    // Standard layout, so that every row is one contiguous slice (no copy when it is).
+    let saved_std = saved
+        .as_ref()
+        .map(|sv| (sv.gates.as_standard_layout(), sv.state.as_standard_layout()));
     if kind != CellKind::Lstm && (c.is_some() || dc_next.is_some()) {
         return Err(crate::error::KernelError::param(format!(
             "{op}: 'c' and 'dc_next' are only used by lstm"
@@ -67,9 +126,18 @@ pub fn cell_backward<T: RnnFloat>(
         let one = T::one();
         // Recompute the step's pre-activations: gi = x W_ih^T, ghm = h W_hh^T (+ the
         // summed biases for LSTM and RNN, which the row kernels take as `bias`).
-        let mut gi = Array2::<T>::zeros((b, gh));
-        let mut ghm = if kind == CellKind::Gru {
+        let recompute = saved_std.is_none();
+        // With saved gates: `gi` only holds dG for the Elman cell, `ghm` dG (LSTM) or dGh
+        // (GRU), and nothing needs the biases.
+        let mut gi = Array2::<T>::zeros(if recompute || kind.gates() == 1 {
+            (b, gh)
+        } else {
+            (0, gh)
+        });
+        let mut ghm = if kind == CellKind::Gru || (!recompute && kind == CellKind::Lstm) {
             Array2::<T>::zeros((b, gh))
+        } else if !recompute {
+            Array2::<T>::zeros((0, gh))
         } else {
             let mut m = bias_rows(b, gh, w.b_ih);
             if let Some(bh) = w.b_hh {
@@ -110,8 +178,22 @@ pub fn cell_backward<T: RnnFloat>(
         // two products, then the per-row gate pass.
         let half = b.div_ceil(2);
         let cut = |n: usize| half.min(n);
-        let (gi_a, gi_b) = gi.view_mut().split_at(Axis(0), half);
-        let (gh_a, gh_b) = ghm.view_mut().split_at(Axis(0), half);
+        let (gi_a, gi_b) = {
+            let n = cut(gi.nrows());
+            gi.view_mut().split_at(Axis(0), n)
+        };
+        let (gh_a, gh_b) = {
+            let n = cut(ghm.nrows());
+            ghm.view_mut().split_at(Axis(0), n)
+        };
+        let saved_half = |lo: bool| {
+            saved_std.as_ref().map(|(g, st)| {
+                (
+                    half_rows(Some(g.view()), half, lo).expect("some"),
+                    half_rows(Some(st.view()), half, lo).expect("some"),
+                )
+            })
+        };
         let (dgx_a, dgx_b) = {
             let n = cut(dgx.nrows());
             dgx.view_mut().split_at(Axis(0), n)
@@ -134,7 +216,18 @@ pub fn cell_backward<T: RnnFloat>(
                 dc_next: half_rows(dc_next, half, lo),
             };
             step_rows(
-                kind, w, &rs, beta_h, &gbias, &b_hn, gi_s, gh_s, dgx_s, dc_s, dd_s,
+                kind,
+                w,
+                &rs,
+                saved_half(lo),
+                beta_h,
+                &gbias,
+                &b_hn,
+                gi_s,
+                gh_s,
+                dgx_s,
+                dc_s,
+                dd_s,
             )
         };
         let (ra, rb) = rayon::join(
@@ -213,11 +306,14 @@ struct RowSet<'a, T> {
 /// biases on entry for LSTM and RNN, `beta_h` = 1 then), then per row the forward gate
 /// nonlinearities and the pre-activation gradients. Leaves dG in `gh` (LSTM), in `gi`
 /// (RNN), or dGi in `dgx` and dGh in `gh` (GRU, with `dd` = z * dh); `dc` gets dL/dc.
+/// With `saved` (these rows' activated gates and state, standard layout) the products and
+/// the forward pass are skipped.
 #[allow(clippy::too_many_arguments)]
 fn step_rows<T: RnnFloat>(
     kind: CellKind,
     w: &Weights<'_, T>,
     rs: &RowSet<'_, T>,
+    saved: Option<(ArrayView2<'_, T>, ArrayView2<'_, T>)>,
     beta_h: T,
     gbias: &[T],
     b_hn: &[T],
@@ -233,6 +329,9 @@ fn step_rows<T: RnnFloat>(
         return Ok(());
     }
     let hsz = w.w_hh.ncols();
+    if let Some((sg, ss)) = saved {
+        return saved_rows(kind, rs, sg, ss, gi, ghm, dgx, dc, dd);
+    }
     gemm(one, rs.x, w.w_ih.t(), zero, gi.view_mut(), Threads::Single)?;
     if let Some(h) = rs.h {
         gemm(one, h, w.w_hh.t(), beta_h, ghm.view_mut(), Threads::Single)?;
@@ -288,6 +387,60 @@ fn step_rows<T: RnnFloat>(
                 let bias = ghm.row(r);
                 rows::rnn_fwd_row(g, bias.as_slice().expect("contiguous"), &mut st, relu);
                 rows::rnn_bwd_row(&st, &dh, g, relu);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The per-row gate gradients of [`step_rows`] from saved activated gates `sg` and the
+/// saved state `ss` (standard layout): the backward half of its gate pass, unchanged.
+#[allow(clippy::too_many_arguments)]
+fn saved_rows<T: RnnFloat>(
+    kind: CellKind,
+    rs: &RowSet<'_, T>,
+    sg: ArrayView2<'_, T>,
+    ss: ArrayView2<'_, T>,
+    mut gi: ArrayViewMut2<'_, T>,
+    mut ghm: ArrayViewMut2<'_, T>,
+    mut dgx: ArrayViewMut2<'_, T>,
+    mut dc: ArrayViewMut2<'_, T>,
+    mut dd: ArrayViewMut2<'_, T>,
+) -> KernelResult<()> {
+    let zero = T::zero();
+    let hsz = ss.ncols();
+    let row_of = |a: &Option<ArrayView2<'_, T>>, r: usize, buf: &mut Vec<T>| {
+        buf.clear();
+        match a {
+            Some(a) => buf.extend(a.row(r).iter().copied()),
+            None => buf.extend(std::iter::repeat_n(zero, hsz)),
+        }
+    };
+    let (mut prev, mut dh) = (Vec::new(), Vec::new());
+    for r in 0..rs.x.nrows() {
+        let g = sg.row(r).to_slice().expect("standard layout");
+        let st = ss.row(r).to_slice().expect("standard layout");
+        row_of(&rs.dh, r, &mut dh);
+        match kind {
+            CellKind::Lstm => {
+                row_of(&rs.c, r, &mut prev);
+                let dcr = dc.row_mut(r).into_slice().expect("contiguous");
+                if let Some(a) = &rs.dc_next {
+                    dcr.iter_mut().zip(a.row(r)).for_each(|(o, &v)| *o = v);
+                }
+                let dg = ghm.row_mut(r).into_slice().expect("contiguous");
+                rows::lstm_bwd_row(g, st, &prev, &dh, dcr, dg);
+            }
+            CellKind::Gru => {
+                row_of(&rs.h, r, &mut prev);
+                let dx_r = dgx.row_mut(r).into_slice().expect("contiguous");
+                let hh = ghm.row_mut(r).into_slice().expect("contiguous");
+                let ddr = dd.row_mut(r).into_slice().expect("contiguous");
+                rows::gru_bwd_row(g, st, &prev, &dh, dx_r, hh, ddr);
+            }
+            CellKind::RnnTanh | CellKind::RnnRelu => {
+                let dg = gi.row_mut(r).into_slice().expect("contiguous");
+                rows::rnn_bwd_row(st, &dh, dg, kind == CellKind::RnnRelu);
             }
         }
     }

@@ -621,3 +621,127 @@ fn cell_backward_matches_sequence_backward_t1() {
         }
     }
 }
+
+/// The step's saved gates and state from a T = 1 training forward, as the cell binding
+/// hands them to `cell_backward_saved`.
+fn step_saved(kind: CellKind, f: &Forward<f64>) -> (Array2<f64>, Array2<f64>) {
+    let hs1 = f.hs.slice(s![1, .., ..]).to_owned();
+    match kind {
+        CellKind::Lstm => (
+            f.gates.as_ref().unwrap().slice(s![0, .., ..]).to_owned(),
+            f.cs.as_ref().unwrap().slice(s![1, .., ..]).to_owned(),
+        ),
+        CellKind::Gru => (
+            f.gates.as_ref().unwrap().slice(s![0, .., ..]).to_owned(),
+            f.hn.as_ref().unwrap().slice(s![0, .., ..]).to_owned(),
+        ),
+        _ => (hs1.clone(), hs1),
+    }
+}
+
+#[test]
+fn cell_backward_saved_matches_recomputing() {
+    // Batch 1, odd (uneven halves), larger than a chunk; with and without h, c, dc_next.
+    for kind in KINDS {
+        let lstm = kind == CellKind::Lstm;
+        for &b in &[1usize, 5, 17] {
+            for with_state in [true, false] {
+                let c = case(kind, 1, b, 7, 6, 60 + b as u64);
+                let w = Weights {
+                    w_ih: c.w_ih.view(),
+                    w_hh: c.w_hh.view(),
+                    b_ih: Some(c.b_ih.view()),
+                    b_hh: Some(c.b_hh.view()),
+                };
+                let h = with_state.then(|| c.h0.view());
+                let c0 = (with_state && lstm).then(|| c.c0.view());
+                let f = forward(kind, c.x.view(), h, c0, &w, None, true).unwrap();
+                let (g, st) = step_saved(kind, &f);
+                let dh = Array2::from_shape_vec((b, 6), filled(&[b, 6], 92, 1.0)).unwrap();
+                let dc = Array2::from_shape_vec((b, 6), filled(&[b, 6], 93, 1.0)).unwrap();
+                let dcn = (with_state && lstm).then(|| dc.view());
+                let x = c.x.slice(s![0, .., ..]);
+                for need_dx in [true, false] {
+                    let want =
+                        cell_backward(kind, x, h, c0, &w, Some(dh.view()), dcn, need_dx).unwrap();
+                    let saved = StepSaved {
+                        gates: g.view(),
+                        state: st.view(),
+                    };
+                    let got = cell_backward_saved(
+                        kind,
+                        x,
+                        h,
+                        c0,
+                        &w,
+                        saved,
+                        Some(dh.view()),
+                        dcn,
+                        need_dx,
+                    )
+                    .unwrap();
+                    assert_eq!(got.dx.is_some(), need_dx);
+                    if need_dx {
+                        let (gd, wd) = (got.dx.as_ref().unwrap(), want.dx.as_ref().unwrap());
+                        close(gd.as_slice().unwrap(), wd.as_slice().unwrap(), 1e-12);
+                    }
+                    let sl = |a: &Array2<f64>| a.iter().copied().collect::<Vec<_>>();
+                    close(&sl(&got.dh0), &sl(&want.dh0), 1e-12);
+                    close(&sl(&got.dw_ih), &sl(&want.dw_ih), 1e-12);
+                    close(&sl(&got.dw_hh), &sl(&want.dw_hh), 1e-12);
+                    close(
+                        got.db_ih.as_slice().unwrap(),
+                        want.db_ih.as_slice().unwrap(),
+                        1e-12,
+                    );
+                    close(
+                        got.db_hh.as_slice().unwrap(),
+                        want.db_hh.as_slice().unwrap(),
+                        1e-12,
+                    );
+                    assert_eq!(got.dc0.is_some(), lstm);
+                    if lstm {
+                        close(
+                            &sl(got.dc0.as_ref().unwrap()),
+                            &sl(want.dc0.as_ref().unwrap()),
+                            1e-12,
+                        );
+                    }
+                }
+                // A transposed (non-standard) saved state gives the same result.
+                let st_t = st.t().to_owned();
+                let saved = StepSaved {
+                    gates: g.view(),
+                    state: st_t.t(),
+                };
+                let a = cell_backward_saved(kind, x, h, c0, &w, saved, Some(dh.view()), dcn, true)
+                    .unwrap();
+                let want = cell_backward(kind, x, h, c0, &w, Some(dh.view()), dcn, true).unwrap();
+                close(
+                    a.dh0.as_slice().unwrap(),
+                    want.dh0.as_slice().unwrap(),
+                    1e-12,
+                );
+                // Saved arrays of the wrong shape name what is wrong.
+                let bad_g = Array2::<f64>::zeros((b, g.ncols() + 1));
+                let saved = StepSaved {
+                    gates: bad_g.view(),
+                    state: st.view(),
+                };
+                let e = cell_backward_saved(kind, x, h, c0, &w, saved, None, None, true)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("'gates'"), "{e}");
+                let bad_s = Array2::<f64>::zeros((b + 1, 6));
+                let saved = StepSaved {
+                    gates: g.view(),
+                    state: bad_s.view(),
+                };
+                let e = cell_backward_saved(kind, x, h, c0, &w, saved, None, None, true)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("saved state"), "{e}");
+            }
+        }
+    }
+}
