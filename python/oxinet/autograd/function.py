@@ -23,7 +23,9 @@ arguments as given) and returns an array or a tuple of arrays; ``backward`` rece
 NumPy gradient per output (zeros for outputs that got no gradient) and returns one
 gradient array (or None) per ``forward`` argument. ``ctx.needs_input_grad`` tells which
 arguments need one. ``ctx.mark_non_differentiable(*outputs)`` marks outputs (such as
-argmax indices) that get ``requires_grad=False``.
+argmax indices) that get ``requires_grad=False``. A subclass whose ``backward`` returns
+only newly allocated arrays, none of them returned twice or kept anywhere, may set
+``fresh_grads = True``: leaf gradients are then adopted as ``.grad`` without a copy.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ class FunctionCtx(Node):
     def name(self):
         return f"{self.fn_cls.__name__}Backward"
 
+    @property
+    def fresh_grads(self):
+        return self.fn_cls.fresh_grads
+
     def backward(self, g):
         if isinstance(g, MultiGrad):
             grads = tuple(
@@ -89,6 +95,8 @@ class Function:
     Define ``forward(ctx, *args)`` and ``backward(ctx, *grads)`` as static methods and call
     ``YourFunction.apply(*args)``; see the module documentation.
     """
+
+    fresh_grads = False
 
     @staticmethod
     def forward(ctx, *args, **kwargs):  # pragma: no cover - abstract

@@ -41,6 +41,10 @@ class Node:
 
     __slots__ = ("inputs", "saved", "hooks")
     _is_node = True
+    # True when every array ``backward`` returns is newly allocated and referenced by
+    # nothing else (no input's array, no saved value, no other output): a leaf's first
+    # gradient of a backward pass then becomes its ``.grad`` without a copy
+    fresh_grads = False
 
     def __init__(self, inputs=(), saved=None):
         self.inputs = inputs
@@ -194,8 +198,9 @@ def _call_hooks(hooks, g):
     return g
 
 
-def accumulate_leaf(t, g):
-    """Add ``g`` into the leaf tensor ``t``'s ``.grad`` (created on first use)."""
+def accumulate_leaf(t, g, fresh=False):
+    """Add ``g`` into the leaf tensor ``t``'s ``.grad`` (created on first use). ``fresh``:
+    nothing else holds ``g`` (see ``Node.fresh_grads``), so it may become ``.grad`` itself."""
     data = t._data
     if type(g) is IndexGrad:
         if not t._hooks:
@@ -215,6 +220,10 @@ def accumulate_leaf(t, g):
             ) from None
     grad = t.grad
     if grad is None:
+        if (fresh and type(g) is np.ndarray and g.dtype == data.dtype and g.shape == data.shape
+                and g.flags.c_contiguous and g.flags.writeable):
+            t.grad = _Tensor._make(g)
+            return
         # a private copy (g may be shared with other leaves or the caller), in recycled
         # memory when large: parameter gradients are dropped by zero_grad() every step, so
         # the next step's copies reuse already-mapped pages
@@ -280,6 +289,7 @@ def run_backward(roots, grads, retain_graph: bool, capture=None):
         in_grads = node.backward(g)
         if not retain_graph and node.saved is not None:
             node.saved = FREED
+        fresh = node.fresh_grads
         for e, ig in zip(node.inputs, in_grads):
             if e is None:
                 continue
@@ -292,12 +302,13 @@ def run_backward(roots, grads, retain_graph: bool, capture=None):
                 if d == 0:
                     ready.append(e)
             elif ig is not None:
-                _deliver_leaf(e, ig, capture)
+                # an array handed to two inputs is not fresh for either
+                _deliver_leaf(e, ig, capture, fresh and sum(x is ig for x in in_grads) == 1)
 
 
-def _deliver_leaf(t, g, capture):
+def _deliver_leaf(t, g, capture, fresh=False):
     if capture is None:
-        accumulate_leaf(t, g)
+        accumulate_leaf(t, g, fresh)
     elif id(t) in capture:
         if type(g) is IndexGrad:
             g = g.materialize()

@@ -133,6 +133,8 @@ def _col2im_batched(cols2, shape, k, s, p, d):
 
 
 class _ConvFn(Function):
+    fresh_grads = True  # kernel outputs, swaps and GEMM results, each returned once
+
     @staticmethod
     def forward(ctx, x, w, b, nd, stride, padding, dilation, groups):
         plan = _batched_plan(x, w, b, nd, stride, padding, dilation, groups)

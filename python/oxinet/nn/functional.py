@@ -75,6 +75,7 @@ def _float_check(x, name, op):
 
 class _LinearB(Node):
     __slots__ = ()
+    fresh_grads = True  # GEMM results and a reduction
 
     def backward(self, g):
         ex, ew, eb = self.inputs
@@ -364,6 +365,7 @@ class _BatchNormB(Node):
     """Fused batch norm (+ optional activation): one Rust pass for the three gradients."""
 
     __slots__ = ("training", "act", "bounds")
+    fresh_grads = True  # the kernel's three new outputs
 
     def backward(self, g):
         x, w, b, mean, invstd = self.saved
