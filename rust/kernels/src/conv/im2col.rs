@@ -300,52 +300,50 @@ pub(crate) fn im2row_tile<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, ro
     }
 }
 
-/// [`im2row_tile`] for 2-D convolutions. Per output row, the `C * kh` input rows it
-/// reads are copied once into a zero-padded band; each output position's row of the
-/// matrix is then `C * kh` copies of `kw` values from the band, with no bounds tests
-/// (profiled: the general loop's per-segment tests were half the weight gradient of
-/// a C64 8x8 3x3 layer).
+/// [`im2row_tile`] for 2-D convolutions. The image is copied once into a zero-padded
+/// buffer (one row copy per input row); each output position's row of the matrix is
+/// then `C * kh` copies of `kw` values from it, with no bounds tests (profiled: the
+/// general loop's per-segment tests were half the weight gradient of a C64 8x8 3x3
+/// layer).
 fn im2row_tile_2d<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, rowm: &mut [T]) {
     let [_, ih, iw] = g.input;
     let [_, kh, kw] = g.kernel;
-    let ow = g.output[2];
+    let [_, oh, ow] = g.output;
     let (sh, sw) = (g.p.stride[1], g.p.stride[2]);
     let (dh, dw) = (g.p.dilation[1], g.p.dilation[2]);
     let (ph, pw) = (g.p.pad_lo[1], g.p.pad_lo[2]);
     let k = g.k_rows();
     let segs = g.cg * kh;
-    // band columns: every padded column an output column of the run can read
+    // padded extent: every row and column an output position can read
+    let hp = (oh - 1) * sh + (kh - 1) * dh + 1;
     let wp = (ow - 1) * sw + (kw - 1) * dw + 1;
-    let mut band = vec![T::zero(); segs * wp];
+    let mut padded = vec![T::zero(); g.cg * hp * wp];
+    let (rows_in, cols_in) = (ih.min(hp.saturating_sub(ph)), iw.min(wp.saturating_sub(pw)));
+    for c in 0..g.cg {
+        for iy in 0..rows_in {
+            let dst = &mut padded[(c * hp + ph + iy) * wp + pw..][..cols_in];
+            dst.copy_from_slice(&x[(c * ih + iy) * iw..][..cols_in]);
+        }
+    }
+    let mut offs = vec![0usize; segs];
     for run in runs(g, l0, l1) {
         for c in 0..g.cg {
             for ky in 0..kh {
-                let dst = &mut band[(c * kh + ky) * wp..(c * kh + ky + 1) * wp];
-                match (run.y * sh + ky * dh).checked_sub(ph).filter(|&iy| iy < ih) {
-                    None => dst.fill(T::zero()),
-                    Some(iy) => {
-                        let row = &x[(c * ih + iy) * iw..(c * ih + iy + 1) * iw];
-                        let lo = pw.min(wp);
-                        let n = iw.min(wp - lo);
-                        dst[..lo].fill(T::zero());
-                        dst[lo..lo + n].copy_from_slice(&row[..n]);
-                        dst[lo + n..].fill(T::zero());
-                    }
-                }
+                offs[c * kh + ky] = (c * hp + run.y * sh + ky * dh) * wp;
             }
         }
         for xo in run.x0..run.x1 {
             let out = &mut rowm[(run.off + xo - run.x0) * k..(run.off + xo - run.x0 + 1) * k];
             let start = xo * sw;
             match (kw, dw) {
-                (3, 1) => copy_segments::<T, 3>(out, &band, wp, start),
-                (1, _) => copy_segments::<T, 1>(out, &band, wp, start),
-                (5, 1) => copy_segments::<T, 5>(out, &band, wp, start),
-                (7, 1) => copy_segments::<T, 7>(out, &band, wp, start),
+                (3, 1) => copy_segments::<T, 3>(out, &padded, &offs, start),
+                (1, _) => copy_segments::<T, 1>(out, &padded, &offs, start),
+                (5, 1) => copy_segments::<T, 5>(out, &padded, &offs, start),
+                (7, 1) => copy_segments::<T, 7>(out, &padded, &offs, start),
                 _ => {
-                    for (seg, brow) in out.chunks_exact_mut(kw).zip(band.chunks_exact(wp)) {
+                    for (seg, &off) in out.chunks_exact_mut(kw).zip(&offs) {
                         for (kx, v) in seg.iter_mut().enumerate() {
-                            *v = brow[start + kx * dw];
+                            *v = padded[off + start + kx * dw];
                         }
                     }
                 }
@@ -354,13 +352,13 @@ fn im2row_tile_2d<T: Scalar>(g: &Geom, x: &[T], l0: usize, l1: usize, rowm: &mut
     }
 }
 
-/// `out[s * KW + kx] = band[s * wp + start + kx]` for every band row `s`.
+/// `out[s * KW + kx] = src[offs[s] + start + kx]` for every segment `s`.
 #[inline]
-fn copy_segments<T: Scalar, const KW: usize>(out: &mut [T], band: &[T], wp: usize, start: usize) {
-    for (seg, brow) in out.chunks_exact_mut(KW).zip(band.chunks_exact(wp)) {
-        let src: &[T; KW] = brow[start..start + KW].try_into().expect("band row reaches every column");
-        let dst: &mut [T; KW] = seg.try_into().expect("segment of KW values");
-        *dst = *src;
+fn copy_segments<T: Scalar, const KW: usize>(out: &mut [T], src: &[T], offs: &[usize], start: usize) {
+    for (seg, &off) in out.chunks_exact_mut(KW).zip(offs) {
+        let from: &[T; KW] = src[off + start..off + start + KW].try_into().expect("padded row reaches every column");
+        let to: &mut [T; KW] = seg.try_into().expect("segment of KW values");
+        *to = *from;
     }
 }
 
