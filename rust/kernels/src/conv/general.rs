@@ -10,7 +10,7 @@ use crate::error::{KernelError, KernelResult};
 use crate::gemm::{gemm, Scalar, Threads};
 use crate::parallel;
 use crate::scratch::Scratch;
-use ndarray::{s, Array2, Array5, ArrayView1, ArrayView2, ArrayView5, ArrayViewMut2, ShapeBuilder};
+use ndarray::{s, Array2, Array5, ArrayView1, ArrayView2, ArrayView5, ArrayViewMut2, ArrayViewMut5, ShapeBuilder};
 use rayon::prelude::*;
 
 /// Bytes of column buffer per tile. Measured on Zen 5 (1 MB L2, 32 MB L3): tiles of
@@ -398,6 +398,22 @@ pub fn conv_weight_grad<T: Scalar>(
     kernel: [usize; 3],
     p: ConvParams,
 ) -> KernelResult<Array5<T>> {
+    let (dys, xs) = (shape5(&dy), shape5(&x));
+    let groups = p.groups.max(1);
+    let mut dw = Array5::<T>::zeros([dys[1], xs[1] / groups, kernel[0], kernel[1], kernel[2]]);
+    conv_weight_grad_into(dy, x, kernel, p, dw.view_mut())?;
+    Ok(dw)
+}
+
+/// [`conv_weight_grad`] into a given C-contiguous `dw` of the weight's shape (for
+/// callers that own recycled memory); every element is written.
+pub fn conv_weight_grad_into<T: Scalar>(
+    dy: ArrayView5<'_, T>,
+    x: ArrayView5<'_, T>,
+    kernel: [usize; 3],
+    p: ConvParams,
+    mut dw: ArrayViewMut5<'_, T>,
+) -> KernelResult<()> {
     let op = "conv_backward";
     let dys = shape5(&dy);
     let xs = shape5(&x);
@@ -410,9 +426,16 @@ pub fn conv_weight_grad<T: Scalar>(
     let wshape = [dys[1], xs[1] / p.groups, kernel[0], kernel[1], kernel[2]];
     let g = Geom::with_output(op, xs, wshape, [dys[2], dys[3], dys[4]], p)?;
     check_dy(op, dys, g.n, g.c_out)?;
-    let mut dw = Array5::<T>::zeros(wshape);
+    if dw.shape() != wshape || !dw.is_standard_layout() {
+        return Err(KernelError::shape(format!(
+            "{op}: 'out' has shape {:?} (standard layout: {}), expected a C-contiguous {wshape:?}",
+            dw.shape(),
+            dw.is_standard_layout()
+        )));
+    }
+    dw.fill(T::zero());
     if dw.is_empty() || g.n == 0 || g.l() == 0 {
-        return Ok(dw);
+        return Ok(());
     }
     let dy = dy.as_standard_layout();
     let x = x.as_standard_layout();
@@ -420,15 +443,15 @@ pub fn conv_weight_grad<T: Scalar>(
     let xs_ = x.as_slice().expect("standard layout");
     if dense::applies(&g) && super::all_finite(dys_) {
         dense::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
-        return Ok(dw);
+        return Ok(());
     }
     if g.depthwise() {
         depthwise::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
-        return Ok(dw);
+        return Ok(());
     }
     if direct::weight_grad_applies(&g, std::mem::size_of::<T>()) {
         direct::weight_grad(&g, dys_, xs_, dw.as_slice_mut().unwrap());
-        return Ok(dw);
+        return Ok(());
     }
     let (l, k) = (g.l(), g.k_rows());
     let lt = tile_len(&g, std::mem::size_of::<T>());
@@ -543,5 +566,5 @@ pub fn conv_weight_grad<T: Scalar>(
             dw2.zip_mut_with(part, |a, &b| *a = *a + b);
         }
     }
-    Ok(dw)
+    Ok(())
 }
