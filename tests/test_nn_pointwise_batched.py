@@ -43,7 +43,10 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batched_pointwise_matches_the_conv_ops(case, dtype, monkeypatch):
+@pytest.mark.parametrize("keep_cols", [True, False])
+def test_batched_pointwise_matches_the_conv_ops(case, dtype, keep_cols, monkeypatch):
+    """keep_cols: im2col columns saved for the backward, or rebuilt there from the input."""
+    monkeypatch.setattr(SF, "_KEEP_COLS_BYTES", SF._KEEP_COLS_BYTES if keep_cols else 0)
     n, ci, co, h, wd, bias, kw = case[:7]
     kh, kwd = case[7] if len(case) > 7 else (1, 1)
     rng = np.random.default_rng(1)
@@ -53,8 +56,13 @@ def test_batched_pointwise_matches_the_conv_ops(case, dtype, monkeypatch):
     calls = []
     real = ops.matmul
     monkeypatch.setattr(SF.ops, "matmul", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    im2cols = []
+    real_cols = SF._im2col_batched
+    monkeypatch.setattr(SF, "_im2col_batched", lambda *a: (im2cols.append(1), real_cols(*a))[1])
     y, g, dx, dw, db = _run(x, w, b, **kw)
     assert len(calls) == 3  # forward, input and weight gradients went through the GEMM
+    pointwise = (kh, kwd) == (1, 1) and kw.get("stride", 1) in (1, (1, 1)) and kw.get("padding", 0) in (0, "valid", "same", (0, 0))
+    assert len(im2cols) == (0 if pointwise else 1 if keep_cols else 2)
     ref = ops.conv2d(x, w, b, **{k: v for k, v in kw.items()})
     rdx, rdw, rdb = ops.conv2d_backward(g, x, w, **{k: v for k, v in kw.items()},
                                         needs=("input", "weight", "bias") if bias else ("input", "weight"))
