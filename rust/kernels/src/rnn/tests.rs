@@ -129,6 +129,24 @@ fn close(a: &[f64], b: &[f64], tol: f64) {
     }
 }
 
+/// Every gradient of two cell backwards agrees to `tol` (dx and dc0 where both have one).
+fn grads_close(got: &super::Grads<f64>, want: &super::Grads<f64>, tol: f64) {
+    let sl = |a: &Array2<f64>| a.iter().copied().collect::<Vec<_>>();
+    assert_eq!(got.dx.is_some(), want.dx.is_some());
+    if let (Some(g), Some(w)) = (&got.dx, &want.dx) {
+        close(&g.iter().copied().collect::<Vec<_>>(), &w.iter().copied().collect::<Vec<_>>(), tol);
+    }
+    for (g, w) in [(&got.dh0, &want.dh0), (&got.dw_ih, &want.dw_ih), (&got.dw_hh, &want.dw_hh)] {
+        close(&sl(g), &sl(w), tol);
+    }
+    close(got.db_ih.as_slice().unwrap(), want.db_ih.as_slice().unwrap(), tol);
+    close(got.db_hh.as_slice().unwrap(), want.db_hh.as_slice().unwrap(), tol);
+    assert_eq!(got.dc0.is_some(), want.dc0.is_some());
+    if let (Some(g), Some(w)) = (&got.dc0, &want.dc0) {
+        close(&sl(g), &sl(w), tol);
+    }
+}
+
 const KINDS: [CellKind; 4] = [
     CellKind::Lstm,
     CellKind::Gru,
@@ -578,32 +596,9 @@ fn cell_backward_matches_sequence_backward_t1() {
                 true,
             )
             .unwrap();
-            let sl = |a: &Array2<f64>| a.iter().copied().collect::<Vec<_>>();
-            close(
-                got.dx.as_ref().unwrap().as_slice().unwrap(),
-                want.dx.as_ref().unwrap().as_slice().unwrap(),
-                1e-12,
-            );
-            close(&sl(&got.dh0), &sl(&want.dh0), 1e-12);
-            close(&sl(&got.dw_ih), &sl(&want.dw_ih), 1e-12);
-            close(&sl(&got.dw_hh), &sl(&want.dw_hh), 1e-12);
-            close(
-                got.db_ih.as_slice().unwrap(),
-                want.db_ih.as_slice().unwrap(),
-                1e-12,
-            );
-            close(
-                got.db_hh.as_slice().unwrap(),
-                want.db_hh.as_slice().unwrap(),
-                1e-12,
-            );
-            if lstm {
-                close(
-                    &sl(got.dc0.as_ref().unwrap()),
-                    &sl(want.dc0.as_ref().unwrap()),
-                    1e-12,
-                );
-            }
+            assert!(got.dx.is_some());
+            assert_eq!(got.dc0.is_some(), lstm);
+            grads_close(&got, &want, 1e-12);
             // Bad shapes name the argument.
             let e = cell_backward(
                 kind,
@@ -681,32 +676,8 @@ fn cell_backward_saved_matches_recomputing() {
                     )
                     .unwrap();
                     assert_eq!(got.dx.is_some(), need_dx);
-                    if need_dx {
-                        let (gd, wd) = (got.dx.as_ref().unwrap(), want.dx.as_ref().unwrap());
-                        close(gd.as_slice().unwrap(), wd.as_slice().unwrap(), 1e-12);
-                    }
-                    let sl = |a: &Array2<f64>| a.iter().copied().collect::<Vec<_>>();
-                    close(&sl(&got.dh0), &sl(&want.dh0), 1e-12);
-                    close(&sl(&got.dw_ih), &sl(&want.dw_ih), 1e-12);
-                    close(&sl(&got.dw_hh), &sl(&want.dw_hh), 1e-12);
-                    close(
-                        got.db_ih.as_slice().unwrap(),
-                        want.db_ih.as_slice().unwrap(),
-                        1e-12,
-                    );
-                    close(
-                        got.db_hh.as_slice().unwrap(),
-                        want.db_hh.as_slice().unwrap(),
-                        1e-12,
-                    );
                     assert_eq!(got.dc0.is_some(), lstm);
-                    if lstm {
-                        close(
-                            &sl(got.dc0.as_ref().unwrap()),
-                            &sl(want.dc0.as_ref().unwrap()),
-                            1e-12,
-                        );
-                    }
+                    grads_close(&got, &want, 1e-12);
                 }
                 // A transposed (non-standard) saved state gives the same result.
                 let st_t = st.t().to_owned();
