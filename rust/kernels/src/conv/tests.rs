@@ -236,3 +236,22 @@ fn image_blocks_im2row_and_depthwise_agree_across_threads_and_with_naive() {
     assert!((lhs - dot(&a.5, &wd)).abs() < 1e-9 * lhs.abs());
     assert!((lhs - dot(&a.4, &x)).abs() < 1e-9 * lhs.abs());
 }
+
+#[test]
+fn weight_grad_into_writes_every_element_and_rejects_a_wrong_out() {
+    let p = ConvParams::planar([1, 1], [1, 1], [1, 1], [1, 1], 1);
+    let x = filled([3, 4, 1, 6, 5], 1);
+    let dy = filled([3, 7, 1, 6, 5], 2);
+    let want = conv_weight_grad(dy.view(), x.view(), [1, 3, 3], p).unwrap();
+    // stale contents (NaN) must not reach the result
+    let mut out = Array5::from_elem([7, 4, 1, 3, 3], f64::NAN);
+    conv_weight_grad_into(dy.view(), x.view(), [1, 3, 3], p, out.view_mut()).unwrap();
+    assert_eq!(out, want);
+    let mut wrong = Array5::<f64>::zeros([7, 4, 1, 3, 2]);
+    let e = conv_weight_grad_into(dy.view(), x.view(), [1, 3, 3], p, wrong.view_mut()).unwrap_err().to_string();
+    assert!(e.contains("'out'") && e.contains("[7, 4, 1, 3, 3]"), "{e}");
+    let mut strided = Array5::<f64>::zeros([7, 4, 1, 3, 6]);
+    let view = strided.slice_mut(ndarray::s![.., .., .., .., ..;2]);
+    let e = conv_weight_grad_into(dy.view(), x.view(), [1, 3, 3], p, view).unwrap_err().to_string();
+    assert!(e.contains("C-contiguous"), "{e}");
+}
