@@ -82,7 +82,8 @@ macro_rules! conv_bindings {
         ) -> PyResult<Bound<'py, PyArray5<$t>>> {
             let p = params(stride, dilation, pad_lo, pad_hi, groups);
             let (dy, x) = (dy.as_array(), x.as_array());
-            let shape = [dy.shape()[1], x.shape()[1] / groups.max(1), kernel[0], kernel[1], kernel[2]];
+            let dims = |a: &[usize]| [a[0], a[1], a[2], a[3], a[4]];
+            let shape = conv::conv_weight_grad_shape(dims(dy.shape()), dims(x.shape()), kernel, groups);
             // Recycled memory: a weight gradient is dropped every step (zero_grad), and a
             // fresh one pays a page fault per page (9 MB for a 512-channel 3x3 layer).
             let dw = crate::recycle::empty::<$t>(py, &shape)?;

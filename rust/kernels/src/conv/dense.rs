@@ -130,18 +130,9 @@ fn gemm_ok(r: crate::error::KernelResult<()>) {
     r.expect("dense conv: internal GEMM shapes are consistent");
 }
 
-/// `dst (cols, rows) = src (rows, cols)^T`, both row-major, in 16x16 blocks.
+/// `dst (cols, rows) = src (rows, cols)^T`, both row-major.
 fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
-    const B: usize = 16;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
-        }
-    }
+    crate::layout::swap_leading_axes(src, (rows, cols, 1), dst).expect("dense conv: transposed shapes are consistent");
 }
 
 /// `out (N, C_out * L_out) = (T @ x^T)^T + bias`; false (and `out` unwritten) when a

@@ -398,11 +398,15 @@ pub fn conv_weight_grad<T: Scalar>(
     kernel: [usize; 3],
     p: ConvParams,
 ) -> KernelResult<Array5<T>> {
-    let (dys, xs) = (shape5(&dy), shape5(&x));
-    let groups = p.groups.max(1);
-    let mut dw = Array5::<T>::zeros([dys[1], xs[1] / groups, kernel[0], kernel[1], kernel[2]]);
+    let mut dw = Array5::<T>::zeros(conv_weight_grad_shape(shape5(&dy), shape5(&x), kernel, p.groups));
     conv_weight_grad_into(dy, x, kernel, p, dw.view_mut())?;
     Ok(dw)
+}
+
+/// The shape of the weight gradient for `dy` and `x` of these shapes: `(C_out, C_in /
+/// groups, kd, kh, kw)` (groups of 0 count as 1 here; the gradient call rejects them).
+pub fn conv_weight_grad_shape(dy: [usize; 5], x: [usize; 5], kernel: [usize; 3], groups: usize) -> [usize; 5] {
+    [dy[1], x[1] / groups.max(1), kernel[0], kernel[1], kernel[2]]
 }
 
 /// [`conv_weight_grad`] into a given C-contiguous `dw` of the weight's shape (for
@@ -423,7 +427,7 @@ pub fn conv_weight_grad_into<T: Scalar>(
             p.groups, xs[1], dys[1]
         )));
     }
-    let wshape = [dys[1], xs[1] / p.groups, kernel[0], kernel[1], kernel[2]];
+    let wshape = conv_weight_grad_shape(dys, xs, kernel, p.groups);
     let g = Geom::with_output(op, xs, wshape, [dys[2], dys[3], dys[4]], p)?;
     check_dy(op, dys, g.n, g.c_out)?;
     if dw.shape() != wshape || !dw.is_standard_layout() {

@@ -29,7 +29,7 @@ use crate::error::{KernelError, KernelResult};
 use crate::gemm::Scalar;
 use ndarray::{Array1, Array5, ArrayView1, ArrayView3, ArrayView5};
 
-pub use general::{conv_forward, conv_input_grad, conv_weight_grad, conv_weight_grad_into};
+pub use general::{conv_forward, conv_input_grad, conv_weight_grad, conv_weight_grad_into, conv_weight_grad_shape};
 
 /// Whether every value is finite. The dense and direct input-gradient paths skip the
 /// products with padding that im2col forms, so an infinite or NaN weight (forward, input
